@@ -1,0 +1,283 @@
+//! The sans-IO WebSocket state machine (RFC 6455 §5-§7), after the opening
+//! handshake.
+//!
+//! [`Protocol`] never touches a socket or a clock. A driver:
+//! 1. reads bytes from the transport into [`Protocol::read_buf`] (or passes
+//!    them to [`Protocol::receive`]), or reports the end of the stream with
+//!    [`Protocol::receive_eof`];
+//! 2. calls [`Protocol::poll_message`] until it returns `Ok(None)` ("need more
+//!    data" is a normal result);
+//! 3. writes [`Protocol::output`] to the transport (pongs, close replies and
+//!    everything the application sent are queued there);
+//! 4. asks [`Protocol::poll_timeout`] when to wake up and calls
+//!    [`Protocol::handle_timeout`] then;
+//! 5. closes the transport when [`Protocol::should_close_transport`] says so.
+//!
+//! Every method is synchronous and keeps its state between calls, so a
+//! driver's futures can be dropped at any await point without losing data.
+
+mod config;
+mod error;
+mod output;
+mod recv;
+mod send;
+mod timers;
+
+pub use config::{Config, Role};
+pub use error::ProtocolError;
+pub use output::Output;
+pub use send::PreparedFrame;
+
+use crate::close::CloseFrame;
+use crate::extension::Extension;
+use crate::frame::FrameHeader;
+use crate::message::DataKind;
+use crate::utf8::Utf8Validator;
+use bytes::BytesMut;
+use std::time::Instant;
+use timers::Timers;
+
+/// Where the connection is in its life (RFC 6455 §4.1, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (§7.1.2). Messages
+    /// still arrive; nothing more may be sent.
+    Closing,
+    /// Both close frames were exchanged, or the connection failed.
+    Closed,
+}
+
+/// One WebSocket connection's protocol state: frames in, messages out;
+/// messages in, frames out.
+pub struct Protocol {
+    role: Role,
+    config: Config,
+    state: State,
+    /// Received bytes not yet consumed. While a frame's payload is being
+    /// received, it starts at the payload's first unconsumed byte.
+    read: BytesMut,
+    reading: Reading,
+    /// The data message being received.
+    incoming: Option<Incoming>,
+    out: Output,
+    extension: Option<Box<dyn Extension>>,
+    /// Kind of the fragmented message being sent, if one is open.
+    sending: Option<DataKind>,
+    close_sent: bool,
+    close_received: Option<Option<CloseFrame>>,
+    /// The peer's end of stream was seen.
+    eof: bool,
+    /// The connection failed (peer violation, reset or timeout).
+    failed: bool,
+    /// An error to report from the next `poll_message`.
+    pending_error: Option<ProtocolError>,
+    timers: Timers,
+}
+
+/// Progress through the current frame.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// Waiting for a complete frame header.
+    Header,
+    /// The header was consumed; its payload is arriving.
+    Payload {
+        hdr: FrameHeader,
+        /// Payload length.
+        len: usize,
+        /// Payload bytes already handed out (streaming mode).
+        done: usize,
+        /// Bytes at the front of `read` already unmasked and validated.
+        ready: usize,
+    },
+}
+
+/// The data message being received.
+#[derive(Debug)]
+struct Incoming {
+    kind: DataKind,
+    /// RSV bits of the first frame: which extension transform applies.
+    rsv: u8,
+    /// Fragments received so far (unused in streaming mode).
+    data: BytesMut,
+    /// Message bytes so far (after decoding), for `max_message_size`.
+    size: u64,
+    utf8: Utf8Validator,
+}
+
+impl Protocol {
+    /// A connection whose opening handshake is complete.
+    pub fn new(role: Role, config: Config) -> Protocol {
+        Protocol {
+            role,
+            config,
+            state: State::Open,
+            read: BytesMut::new(),
+            reading: Reading::Header,
+            incoming: None,
+            out: Output::default(),
+            extension: None,
+            sending: None,
+            close_sent: false,
+            close_received: None,
+            eof: false,
+            failed: false,
+            pending_error: None,
+            timers: Timers::default(),
+        }
+    }
+
+    /// Installs the extension negotiated in the handshake.
+    pub fn set_extension(&mut self, ext: Box<dyn Extension>) {
+        self.extension = Some(ext);
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The peer's close frame, once received (`Some(None)`: it had no code).
+    pub fn close_frame_received(&self) -> Option<&Option<CloseFrame>> {
+        self.close_received.as_ref()
+    }
+
+    /// True when the driver should flush the output and then close the
+    /// transport: RFC 6455 §7.1.1, the server closes TCP first once the
+    /// closing handshake is done; the client waits for that (up to
+    /// `close_timeout`) unless the connection failed or the stream ended.
+    pub fn should_close_transport(&self) -> bool {
+        self.state == State::Closed && (self.role == Role::Server || self.failed || self.eof || self.timers.close_expired)
+    }
+
+    /// True once the peer's end of stream was reported.
+    pub fn eof_received(&self) -> bool {
+        self.eof
+    }
+
+    /// True once `close_timeout` expired after our close frame was sent.
+    pub fn close_timed_out(&self) -> bool {
+        self.timers.close_expired
+    }
+
+    /// True while the driver should keep reading (and discarding) after the
+    /// connection failed, so that closing the socket does not reset it and
+    /// destroy the close frame in flight: until the peer's end of stream or
+    /// the close timeout.
+    pub fn should_linger(&self) -> bool {
+        self.failed && !self.eof && !self.timers.close_expired
+    }
+
+    /// True when the connection failed rather than closed cleanly.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Bytes waiting to be written to the transport.
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.out
+    }
+
+    /// Releases buffer memory the connection does not currently need
+    /// (call when idle, for a small per-connection footprint).
+    pub fn shrink_buffers(&mut self) {
+        if self.read.is_empty() && matches!(self.reading, Reading::Header) {
+            self.read = BytesMut::new();
+        }
+        self.out.shrink();
+    }
+
+    /// Capacity of the buffers held (receive, send and a partial message).
+    pub fn buffered_capacity(&self) -> usize {
+        self.read.capacity() + self.incoming.as_ref().map_or(0, |m| m.data.capacity())
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): queues a close frame with
+    /// the error's code if one may still be sent, drops unread input, and
+    /// returns the error for the caller to report.
+    fn fail(&mut self, err: ProtocolError) -> ProtocolError {
+        tracing::debug!(role = ?self.role, error = %err, "failing WebSocket connection");
+        if let Some(code) = err.close_code() {
+            if !self.close_sent && !self.eof {
+                let reason = err.to_string();
+                self.queue_close(&CloseFrame { code, reason });
+            }
+        }
+        self.close_sent = true;
+        self.failed = true;
+        self.state = State::Closed;
+        self.read = BytesMut::new();
+        self.incoming = None;
+        self.reading = Reading::Header;
+        err
+    }
+
+    /// Tells the state machine the time: returns when it next needs
+    /// [`Protocol::handle_timeout`] (keepalive ping, idle timeout, close
+    /// timeout), if ever. Call it after each batch of input and output.
+    pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        self.timers.sync(now, self.close_sent, &self.config);
+        self.timers.next_deadline(&self.config, self.state)
+    }
+
+    /// Acts on timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.timers.sync(now, self.close_sent, &self.config);
+        if let Some(deadline) = self.timers.close_deadline {
+            if now >= deadline {
+                self.timers.close_expired = true;
+                if self.state != State::Closed {
+                    let err = if self.timers.idle_closing { ProtocolError::IdleTimeout } else { ProtocolError::CloseTimeout };
+                    tracing::debug!(role = ?self.role, "closing handshake timed out");
+                    self.failed = true;
+                    self.state = State::Closed;
+                    self.pending_error = Some(err);
+                }
+                return;
+            }
+        }
+        if self.state != State::Open {
+            return;
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            if now >= self.timers.last_rx + idle {
+                tracing::debug!(role = ?self.role, "idle timeout, closing");
+                self.timers.idle_closing = true;
+                let _ = self.close(crate::close::CloseCode::GOING_AWAY, "idle timeout");
+                self.timers.sync(now, self.close_sent, &self.config);
+                return;
+            }
+        }
+        if let Some(interval) = self.config.ping_interval {
+            if now >= self.timers.last_rx.max(self.timers.last_ping) + interval {
+                self.timers.last_ping = now;
+                self.queue_control(crate::frame::OpCode::Ping, b"");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protocol")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("buffered", &self.read.len())
+            .field("output", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

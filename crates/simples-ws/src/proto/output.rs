@@ -1,0 +1,154 @@
+//! The queue of bytes waiting to be written to the transport.
+//!
+//! Small frames are encoded into one growing buffer (`tail`), so a burst of
+//! messages leaves as one write. Large server payloads and pre-encoded
+//! frames are queued as shared [`Bytes`] without copying; the driver writes
+//! everything with one vectored write.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+/// Payloads at least this large are queued by reference instead of copied.
+pub(crate) const COPY_THRESHOLD: usize = 16 * 1024;
+
+/// Bytes to send, in order: every chunk of `chunks`, then `tail`.
+#[derive(Debug, Default)]
+pub struct Output {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
+}
+
+impl Output {
+    /// Bytes waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Fills `dst` with the waiting bytes in order; returns how many slices
+    /// were filled. Pass the count written back to [`Output::advance`].
+    pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for c in self.chunks.iter() {
+            if n == dst.len() {
+                return n;
+            }
+            dst[n] = IoSlice::new(c);
+            n += 1;
+        }
+        if !self.tail.is_empty() && n < dst.len() {
+            dst[n] = IoSlice::new(&self.tail);
+            n += 1;
+        }
+        n
+    }
+
+    /// The first contiguous piece of waiting bytes.
+    pub fn first_chunk(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(c) => c,
+            None => &self.tail,
+        }
+    }
+
+    /// Drops `n` written bytes from the front.
+    pub fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.len, "advanced past the end of the output");
+        self.len -= n;
+        while n > 0 {
+            match self.chunks.front_mut() {
+                Some(c) if c.len() <= n => {
+                    n -= c.len();
+                    self.chunks.pop_front();
+                }
+                Some(c) => {
+                    c.advance(n);
+                    return;
+                }
+                None => {
+                    self.tail.advance(n);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes every waiting byte as a list of chunks (for drivers that hand
+    /// buffers to the kernel instead of borrowing them).
+    pub fn take_all(&mut self) -> Vec<Bytes> {
+        self.seal_tail();
+        self.len = 0;
+        self.chunks.drain(..).collect()
+    }
+
+    /// Releases buffer memory when nothing is waiting (for idle connections).
+    pub fn shrink(&mut self) {
+        if self.len == 0 {
+            self.tail = BytesMut::new();
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// Buffer for encoding small frames in place; call [`Output::commit`]
+    /// with the number of bytes added.
+    pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+
+    /// Accounts for bytes appended to the tail.
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    /// Queues shared bytes after everything already waiting.
+    pub(crate) fn push_shared(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        self.seal_tail();
+        self.len += b.len();
+        self.chunks.push_back(b);
+    }
+
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let sealed = self.tail.split().freeze();
+            self.chunks.push_back(sealed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+
+    fn flatten(o: &Output) -> Vec<u8> {
+        let mut slices = [IoSlice::new(&[]); 16];
+        let n = o.io_slices(&mut slices);
+        slices[..n].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    #[test]
+    fn keeps_order_across_inline_and_shared() {
+        let mut o = Output::default();
+        o.tail_mut().put_slice(b"ab");
+        o.commit(2);
+        o.push_shared(Bytes::from_static(b"cde"));
+        o.tail_mut().put_slice(b"f");
+        o.commit(1);
+        assert_eq!(flatten(&o), b"abcdef");
+        assert_eq!(o.len(), 6);
+        o.advance(3);
+        assert_eq!(flatten(&o), b"def");
+        o.advance(3);
+        assert!(o.is_empty());
+        assert_eq!(flatten(&o), b"");
+    }
+}

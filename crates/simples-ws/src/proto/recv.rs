@@ -1,0 +1,335 @@
+//! The receive path: bytes in, messages out.
+
+use super::{Incoming, Protocol, ProtocolError, Reading, Role, State};
+use crate::close::CloseFrame;
+use crate::frame::{parse_header, FrameHeader, OpCode};
+use crate::mask::apply_mask;
+use crate::message::{DataKind, Message};
+use crate::text::Utf8Bytes;
+use crate::utf8::Utf8Validator;
+use bytes::{Bytes, BytesMut};
+
+/// Smallest read the driver is asked to make room for.
+const MIN_READ: usize = 4096;
+/// Largest single reservation for a big frame's payload.
+const MAX_READ_RESERVE: usize = 1 << 20;
+
+impl Protocol {
+    /// The receive buffer, with room for at least one more read. A driver
+    /// reads the transport straight into it (no intermediate copy), then
+    /// calls [`Protocol::notify_received`].
+    ///
+    /// The room reserved grows with the frame being received (up to 1 MiB
+    /// at a time), so large frames arrive in few reads; never more than the
+    /// frame's remaining bytes beyond the minimum of 4 KiB.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        let want = match self.reading {
+            Reading::Payload { len, done, .. } => (len - done).saturating_sub(self.read.len()).clamp(MIN_READ, MAX_READ_RESERVE),
+            Reading::Header => MIN_READ,
+        };
+        if self.read.capacity() - self.read.len() < want / 2 || self.read.capacity() == self.read.len() {
+            self.read.reserve(want);
+        }
+        &mut self.read
+    }
+
+    /// Lends the receive buffer out, with room reserved as in
+    /// [`Protocol::read_buf`], so a driver can read into it without holding
+    /// a lock on the protocol. Give it back with
+    /// [`Protocol::restore_read_buf`] before the next `poll_message`.
+    pub fn take_read_buf(&mut self) -> BytesMut {
+        self.read_buf();
+        std::mem::take(&mut self.read)
+    }
+
+    /// Returns the buffer lent by [`Protocol::take_read_buf`], with the
+    /// bytes read into it appended.
+    pub fn restore_read_buf(&mut self, buf: BytesMut) {
+        if self.state == State::Closed || self.close_received.is_some() {
+            return;
+        }
+        self.read = buf;
+        self.timers.rx_flag = true;
+    }
+
+    /// Records that bytes were appended to [`Protocol::read_buf`] (for the
+    /// idle timer).
+    pub fn notify_received(&mut self) {
+        self.timers.rx_flag = true;
+    }
+
+    /// Copies received bytes in (for drivers that read into their own
+    /// buffers, and for tests).
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.state == State::Closed || self.close_received.is_some() {
+            return;
+        }
+        self.read.extend_from_slice(data);
+        self.timers.rx_flag = true;
+    }
+
+    /// The transport's read side reached its end.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next complete message or control frame, `Ok(None)` when more
+    /// bytes are needed (or the connection is closed).
+    ///
+    /// An `Err` fails the connection: the close frame with the error's code
+    /// is already queued in [`Protocol::output`], and later calls return
+    /// `Ok(None)`.
+    pub fn poll_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        if let Some(err) = self.pending_error.take() {
+            return Err(err);
+        }
+        loop {
+            if self.state == State::Closed || self.close_received.is_some() {
+                return Ok(None);
+            }
+            let step = match self.reading {
+                Reading::Header => self.read_header(),
+                Reading::Payload { .. } => self.read_payload(),
+            };
+            match step {
+                Ok(Step::Continue) => {}
+                Ok(Step::Message(m)) => return Ok(Some(m)),
+                Ok(Step::NeedMore) => {
+                    if self.eof {
+                        // RFC 6455 §7.1.5: the TCP connection closed before
+                        // the closing handshake: close code 1006.
+                        return Err(self.fail(ProtocolError::ConnectionReset));
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    fn read_header(&mut self) -> Result<Step, ProtocolError> {
+        let Some((hdr, n)) = parse_header(&self.read)? else {
+            return Ok(Step::NeedMore);
+        };
+        self.check_header(&hdr)?;
+        bytes::Buf::advance(&mut self.read, n);
+        // Limits were checked against usize-sized values in `check_header`.
+        let len = hdr.len as usize;
+        self.reading = Reading::Payload { hdr, len, done: 0, ready: 0 };
+        if matches!(hdr.opcode, OpCode::Text | OpCode::Binary) {
+            let kind = if hdr.opcode == OpCode::Text { DataKind::Text } else { DataKind::Binary };
+            self.incoming = Some(Incoming { kind, rsv: hdr.rsv, data: BytesMut::new(), size: 0, utf8: Utf8Validator::new() });
+        }
+        Ok(Step::Continue)
+    }
+
+    /// Rules that depend on the connection, applied before any payload byte
+    /// is buffered.
+    fn check_header(&self, hdr: &FrameHeader) -> Result<(), ProtocolError> {
+        // RFC 6455 §5.1: a server MUST close the connection upon receiving
+        // an unmasked frame; a client MUST close it upon a masked one.
+        match (self.role, hdr.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension is negotiated
+        // that defines meanings for them; extensions apply to the first frame
+        // of a data message only (RFC 7692 §6.1).
+        if hdr.rsv != 0 {
+            let allowed = match (hdr.opcode, &self.extension) {
+                (OpCode::Text | OpCode::Binary, Some(ext)) => ext.rsv_bits(),
+                _ => 0,
+            };
+            if hdr.rsv & !allowed != 0 {
+                return Err(ProtocolError::ReservedBits(hdr.rsv));
+            }
+        }
+        if hdr.len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig { size: hdr.len, max: self.config.max_frame_size });
+        }
+        let max = self.config.max_message_size;
+        match hdr.opcode {
+            // RFC 6455 §5.4: a continuation frame continues a fragmented
+            // message; data frames of another message may not interleave.
+            OpCode::Continuation => {
+                let Some(msg) = &self.incoming else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                if msg.rsv == 0 && msg.size + hdr.len > max as u64 {
+                    return Err(ProtocolError::MessageTooBig { size: msg.size + hdr.len, max });
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.incoming.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                if hdr.rsv == 0 && hdr.len > max as u64 {
+                    return Err(ProtocolError::MessageTooBig { size: hdr.len, max });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn read_payload(&mut self) -> Result<Step, ProtocolError> {
+        let Reading::Payload { hdr, len, mut done, mut ready } = self.reading else {
+            return Ok(Step::Continue);
+        };
+        let avail = (len - done).min(self.read.len());
+        if avail > ready {
+            if let Some(key) = hdr.mask {
+                apply_mask(&mut self.read[ready..avail], key, done + ready);
+            }
+            // RFC 6455 §8.1: fail as soon as text stops being UTF-8, even in
+            // the middle of a frame (payloads no extension transforms).
+            if !hdr.opcode.is_control() {
+                if let Some(msg) = self.incoming.as_mut() {
+                    if msg.kind == DataKind::Text && msg.rsv == 0 {
+                        msg.utf8.feed(&self.read[ready..avail]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                }
+            }
+            ready = avail;
+        }
+        let complete = done + ready == len;
+        if self.config.stream_messages && !hdr.opcode.is_control() {
+            if ready == 0 && !(complete && hdr.fin) {
+                self.reading = Reading::Payload { hdr, len, done, ready };
+                return Ok(if complete { self.end_frame() } else { Step::NeedMore });
+            }
+            let piece = self.read.split_to(ready).freeze();
+            done += ready;
+            self.reading = Reading::Payload { hdr, len, done, ready: 0 };
+            let last = complete && hdr.fin;
+            let msg = self.data_piece(piece, last)?;
+            if complete {
+                self.end_frame();
+            }
+            return Ok(Step::Message(msg));
+        }
+        self.reading = Reading::Payload { hdr, len, done, ready };
+        if !complete {
+            return Ok(Step::NeedMore);
+        }
+        let payload = self.read.split_to(len).freeze();
+        self.reading = Reading::Header;
+        if hdr.opcode.is_control() {
+            return self.control_frame(hdr.opcode, payload);
+        }
+        self.data_frame(payload, hdr.fin)
+    }
+
+    fn end_frame(&mut self) -> Step {
+        self.reading = Reading::Header;
+        Step::Continue
+    }
+
+    /// Passes a data payload through the extension if the message uses one,
+    /// validates decoded text, and accounts the message size.
+    fn decode(&mut self, payload: Bytes, last: bool) -> Result<Bytes, ProtocolError> {
+        let max = self.config.max_message_size;
+        let Some(msg) = self.incoming.as_mut() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        let payload = if msg.rsv != 0 {
+            let ext = self.extension.as_mut().ok_or(ProtocolError::ReservedBits(msg.rsv))?;
+            let limit = (max as u64).saturating_sub(msg.size) as usize;
+            let decoded = ext.decode(msg.rsv, payload, last, limit)?;
+            if decoded.len() > limit {
+                return Err(ProtocolError::MessageTooBig { size: msg.size + decoded.len() as u64, max });
+            }
+            if msg.kind == DataKind::Text {
+                msg.utf8.feed(&decoded).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            decoded
+        } else {
+            payload
+        };
+        msg.size += payload.len() as u64;
+        if last && msg.kind == DataKind::Text {
+            msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(payload)
+    }
+
+    fn data_piece(&mut self, piece: Bytes, last: bool) -> Result<Message, ProtocolError> {
+        let data = self.decode(piece, last)?;
+        let kind = self.incoming.as_ref().map_or(DataKind::Binary, |m| m.kind);
+        if last {
+            self.incoming = None;
+        }
+        Ok(Message::Fragment { kind, data, last })
+    }
+
+    fn data_frame(&mut self, payload: Bytes, fin: bool) -> Result<Step, ProtocolError> {
+        let data = self.decode(payload, fin)?;
+        let Some(msg) = self.incoming.as_mut() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        if !fin {
+            msg.data.extend_from_slice(&data);
+            return Ok(Step::Continue);
+        }
+        let data = if msg.data.is_empty() {
+            data
+        } else {
+            msg.data.extend_from_slice(&data);
+            std::mem::take(&mut msg.data).freeze()
+        };
+        let kind = msg.kind;
+        self.incoming = None;
+        Ok(Step::Message(match kind {
+            DataKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+            DataKind::Binary => Message::Binary(data),
+        }))
+    }
+
+    fn control_frame(&mut self, opcode: OpCode, payload: Bytes) -> Result<Step, ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                // RFC 6455 §5.5.2/§5.5.3: answer a ping with a pong carrying
+                // the same payload, unless we already sent a close frame.
+                if !self.close_sent {
+                    self.queue_control(OpCode::Pong, &payload);
+                }
+                Ok(Step::Message(Message::Ping(payload)))
+            }
+            OpCode::Pong => Ok(Step::Message(Message::Pong(payload))),
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&payload).map_err(ProtocolError::InvalidClose)?;
+                if !self.close_sent {
+                    // RFC 6455 §5.5.1: an endpoint that receives a close
+                    // frame and has not sent one MUST send one in response,
+                    // typically echoing the status code it received.
+                    self.sending = None;
+                    match &frame {
+                        Some(f) => self.queue_close(&CloseFrame { code: f.code, reason: String::new() }),
+                        None => self.queue_close_empty(),
+                    }
+                    self.close_sent = true;
+                }
+                // §7.1.4: the closing handshake is complete; nothing more
+                // is read (§5.5.1: no data after a close frame).
+                self.state = State::Closed;
+                self.close_received = Some(frame.clone());
+                self.read = BytesMut::new();
+                self.incoming = None;
+                Ok(Step::Message(Message::Close(frame)))
+            }
+            // Data opcodes never reach this function.
+            _ => Ok(Step::Continue),
+        }
+    }
+}
+
+/// What one parsing step produced.
+enum Step {
+    /// Progress was made; keep going.
+    Continue,
+    /// More bytes are needed.
+    NeedMore,
+    /// A message for the application.
+    Message(Message),
+}

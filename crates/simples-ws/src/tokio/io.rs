@@ -1,0 +1,122 @@
+//! Poll helpers shared by the unsplit and split drivers.
+
+use crate::proto::{Output, Protocol};
+use bytes::{Buf, Bytes, BytesMut};
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// Slices gathered for one vectored write.
+const MAX_IOV: usize = 64;
+
+/// Writes as much of `out` as the transport takes without blocking.
+/// `Ready(Ok(()))` once it is empty (and flushed).
+pub(crate) fn poll_write_output<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Output, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    while !out.is_empty() {
+        let n = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let count = out.io_slices(&mut slices);
+            let res = if count == 1 {
+                Pin::new(&mut *io).poll_write(cx, &slices[0])
+            } else {
+                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+            };
+            match res {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        out.advance(n);
+    }
+    Pin::new(io).poll_flush(cx)
+}
+
+/// Writes a list of chunks completely (the split driver's writer task).
+pub(crate) async fn write_chunks<W: AsyncWrite + Unpin>(io: &mut W, mut chunks: Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let n = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            for c in chunks[first..].iter().take(MAX_IOV) {
+                slices[count] = IoSlice::new(c);
+                count += 1;
+            }
+            let n = tokio::io::AsyncWriteExt::write_vectored(io, &slices[..count]).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            n
+        };
+        let mut left = n;
+        while left > 0 {
+            let c = &mut chunks[first];
+            if c.len() <= left {
+                left -= c.len();
+                first += 1;
+            } else {
+                c.advance(left);
+                left = 0;
+            }
+        }
+    }
+    tokio::io::AsyncWriteExt::flush(io).await
+}
+
+/// Reads into `buf`; `Ready(Ok(0))` at end of stream.
+pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+/// Reads and discards (after the connection closed); `Ready(Ok(true))` at
+/// end of stream.
+pub(crate) fn poll_discard<R: AsyncRead + Unpin>(io: &mut R, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    let mut scratch = [0u8; 2048];
+    loop {
+        let mut rb = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => return Poll::Ready(Ok(true)),
+            Poll::Ready(Ok(())) => continue,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// The protocol's timer on tokio's clock. The sleep is re-armed only when
+/// the deadline moves earlier; a later deadline lets it fire early, and
+/// `handle_timeout` then finds nothing due.
+#[derive(Default)]
+pub(crate) struct Timer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Timer {
+    /// `Ready` when the protocol's timers need `handle_timeout`.
+    pub fn poll(&mut self, proto: &mut Protocol, cx: &mut Context<'_>) -> Poll<Instant> {
+        let now = Instant::now();
+        let Some(deadline) = proto.poll_timeout(now) else {
+            return Poll::Pending;
+        };
+        if deadline <= now {
+            return Poll::Ready(now);
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match &mut self.sleep {
+            Some(s) if s.deadline() <= deadline && !s.is_elapsed() => {}
+            Some(s) => s.as_mut().reset(deadline),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        let sleep = self.sleep.as_mut().map(|s| s.as_mut().poll(cx));
+        match sleep {
+            Some(Poll::Ready(())) => Poll::Ready(Instant::now()),
+            _ => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The tokio driver: a thin layer that moves bytes between a transport and
+//! the sans-IO [`Protocol`](crate::Protocol).
+//!
+//! - [`accept`] / [`accept_with`]: the server handshake over any
+//!   `AsyncRead + AsyncWrite` (a `TcpStream`, a TLS stream, ...);
+//! - [`connect`] / [`client_handshake`]: the client side;
+//! - [`WebSocket`]: one connection driven from one task (`recv` is
+//!   cancel-safe and does all the protocol's housekeeping);
+//! - [`WebSocket::split`]: a cloneable, bounded [`Sender`] and a
+//!   [`Receiver`], for sending from many tasks.
+//!
+//! No queue is unbounded: the send queue is limited in bytes, and the
+//! receive side reads only when the application asks for a message.
+
+mod accept;
+mod connect;
+mod error;
+mod io;
+mod split;
+mod stream;
+
+pub use accept::{accept, accept_with, Accept, ServerOptions};
+pub use connect::{client_handshake, connect, connect_with, CONNECT_TIMEOUT};
+pub use error::Error;
+pub use split::{Receiver, Sender, TrySendError};
+pub use stream::WebSocket;

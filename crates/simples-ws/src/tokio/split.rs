@@ -1,0 +1,368 @@
+//! A connection split into a cloneable [`Sender`] and a [`Receiver`].
+//!
+//! The protocol state machine sits behind a short-held `std` mutex (never
+//! held across an await). Senders encode their messages straight into its
+//! output queue; one writer task per connection writes whatever has
+//! accumulated with one vectored write, so concurrent senders are batched.
+//! The queue is bounded in bytes: when it holds more than `max_queued`,
+//! `send` waits for the writer to drain it and `try_send` fails, so a slow
+//! peer costs bounded memory and never blocks a broadcaster.
+//! The [`Receiver`] reads into the protocol's buffer (lent out while the
+//! read is pending, so the lock is not held) and answers pings and close
+//! frames through the same queue.
+
+use super::io::{poll_discard, poll_read_into, write_chunks, Timer};
+use super::Error;
+use crate::close::CloseCode;
+use crate::message::Message;
+use crate::proto::{PreparedFrame, Protocol, ProtocolError, State};
+use bytes::BytesMut;
+use std::future::poll_fn;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
+use tokio::sync::Notify;
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the writer task: output was queued or a handle was dropped.
+    wake_writer: Notify,
+    /// Wakes senders waiting for room in the queue.
+    drained: Notify,
+    /// Live `Sender`s plus the `Receiver`.
+    handles: AtomicUsize,
+    max_queued: usize,
+}
+
+struct Inner {
+    proto: Protocol,
+    /// The writer failed or finished: nothing more can be sent.
+    write_closed: Option<io::ErrorKind>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the protocol in a
+        // state worse than failed; keep serving the other handles.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(super) fn split<S>(io: S, proto: Protocol, max_queued: usize) -> (Sender, Receiver<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (r, w) = tokio::io::split(io);
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner { proto, write_closed: None }),
+        wake_writer: Notify::new(),
+        drained: Notify::new(),
+        handles: AtomicUsize::new(2),
+        max_queued: max_queued.max(1),
+    });
+    tokio::spawn(writer(w, shared.clone()));
+    let sender = Sender { shared: shared.clone() };
+    let receiver = Receiver { io: r, shared, lent: None, timer: Timer::default(), terminal: None, finished: false };
+    (sender, receiver)
+}
+
+/// The writer task: writes whatever is queued, shuts the write side down
+/// when the protocol says so, and exits when every handle is gone.
+async fn writer<W: AsyncWrite + Unpin>(mut w: W, shared: Arc<Shared>) {
+    loop {
+        let notified = shared.wake_writer.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (chunks, close) = {
+            let mut inner = shared.lock();
+            let chunks = inner.proto.output().take_all();
+            let close = chunks.is_empty()
+                && (inner.proto.should_close_transport() || shared.handles.load(Ordering::Acquire) == 0);
+            (chunks, close)
+        };
+        if !chunks.is_empty() {
+            if let Err(e) = write_chunks(&mut w, chunks).await {
+                tracing::debug!(error = %e, "WebSocket write failed");
+                shared.lock().write_closed = Some(e.kind());
+                shared.drained.notify_waiters();
+                return;
+            }
+            shared.drained.notify_waiters();
+            continue;
+        }
+        if close {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
+            shared.lock().write_closed = Some(io::ErrorKind::BrokenPipe);
+            shared.drained.notify_waiters();
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// The sending half: cloneable, bounded, usable from any task.
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+/// Why [`Sender::try_send`] did not queue a message.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The queue holds `max_queued` bytes or more (a slow peer).
+    Full(Message),
+    /// The connection can no longer send.
+    Closed(Error),
+}
+
+impl Sender {
+    /// Queues a message, waiting while the queue is full.
+    pub async fn send(&self, message: Message) -> Result<(), Error> {
+        let mut message = Some(message);
+        self.wait_for_room(|proto| proto.send(message.take().expect("sent once"))).await
+    }
+
+    /// Queues a pre-encoded frame (server only), waiting while the queue is
+    /// full. The frame's bytes are shared, not copied, when large.
+    pub async fn send_prepared(&self, frame: &PreparedFrame) -> Result<(), Error> {
+        self.wait_for_room(|proto| proto.send_prepared(frame)).await
+    }
+
+    /// Queues a message unless the queue is full; never waits.
+    pub fn try_send(&self, message: Message) -> Result<(), TrySendError> {
+        let mut inner = self.shared.lock();
+        if let Err(e) = check_writable(&inner) {
+            return Err(TrySendError::Closed(e));
+        }
+        if inner.proto.output().len() >= self.shared.max_queued {
+            return Err(TrySendError::Full(message));
+        }
+        inner.proto.send(message).map_err(|e| TrySendError::Closed(Error::Protocol(e)))?;
+        drop(inner);
+        self.shared.wake_writer.notify_one();
+        Ok(())
+    }
+
+    /// Queues a pre-encoded frame unless the queue is full; never waits.
+    /// `Ok(false)` means the queue was full and nothing was queued.
+    pub fn try_send_prepared(&self, frame: &PreparedFrame) -> Result<bool, Error> {
+        let mut inner = self.shared.lock();
+        check_writable(&inner)?;
+        if inner.proto.output().len() >= self.shared.max_queued {
+            return Ok(false);
+        }
+        inner.proto.send_prepared(frame)?;
+        drop(inner);
+        self.shared.wake_writer.notify_one();
+        Ok(true)
+    }
+
+    /// Starts the closing handshake. The [`Receiver`] returns the peer's
+    /// answer as `Message::Close`.
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.wait_for_room(|proto| proto.close(code, reason)).await
+    }
+
+    /// Bytes waiting in the send queue.
+    pub fn queued(&self) -> usize {
+        self.shared.lock().proto.output().len()
+    }
+
+    /// True once nothing more can be sent.
+    pub fn is_closed(&self) -> bool {
+        check_writable(&self.shared.lock()).is_err()
+    }
+
+    async fn wait_for_room(&self, mut f: impl FnMut(&mut Protocol) -> Result<(), ProtocolError>) -> Result<(), Error> {
+        loop {
+            let notified = self.shared.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut inner = self.shared.lock();
+                check_writable(&inner)?;
+                if inner.proto.output().len() < self.shared.max_queued {
+                    f(&mut inner.proto)?;
+                    drop(inner);
+                    self.shared.wake_writer.notify_one();
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+fn check_writable(inner: &Inner) -> Result<(), Error> {
+    if let Some(kind) = inner.write_closed {
+        return Err(if kind == io::ErrorKind::BrokenPipe { Error::Closed } else { Error::Io(kind.into()) });
+    }
+    Ok(())
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Sender { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.wake_writer.notify_one();
+        }
+    }
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// The receiving half. [`recv`](Receiver::recv) is cancel-safe and must be
+/// polled for pings to be answered and timers to run.
+pub struct Receiver<S> {
+    io: ReadHalf<S>,
+    shared: Arc<Shared>,
+    /// The protocol's read buffer while a read is pending.
+    lent: Option<BytesMut>,
+    timer: Timer,
+    terminal: Option<Result<Message, Error>>,
+    finished: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
+    /// Receives the next message; see [`super::WebSocket::recv`] for the
+    /// closing behaviour.
+    pub async fn recv(&mut self) -> Result<Message, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        if self.finished {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        loop {
+            if self.terminal.is_some() {
+                return self.poll_finish(cx);
+            }
+            let mut wake = false;
+            let step = {
+                let mut inner = self.shared.lock();
+                if let Some(buf) = self.lent.take() {
+                    inner.proto.restore_read_buf(buf);
+                }
+                let step = inner.proto.poll_message();
+                wake |= !inner.proto.output().is_empty();
+                let closed_by_timer = inner.proto.state() == State::Closed;
+                match step {
+                    Ok(None) if closed_by_timer => Err(None),
+                    Ok(None) => {
+                        self.lent = Some(inner.proto.take_read_buf());
+                        Ok(None)
+                    }
+                    Ok(Some(m)) => Ok(Some(m)),
+                    Err(e) => Err(Some(e)),
+                }
+            };
+            if wake {
+                self.shared.wake_writer.notify_one();
+            }
+            match step {
+                Ok(Some(Message::Close(frame))) => {
+                    self.terminal = Some(Ok(Message::Close(frame)));
+                    continue;
+                }
+                Ok(Some(msg)) => return Poll::Ready(Ok(msg)),
+                Err(e) => {
+                    self.terminal = Some(Err(e.map_or(Error::Closed, Error::Protocol)));
+                    continue;
+                }
+                Ok(None) => {}
+            }
+            let buf = self.lent.as_mut().expect("buffer lent above");
+            match poll_read_into(&mut self.io, buf, cx) {
+                Poll::Ready(Ok(n)) => {
+                    let mut inner = self.shared.lock();
+                    if let Some(buf) = self.lent.take() {
+                        inner.proto.restore_read_buf(buf);
+                    }
+                    if n == 0 {
+                        inner.proto.receive_eof();
+                    } else {
+                        inner.proto.notify_received();
+                    }
+                    continue;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.finished = true;
+                    return Poll::Ready(Err(Error::Io(e)));
+                }
+                Poll::Pending => {}
+            }
+            let fired = {
+                let mut inner = self.shared.lock();
+                match self.timer.poll(&mut inner.proto, cx) {
+                    Poll::Ready(now) => {
+                        inner.proto.handle_timeout(now);
+                        true
+                    }
+                    Poll::Pending => false,
+                }
+            };
+            if fired {
+                self.shared.wake_writer.notify_one();
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Keeps reading until the peer's end of stream or the close timeout,
+    /// as the unsplit driver does; the writer task flushes and shuts down.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        loop {
+            let (done, eof) = {
+                let inner = self.shared.lock();
+                let p = &inner.proto;
+                (p.should_close_transport() && !p.should_linger(), p.eof_received())
+            };
+            self.shared.wake_writer.notify_one();
+            if done {
+                self.finished = true;
+                return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
+            }
+            if !eof {
+                if let Poll::Ready(res) = poll_discard(&mut self.io, cx) {
+                    if matches!(res, Ok(true) | Err(_)) {
+                        self.shared.lock().proto.receive_eof();
+                        continue;
+                    }
+                }
+            }
+            let mut inner = self.shared.lock();
+            if let Poll::Ready(now) = self.timer.poll(&mut inner.proto, cx) {
+                inner.proto.handle_timeout(now);
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<S> Drop for Receiver<S> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.wake_writer.notify_one();
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Receiver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,234 @@
+//! [`WebSocket`]: one connection driven from one task.
+
+use super::io::{poll_discard, poll_read_into, poll_write_output, Timer};
+use super::Error;
+use crate::close::CloseCode;
+use crate::message::Message;
+use crate::proto::{Config, PreparedFrame, Protocol, Role, State};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Output bytes above which [`WebSocket::feed`] writes before returning.
+const FEED_HIGH_WATER: usize = 128 * 1024;
+
+/// A WebSocket connection over any `AsyncRead + AsyncWrite` transport.
+///
+/// [`recv`](WebSocket::recv) answers pings, echoes close frames, runs the
+/// keepalive and idle timers and writes anything queued, so receive in a
+/// loop. It is cancel-safe: dropping its future (e.g. in `select!`) loses
+/// nothing. For sending from other tasks, [`split`](WebSocket::split) the
+/// connection.
+pub struct WebSocket<S> {
+    io: S,
+    proto: Protocol,
+    timer: Timer,
+    /// What `recv` returns once the transport is closed properly.
+    terminal: Option<Result<Message, Error>>,
+    shutdown_done: bool,
+    finished: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a transport whose opening handshake is done. `leftover` holds
+    /// bytes read past the handshake (they belong to the first frames).
+    pub fn from_raw(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
+        let mut proto = Protocol::new(role, config);
+        proto.receive(leftover);
+        WebSocket { io, proto, timer: Timer::default(), terminal: None, shutdown_done: false, finished: false }
+    }
+
+    /// The protocol state machine (state, role, config, buffered output).
+    pub fn protocol(&self) -> &Protocol {
+        &self.proto
+    }
+
+    /// Mutable access to the protocol state machine (e.g. to install an
+    /// extension).
+    pub fn protocol_mut(&mut self) -> &mut Protocol {
+        &mut self.proto
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Receives the next message.
+    ///
+    /// Returns data, ping and pong messages as they come. When the closing
+    /// handshake ends (the peer's close frame, or the answer to ours), it
+    /// first finishes closing the transport as RFC 6455 §7.1.1 wants (the
+    /// server closes TCP first, the client waits for that) and then returns
+    /// `Message::Close`; later calls return [`Error::Closed`]. Protocol
+    /// violations fail the connection with the right close code and return
+    /// [`Error::Protocol`].
+    pub async fn recv(&mut self) -> Result<Message, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Queues a message and writes everything queued.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.check_open()?;
+        self.proto.send(message)?;
+        self.flush().await
+    }
+
+    /// Queues a message without waiting for the write, unless more than
+    /// 128 KiB are already queued. Queued bytes go out with the next
+    /// `recv`, `send` or `flush`, so a burst of replies leaves in one write.
+    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
+        self.check_open()?;
+        self.proto.send(message)?;
+        if self.proto.output().len() > FEED_HIGH_WATER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a pre-encoded frame (server only; see [`PreparedFrame`]) and
+    /// writes everything queued.
+    pub async fn send_prepared(&mut self, frame: &PreparedFrame) -> Result<(), Error> {
+        self.check_open()?;
+        self.proto.send_prepared(frame)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        let Self { io, proto, .. } = self;
+        poll_fn(|cx| poll_write_output(io, proto.output(), cx)).await.map_err(Error::Io)
+    }
+
+    /// Starts the closing handshake and writes the close frame. Keep
+    /// calling [`recv`](WebSocket::recv) until it returns `Message::Close`
+    /// (the peer's answer) or an error (e.g. the close timeout).
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.check_open()?;
+        self.proto.close(code, reason)?;
+        self.flush().await
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.finished || self.terminal.is_some() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        if self.finished {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        loop {
+            // Queued output (pongs, close replies, fed messages) goes out
+            // first, without ever blocking the read side.
+            let flushed = match poll_write_output(&mut self.io, self.proto.output(), cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(e)) => {
+                    self.finished = true;
+                    return Poll::Ready(Err(Error::Io(e)));
+                }
+                Poll::Pending => false,
+            };
+            if self.terminal.is_some() {
+                return self.poll_close_transport(flushed, cx);
+            }
+            match self.proto.poll_message() {
+                Ok(Some(Message::Close(frame))) => {
+                    self.terminal = Some(Ok(Message::Close(frame)));
+                    continue;
+                }
+                Ok(Some(msg)) => return Poll::Ready(Ok(msg)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.terminal = Some(Err(Error::Protocol(e)));
+                    continue;
+                }
+            }
+            if self.proto.state() == State::Closed {
+                // Closed by a timeout with no message to report.
+                self.terminal = Some(Err(Error::Closed));
+                continue;
+            }
+            match poll_read_into(&mut self.io, self.proto.read_buf(), cx) {
+                Poll::Ready(Ok(0)) => {
+                    self.proto.receive_eof();
+                    continue;
+                }
+                Poll::Ready(Ok(_)) => {
+                    self.proto.notify_received();
+                    continue;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.finished = true;
+                    return Poll::Ready(Err(Error::Io(e)));
+                }
+                Poll::Pending => {}
+            }
+            if let Poll::Ready(now) = self.timer.poll(&mut self.proto, cx) {
+                self.proto.handle_timeout(now);
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// After the closing handshake or a failure: flush, shut the write side
+    /// down when RFC 6455 §7.1.1 says this side closes, keep reading (and
+    /// discarding) until the peer's end of stream or the close timeout, then
+    /// hand out the terminal result.
+    fn poll_close_transport(&mut self, flushed: bool, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        loop {
+            if flushed && !self.shutdown_done && self.proto.should_close_transport() {
+                match Pin::new(&mut self.io).poll_shutdown(cx) {
+                    Poll::Ready(_) => self.shutdown_done = true,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let waiting_for_peer = self.proto.should_linger() || !self.proto.should_close_transport();
+            if flushed && self.shutdown_done && !waiting_for_peer {
+                self.finished = true;
+                return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
+            }
+            if !self.proto.eof_received() {
+                match poll_discard(&mut self.io, cx) {
+                    Poll::Ready(Ok(true)) | Poll::Ready(Err(_)) => {
+                        self.proto.receive_eof();
+                        continue;
+                    }
+                    Poll::Ready(Ok(false)) | Poll::Pending => {}
+                }
+            }
+            if let Poll::Ready(now) = self.timer.poll(&mut self.proto, cx) {
+                self.proto.handle_timeout(now);
+                if self.proto.close_timed_out() {
+                    continue;
+                }
+            }
+            if self.proto.close_timed_out() && !self.shutdown_done {
+                // The peer neither read our close nor closed: give up.
+                self.finished = true;
+                return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WebSocket<S> {
+    /// Splits the connection into a cloneable [`super::Sender`] and a
+    /// [`super::Receiver`], spawning a writer task on the current tokio
+    /// runtime. At most `max_queued` bytes wait in the send queue; senders
+    /// wait (or `try_send` fails) beyond that.
+    pub fn split(self, max_queued: usize) -> (super::Sender, super::Receiver<S>) {
+        super::split::split(self.io, self.proto, max_queued)
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket").field("proto", &self.proto).finish_non_exhaustive()
+    }
+}
