@@ -63,3 +63,8 @@ pub use text::Utf8Bytes;
 
 #[cfg(feature = "tokio")]
 pub mod tokio;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

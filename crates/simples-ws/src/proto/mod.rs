@@ -223,6 +223,13 @@ impl Protocol {
         err
     }
 
+    /// True when some timer may be running, so the driver must read the
+    /// clock and call [`Protocol::poll_timeout`]; false for a connection
+    /// without keepalive or idle timeout that is not closing.
+    pub fn needs_clock(&self) -> bool {
+        self.close_sent || self.config.ping_interval.is_some() || self.config.idle_timeout.is_some()
+    }
+
     /// Tells the state machine the time: returns when it next needs
     /// [`Protocol::handle_timeout`] (keepalive ping, idle timeout, close
     /// timeout), if ever. Call it after each batch of input and output.

@@ -100,6 +100,9 @@ pub(crate) struct Timer {
 impl Timer {
     /// `Ready` when the protocol's timers need `handle_timeout`.
     pub fn poll(&mut self, proto: &mut Protocol, cx: &mut Context<'_>) -> Poll<Instant> {
+        if !proto.needs_clock() {
+            return Poll::Pending;
+        }
         let now = Instant::now();
         let Some(deadline) = proto.poll_timeout(now) else {
             return Poll::Pending;
