@@ -61,7 +61,9 @@ async fn serve(addr: String) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn echo(tcp: TcpStream, options: &ServerOptions) -> Result<(), simples_ws::tokio::Error> {
     tcp.set_nodelay(true)?;
-    let (mut ws, _request) = accept(tcp, options).await?;
+    // Boxed: the handshake's state lives on the heap only while it runs,
+    // so an idle connection's task holds just the `WebSocket`.
+    let (mut ws, _) = Box::pin(accept(tcp, options)).await?;
     loop {
         match ws.recv().await? {
             // `feed` queues the reply; `recv` writes everything queued

@@ -14,7 +14,8 @@
 //!   proto/       THE state machine: bytes in -> messages out, messages in
 //!                -> bytes out, timers; never touches a socket or a clock
 //!   extension    the hook in the frame pipeline for extensions
-//!                (permessage-deflate plugs in here)
+//!   deflate/     permessage-deflate (RFC 7692) on that hook: negotiation,
+//!                codec, memory budget  (feature "deflate", on by default)
 //!   tokio/       a thin driver: accept/connect over AsyncRead + AsyncWrite,
 //!                a split into a cloneable bounded sender and a
 //!                cancel-safe receiver  (feature "tokio", on by default)
@@ -46,6 +47,8 @@
 #![warn(missing_docs)]
 
 pub mod close;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod extension;
 pub mod frame;
 pub mod handshake;

@@ -51,6 +51,11 @@ impl Message {
         Message::Binary(b.into())
     }
 
+    /// A close frame with a code and a reason.
+    pub fn close(code: crate::CloseCode, reason: impl Into<String>) -> Message {
+        Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    }
+
     /// True for text and binary messages and fragments.
     pub fn is_data(&self) -> bool {
         matches!(self, Message::Text(_) | Message::Binary(_) | Message::Fragment { .. })

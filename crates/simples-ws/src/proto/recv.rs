@@ -52,6 +52,14 @@ impl Protocol {
         self.timers.rx_flag = true;
     }
 
+    /// True when no partial frame is buffered, so the next bytes start a
+    /// new frame. A driver may then read into a buffer shared by many
+    /// connections and pass the bytes to [`Protocol::receive`]: idle
+    /// connections then hold no receive buffer of their own.
+    pub fn is_between_frames(&self) -> bool {
+        self.read.is_empty() && matches!(self.reading, Reading::Header)
+    }
+
     /// Records that bytes were appended to [`Protocol::read_buf`] (for the
     /// idle timer).
     pub fn notify_received(&mut self) {
@@ -61,7 +69,7 @@ impl Protocol {
     /// Copies received bytes in (for drivers that read into their own
     /// buffers, and for tests).
     pub fn receive(&mut self, data: &[u8]) {
-        if self.state == State::Closed || self.close_received.is_some() {
+        if data.is_empty() || self.state == State::Closed || self.close_received.is_some() {
             return;
         }
         self.read.extend_from_slice(data);
@@ -85,6 +93,9 @@ impl Protocol {
         }
         loop {
             if self.state == State::Closed || self.close_received.is_some() {
+                // RFC 6455 §5.5.1: nothing after a close frame is data;
+                // drop whatever a driver read in meanwhile.
+                self.read.clear();
                 return Ok(None);
             }
             let step = match self.reading {

@@ -3,6 +3,7 @@
 use super::output::COPY_THRESHOLD;
 use super::{Protocol, ProtocolError, Role, State};
 use crate::close::{CloseCode, CloseFrame};
+use crate::extension::PreparedEncoding;
 use crate::frame::{encode_header, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 use crate::message::{DataKind, Message};
@@ -14,6 +15,17 @@ use bytes::{BufMut, Bytes};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedFrame {
     bytes: Bytes,
+    /// Set when an extension encoded the payload (e.g. compressed).
+    encoded: Option<Encoded>,
+}
+
+/// An extension-encoded frame's encoding and its plain message, sent
+/// instead on connections that cannot take the encoded form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Encoded {
+    encoding: PreparedEncoding,
+    opcode: OpCode,
+    payload: Bytes,
 }
 
 impl PreparedFrame {
@@ -32,16 +44,69 @@ impl PreparedFrame {
         let mut buf = bytes::BytesMut::with_capacity(MAX_HEADER_LEN + payload.len());
         encode_header(&mut buf, true, 0, opcode, None, payload.len() as u64);
         buf.put_slice(payload);
-        Ok(PreparedFrame { bytes: buf.freeze() })
+        Ok(PreparedFrame { bytes: buf.freeze(), encoded: None })
+    }
+
+    /// Compresses a whole message once (permessage-deflate, RFC 7692) with
+    /// a fresh context and a 15-bit window, as one frame with RSV1 set.
+    /// `level` is zlib's, 0 to 9.
+    ///
+    /// [`Protocol::send_prepared`] sends the compressed frame on any server
+    /// connection that negotiated permessage-deflate with a server window
+    /// at least as large (here: 15 bits; see
+    /// [`PreparedFrame::compressed_with_window`]); with context takeover,
+    /// that connection's compression context restarts after it. On every
+    /// other connection (no permessage-deflate, or a smaller window), it
+    /// falls back to sending the message uncompressed, so one prepared
+    /// frame serves a mixed audience.
+    ///
+    /// Pings and pongs are never compressed (RFC 7692 §6.1): they are
+    /// prepared as by [`PreparedFrame::new`], as are messages that do not
+    /// get smaller. Close and fragments are refused.
+    #[cfg(feature = "deflate")]
+    pub fn compressed(message: &Message, level: u32) -> Result<PreparedFrame, ProtocolError> {
+        PreparedFrame::compressed_with_window(message, level, crate::deflate::MAX_WINDOW_BITS)
+    }
+
+    /// As [`PreparedFrame::compressed`], with an LZ77 window of
+    /// `window_bits` (8..=15): usable on connections whose negotiated
+    /// `server_max_window_bits` is at least that.
+    #[cfg(feature = "deflate")]
+    pub fn compressed_with_window(message: &Message, level: u32, window_bits: u8) -> Result<PreparedFrame, ProtocolError> {
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes().clone()),
+            Message::Binary(b) => (OpCode::Binary, b.clone()),
+            _ => return PreparedFrame::new(message),
+        };
+        let window_bits = window_bits.clamp(crate::deflate::MIN_WINDOW_BITS, crate::deflate::MAX_WINDOW_BITS);
+        let Some(data) = crate::deflate::compress_message(&payload, level, window_bits) else {
+            return PreparedFrame::new(message);
+        };
+        let mut buf = bytes::BytesMut::with_capacity(MAX_HEADER_LEN + data.len());
+        encode_header(&mut buf, true, crate::deflate::RSV1, opcode, None, data.len() as u64);
+        buf.put_slice(&data);
+        let encoding = PreparedEncoding::Deflate { window_bits };
+        Ok(PreparedFrame { bytes: buf.freeze(), encoded: Some(Encoded { encoding, opcode, payload }) })
     }
 
     /// The encoded frame.
     pub fn as_bytes(&self) -> &Bytes {
         &self.bytes
     }
+
+    /// How an extension encoded the payload (`None` for a plain frame).
+    pub fn encoding(&self) -> Option<PreparedEncoding> {
+        self.encoded.as_ref().map(|e| e.encoding)
+    }
 }
 
 impl Protocol {
+    /// Bytes of state the negotiated extension holds now (e.g.
+    /// permessage-deflate's compression contexts), 0 without one.
+    pub fn extension_memory(&self) -> usize {
+        self.extension.as_ref().map_or(0, |e| e.memory())
+    }
+
     /// Queues a message. Pings and pongs may be sent until our close frame
     /// is; `Message::Close` starts (or answers) the closing handshake.
     pub fn send(&mut self, message: Message) -> Result<(), ProtocolError> {
@@ -58,7 +123,11 @@ impl Protocol {
         }
     }
 
-    /// Queues a pre-encoded frame (server role only).
+    /// Queues a pre-encoded frame (server role only). A frame an extension
+    /// encoded (e.g. [`PreparedFrame::compressed`]) goes out as it is only
+    /// if this connection's extension accepts it
+    /// ([`Extension::accept_prepared`](crate::Extension::accept_prepared));
+    /// otherwise its message is sent unencoded, as one frame.
     pub fn send_prepared(&mut self, frame: &PreparedFrame) -> Result<(), ProtocolError> {
         if self.role != Role::Server {
             return Err(ProtocolError::InvalidSend("prepared frames are unmasked: server role only"));
@@ -66,6 +135,12 @@ impl Protocol {
         self.check_can_send_data()?;
         if self.sending.is_some() {
             return Err(ProtocolError::InvalidSend("a fragmented message is being sent"));
+        }
+        if let Some(enc) = &frame.encoded {
+            if !self.extension.as_mut().is_some_and(|e| e.accept_prepared(enc.encoding)) {
+                self.queue_frame(true, 0, enc.opcode, enc.payload.clone());
+                return Ok(());
+            }
         }
         let b = &frame.bytes;
         if b.len() < COPY_THRESHOLD {

@@ -1240,3 +1240,27 @@ fn extension_encode_sets_rsv1_on_first_frame_only() {
     c.receive(&drain(&mut s));
     assert_eq!(poll_all(&mut c), (vec![Message::binary(&b"round trip"[..])], None));
 }
+
+// ---------------------------------------------------------------------------
+// Regressions
+// ---------------------------------------------------------------------------
+
+/// After the closing handshake a client keeps reading until the server closes
+/// TCP (RFC 6455 §7.1.1). `receive` drops what arrives then, but bytes a
+/// driver reads into `read_buf` are never consumed nor dropped: a peer that
+/// keeps sending grows the buffer without bound until `close_timeout`.
+#[test]
+fn regression_read_buf_after_close_keeps_growing() {
+    let mut c = client();
+    c.close(CloseCode::NORMAL, "").unwrap();
+    drain(&mut c);
+    c.receive(&sf(CLOSE, &close_payload(1000, b"")));
+    assert_eq!(poll_all(&mut c), (vec![close_msg(1000, "")], None));
+    assert!(!c.should_close_transport(), "the client waits for the server's EOF");
+    for _ in 0..256 {
+        c.read_buf().extend_from_slice(&[0u8; 4096]);
+        c.notify_received();
+        assert_eq!(c.poll_message(), Ok(None));
+    }
+    assert!(c.buffered_capacity() <= 64 * 1024, "{} bytes buffered after close", c.buffered_capacity());
+}

@@ -3,6 +3,8 @@
 use super::{Error, WebSocket};
 use crate::handshake::server::{accept_response, parse_request, Request, ServerConfig};
 use crate::handshake::HandshakeError;
+#[cfg(feature = "deflate")]
+use crate::deflate::DeflateConfig;
 use crate::proto::{Config, Role};
 use bytes::BytesMut;
 use std::time::Duration;
@@ -22,6 +24,12 @@ pub struct ServerOptions {
     pub config: Config,
     /// Time allowed for the client to send its request head. Default: 10 s.
     pub handshake_timeout: Duration,
+    /// permessage-deflate (RFC 7692): `Some` accepts clients' offers with
+    /// these settings (see [`DeflateConfig::negotiate`]); over its budget,
+    /// the extension is declined and the connection opens uncompressed.
+    /// Default: `None` (off).
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ServerOptions {
@@ -31,6 +39,8 @@ impl Default for ServerOptions {
             protocols: Vec::new(),
             config: Config::default(),
             handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -89,14 +99,25 @@ where
         Some(p) => Some(p.as_str()),
         None => request.select_protocol(&options.protocols),
     };
-    let response = match accept_response(&request, protocol, None, &decision.headers) {
+    #[cfg(feature = "deflate")]
+    let deflate = options.deflate.as_ref().and_then(|d| d.accept_offers(request.extensions()));
+    #[cfg(feature = "deflate")]
+    let extensions = deflate.as_ref().map(|(_, header)| header.as_str());
+    #[cfg(not(feature = "deflate"))]
+    let extensions = None;
+    let response = match accept_response(&request, protocol, extensions, &decision.headers) {
         Ok(r) => r,
         Err(e) => return Err(reject(&mut io, e).await),
     };
     io.write_all(&response).await?;
     io.flush().await?;
     let config = decision.config.unwrap_or_else(|| options.config.clone());
-    let ws = WebSocket::from_raw(io, Role::Server, config, &buf[consumed..]);
+    #[allow(unused_mut)]
+    let mut ws = WebSocket::from_raw(io, Role::Server, config, &buf[consumed..]);
+    #[cfg(feature = "deflate")]
+    if let Some((ext, _)) = deflate {
+        ws.protocol_mut().set_extension(Box::new(ext));
+    }
     Ok((ws, request))
 }
 

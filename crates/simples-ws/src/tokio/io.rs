@@ -69,6 +69,39 @@ pub(crate) async fn write_chunks<W: AsyncWrite + Unpin>(io: &mut W, mut chunks: 
     tokio::io::AsyncWriteExt::flush(io).await
 }
 
+/// Size of the per-thread buffer that reads start in.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// Reads the next bytes for `proto`; `Ready(Ok(0))` at end of stream.
+///
+/// Between frames, the read lands in a per-thread scratch buffer and only
+/// the bytes received are copied into the connection (a few bytes for a
+/// small message), so an idle connection holds no receive buffer. Inside a
+/// frame it reads straight into the protocol's buffer, sized for the frame,
+/// so large payloads are not copied twice.
+pub(crate) fn poll_read_proto<R: AsyncRead + Unpin>(io: &mut R, proto: &mut Protocol, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if !proto.is_between_frames() {
+        return poll_read_into(io, proto.read_buf(), cx);
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let mut rb = ReadBuf::new(&mut scratch[..]);
+        match Pin::new(io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                proto.receive(rb.filled());
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}
+
 /// Reads into `buf`; `Ready(Ok(0))` at end of stream.
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)

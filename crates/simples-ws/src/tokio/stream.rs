@@ -1,6 +1,6 @@
 //! [`WebSocket`]: one connection driven from one task.
 
-use super::io::{poll_discard, poll_read_into, poll_write_output, Timer};
+use super::io::{poll_discard, poll_read_proto, poll_write_output, Timer};
 use super::Error;
 use crate::close::CloseCode;
 use crate::message::Message;
@@ -152,7 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 self.terminal = Some(Err(Error::Closed));
                 continue;
             }
-            match poll_read_into(&mut self.io, self.proto.read_buf(), cx) {
+            match poll_read_proto(&mut self.io, &mut self.proto, cx) {
                 Poll::Ready(Ok(0)) => {
                     self.proto.receive_eof();
                     continue;
@@ -170,6 +170,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if let Poll::Ready(now) = self.timer.poll(&mut self.proto, cx) {
                 self.proto.handle_timeout(now);
                 continue;
+            }
+            if flushed {
+                // Waiting for the peer with nothing buffered: hold no memory.
+                self.proto.shrink_buffers();
             }
             return Poll::Pending;
         }
