@@ -191,7 +191,10 @@ def check_side(side, args, matches, noted):
             unacceptable.append(c)
 
     failed = set(unacceptable)
-    if unacceptable:
+    quiet = not results  # nothing ran: one line instead of a list of MISSING cases
+    if quiet and summary:
+        print("%s: all %d selected case(s) are missing from the report" % (side, len(summary)))
+    elif unacceptable:
         print("%s: %d case(s) not acceptable:" % (side, len(unacceptable)))
         for c in unacceptable:
             r = results.get(c) or {}
@@ -227,7 +230,11 @@ def check_side(side, args, matches, noted):
             got = summary.get(c, "(not run)")
             if want != got:
                 diffs.append((c, want, got))
-        if diffs:
+        if diffs and quiet:
+            print("%s: %d case(s) differ from %s (none ran)"
+                  % (side, len(diffs), os.path.relpath(expected_path, args.root)))
+            failed |= {c for c, _, _ in diffs}
+        elif diffs:
             print("%s: %d case(s) differ from %s:" % (side, len(diffs), os.path.relpath(expected_path, args.root)))
             for c, want, got in diffs:
                 print("  %-10s expected %-28s got %s" % (c, want, got))
@@ -237,7 +244,7 @@ def check_side(side, args, matches, noted):
 
     n_failed = len(failed)
     n_passed = len(set(summary) - failed)
-    print("%s (agent %s): %d cases run, %d acceptable, %d not acceptable, %d counted as failed"
+    print("%s (agent %s): %d cases selected, %d acceptable, %d not acceptable, %d counted as failed"
           % (side, agent, len(summary), len(summary) - len(unacceptable), len(unacceptable), n_failed))
     if problems and n_failed == 0:
         n_failed = 1  # a broken run (no report, no expected file) must not pass

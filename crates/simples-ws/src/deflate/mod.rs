@@ -86,6 +86,7 @@ mod tests;
 pub use budget::{DeflateBudget, DeflatePermit};
 pub use codec::{compress_message, deflate_memory, inflate_memory, DeflateExtension, RSV1};
 pub use negotiate::{Agreement, ClientOffer};
+pub(crate) use negotiate::offers_pmd;
 pub use params::{DeflateParams, EXTENSION_NAME, MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 
 /// permessage-deflate settings for a server or a client.

@@ -164,7 +164,7 @@ impl DeflateConfig {
 }
 
 /// Whether a header value offers permessage-deflate.
-fn offers_pmd(header: &str) -> bool {
+pub(crate) fn offers_pmd(header: &str) -> bool {
     parse_list(header).iter().any(|e| e.as_ref().is_ok_and(|e| is_pmd(&e.name)))
 }
 

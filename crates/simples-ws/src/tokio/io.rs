@@ -87,13 +87,18 @@ pub(crate) fn poll_read_proto<R: AsyncRead + Unpin>(io: &mut R, proto: &mut Prot
     if !proto.is_between_frames() {
         return poll_read_into(io, proto.read_buf(), cx);
     }
+    poll_read_scratch(io, cx, |bytes| proto.receive(bytes))
+}
+
+/// Reads into the per-thread scratch buffer and hands the bytes to `f`.
+pub(crate) fn poll_read_scratch<R: AsyncRead + Unpin>(io: &mut R, cx: &mut Context<'_>, f: impl FnOnce(&[u8])) -> Poll<io::Result<usize>> {
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let mut rb = ReadBuf::new(&mut scratch[..]);
         match Pin::new(io).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
-                proto.receive(rb.filled());
+                f(rb.filled());
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),

@@ -21,6 +21,8 @@ mod stream;
 
 pub use accept::{accept, accept_with, Accept, ServerOptions};
 pub use connect::{client_handshake, connect, connect_with, CONNECT_TIMEOUT};
+#[cfg(feature = "deflate")]
+pub use connect::{client_handshake_with_deflate, connect_with_deflate};
 pub use error::Error;
 pub use split::{Receiver, Sender, TrySendError};
 pub use stream::WebSocket;

@@ -11,7 +11,7 @@
 //! read is pending, so the lock is not held) and answers pings and close
 //! frames through the same queue.
 
-use super::io::{poll_discard, poll_read_into, write_chunks, Timer};
+use super::io::{poll_discard, poll_read_into, poll_read_scratch, write_chunks, Timer};
 use super::Error;
 use crate::close::CloseCode;
 use crate::message::Message;
@@ -261,7 +261,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 match step {
                     Ok(None) if closed_by_timer => Err(None),
                     Ok(None) => {
-                        self.lent = Some(inner.proto.take_read_buf());
+                        // Between frames, reads go through the per-thread
+                        // scratch buffer (see `poll_read_scratch`).
+                        if !inner.proto.is_between_frames() {
+                            self.lent = Some(inner.proto.take_read_buf());
+                        }
                         Ok(None)
                     }
                     Ok(Some(m)) => Ok(Some(m)),
@@ -283,8 +287,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 }
                 Ok(None) => {}
             }
-            let buf = self.lent.as_mut().expect("buffer lent above");
-            match poll_read_into(&mut self.io, buf, cx) {
+            let read = match self.lent.as_mut() {
+                Some(buf) => poll_read_into(&mut self.io, buf, cx),
+                None => {
+                    let shared = &self.shared;
+                    poll_read_scratch(&mut self.io, cx, |bytes| shared.lock().proto.receive(bytes))
+                }
+            };
+            match read {
                 Poll::Ready(Ok(n)) => {
                     let mut inner = self.shared.lock();
                     if let Some(buf) = self.lent.take() {
@@ -316,6 +326,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             if fired {
                 self.shared.wake_writer.notify_one();
                 continue;
+            }
+            if self.lent.is_none() {
+                // Waiting with nothing buffered: hold no receive memory.
+                self.shared.lock().proto.shrink_buffers();
             }
             return Poll::Pending;
         }
