@@ -178,14 +178,13 @@ impl DeflateExtension {
     }
 
     /// Inflates `input` into `out`, growing it up to `cap` bytes (a bounded
-    /// chunk at a time); stops early once `out` reaches `cap`. `tail` marks
-    /// the appended flush marker, which may follow the end of the stream.
-    fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, cap: usize, tail: bool) -> Result<(), ProtocolError> {
+    /// chunk at a time); stops early once `out` reaches `cap`.
+    fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), ProtocolError> {
         if self.ended {
-            if tail || input.is_empty() {
-                return Ok(());
-            }
-            return Err(extension_error(CloseCode::INVALID_PAYLOAD, "data after the final deflate block".into()));
+            // After a block with BFINAL (RFC 7692 §7.2.3.4) the rest of the
+            // message is ignored, as zlib-based peers do (the RFC's own
+            // example has a byte after the final block).
+            return Ok(());
         }
         let bits = zlib_bits(self.peer_bits);
         let d = self.inflater.get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
@@ -206,12 +205,7 @@ impl DeflateExtension {
             input = &input[(d.total_in() - in_before) as usize..];
             match status {
                 Status::StreamEnd => {
-                    // BFINAL (RFC 7692 §7.2.3.4): nothing may follow in this
-                    // message but the flush marker we append.
                     self.ended = true;
-                    if !input.is_empty() && !tail {
-                        return Err(extension_error(CloseCode::INVALID_PAYLOAD, "data after the final deflate block".into()));
-                    }
                     return Ok(());
                 }
                 Status::Ok | Status::BufError => {
@@ -242,9 +236,9 @@ impl Extension for DeflateExtension {
         let cap = limit.saturating_add(1);
         let mut out = Vec::with_capacity(payload.len().saturating_mul(3).clamp(64, 64 << 10).min(cap));
         let result = (|| {
-            self.inflate(&payload, &mut out, cap, false)?;
+            self.inflate(&payload, &mut out, cap)?;
             if last && out.len() < cap {
-                self.inflate(&TAIL, &mut out, cap, true)?;
+                self.inflate(&TAIL, &mut out, cap)?;
             }
             Ok(())
         })();

@@ -73,6 +73,9 @@ pub struct Protocol {
     failed: bool,
     /// An error to report from the next `poll_message`.
     pending_error: Option<ProtocolError>,
+    /// The latest ping's payload, when its pong could not be queued
+    /// because the output was backlogged (see `recv::PONG_BACKLOG`).
+    deferred_pong: Option<bytes::Bytes>,
     timers: Timers,
 }
 
@@ -124,6 +127,7 @@ impl Protocol {
             eof: false,
             failed: false,
             pending_error: None,
+            deferred_pong: None,
             timers: Timers::default(),
         }
     }

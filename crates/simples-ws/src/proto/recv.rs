@@ -13,6 +13,11 @@ use bytes::{Bytes, BytesMut};
 const MIN_READ: usize = 4096;
 /// Largest single reservation for a big frame's payload.
 const MAX_READ_RESERVE: usize = 1 << 20;
+/// Output backlog above which pongs are not queued: a peer that sends
+/// pings but never reads must not grow our memory. RFC 6455 §5.5.3 lets
+/// an endpoint answer only the most recent ping, which is kept and
+/// answered once the backlog drains.
+pub(crate) const PONG_BACKLOG: usize = 64 * 1024;
 
 impl Protocol {
     /// The receive buffer, with room for at least one more read. A driver
@@ -90,6 +95,11 @@ impl Protocol {
     pub fn poll_message(&mut self) -> Result<Option<Message>, ProtocolError> {
         if let Some(err) = self.pending_error.take() {
             return Err(err);
+        }
+        if self.deferred_pong.is_some() && self.out.len() <= PONG_BACKLOG && !self.close_sent {
+            if let Some(payload) = self.deferred_pong.take() {
+                self.queue_control(OpCode::Pong, &payload);
+            }
         }
         loop {
             if self.state == State::Closed || self.close_received.is_some() {
@@ -302,7 +312,11 @@ impl Protocol {
             OpCode::Ping => {
                 // RFC 6455 §5.5.2/§5.5.3: answer a ping with a pong carrying
                 // the same payload, unless we already sent a close frame.
-                if !self.close_sent {
+                if self.close_sent {
+                    // No pong after our close frame.
+                } else if self.out.len() > PONG_BACKLOG {
+                    self.deferred_pong = Some(payload.clone());
+                } else {
                     self.queue_control(OpCode::Pong, &payload);
                 }
                 Ok(Step::Message(Message::Ping(payload)))

@@ -1264,3 +1264,37 @@ fn regression_read_buf_after_close_keeps_growing() {
     }
     assert!(c.buffered_capacity() <= 64 * 1024, "{} bytes buffered after close", c.buffered_capacity());
 }
+
+/// A peer that floods pings and never reads must not grow our output
+/// without bound; the latest ping is still answered once the backlog drains.
+#[test]
+fn regression_ping_flood_without_reading_is_bounded() {
+    use crate::{Config, Message, Protocol, Role};
+    let mut server = Protocol::new(Role::Server, Config::default());
+    let mut client = Protocol::new(Role::Client, Config::default());
+    for i in 0..20_000u32 {
+        client.send(Message::Ping(bytes::Bytes::from(format!("{i:0>100}")))).unwrap();
+    }
+    let mut wire = Vec::new();
+    while !client.output().is_empty() {
+        let chunk = client.output().first_chunk().to_vec();
+        client.output().advance(chunk.len());
+        wire.extend_from_slice(&chunk);
+    }
+    server.receive(&wire);
+    let mut pings = 0;
+    while let Some(m) = server.poll_message().unwrap() {
+        assert!(matches!(m, Message::Ping(_)));
+        pings += 1;
+    }
+    assert_eq!(pings, 20_000);
+    let backlog = server.output().len();
+    assert!(backlog <= super::recv::PONG_BACKLOG + 200, "output grew to {backlog} bytes");
+    // Drain the output: the most recent ping is answered next.
+    let n = server.output().len();
+    server.output().advance(n);
+    assert_eq!(server.poll_message().unwrap(), None);
+    let pong = server.output().first_chunk().to_vec();
+    assert_eq!(&pong[..2], &[0x8a, 100]);
+    assert_eq!(&pong[2..], format!("{:0>100}", 19_999).as_bytes());
+}
