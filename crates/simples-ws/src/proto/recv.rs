@@ -53,8 +53,10 @@ impl Protocol {
         if self.state == State::Closed || self.close_received.is_some() {
             return;
         }
+        // Not activity by itself: the driver calls `notify_received` when
+        // bytes were actually read (else a stalled peer would keep the idle
+        // timer from ever firing).
         self.read = buf;
-        self.timers.rx_flag = true;
     }
 
     /// True when no partial frame is buffered, so the next bytes start a

@@ -21,7 +21,7 @@ use std::future::poll_fn;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::sync::Notify;
 
@@ -40,6 +40,24 @@ struct Inner {
     proto: Protocol,
     /// The writer failed or finished: nothing more can be sent.
     write_closed: Option<io::ErrorKind>,
+    /// The receiver's waker while it waits: woken when a sender starts the
+    /// closing handshake (its timer must run) and when the writer finishes.
+    receiver: Option<Waker>,
+}
+
+impl Inner {
+    fn park_receiver(&mut self, waker: &Waker) {
+        match &self.receiver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.receiver = Some(waker.clone()),
+        }
+    }
+
+    fn wake_receiver(&mut self) {
+        if let Some(w) = self.receiver.take() {
+            w.wake();
+        }
+    }
 }
 
 impl Shared {
@@ -56,7 +74,7 @@ where
 {
     let (r, w) = tokio::io::split(io);
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner { proto, write_closed: None }),
+        inner: Mutex::new(Inner { proto, write_closed: None, receiver: None }),
         wake_writer: Notify::new(),
         drained: Notify::new(),
         handles: AtomicUsize::new(2),
@@ -85,7 +103,10 @@ async fn writer<W: AsyncWrite + Unpin>(mut w: W, shared: Arc<Shared>) {
         if !chunks.is_empty() {
             if let Err(e) = write_chunks(&mut w, chunks).await {
                 tracing::debug!(error = %e, "WebSocket write failed");
-                shared.lock().write_closed = Some(e.kind());
+                let mut inner = shared.lock();
+                inner.write_closed = Some(e.kind());
+                inner.wake_receiver();
+                drop(inner);
                 shared.drained.notify_waiters();
                 return;
             }
@@ -94,7 +115,10 @@ async fn writer<W: AsyncWrite + Unpin>(mut w: W, shared: Arc<Shared>) {
         }
         if close {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
-            shared.lock().write_closed = Some(io::ErrorKind::BrokenPipe);
+            let mut inner = shared.lock();
+            inner.write_closed = Some(io::ErrorKind::BrokenPipe);
+            inner.wake_receiver();
+            drop(inner);
             shared.drained.notify_waiters();
             return;
         }
@@ -161,7 +185,10 @@ impl Sender {
     /// Starts the closing handshake. The [`Receiver`] returns the peer's
     /// answer as `Message::Close`.
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.wait_for_room(|proto| proto.close(code, reason)).await
+        self.wait_for_room(|proto| proto.close(code, reason)).await?;
+        // The receiver runs the close timer: wake it if it is waiting.
+        self.shared.lock().wake_receiver();
+        Ok(())
     }
 
     /// Bytes waiting in the send queue.
@@ -315,6 +342,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             }
             let fired = {
                 let mut inner = self.shared.lock();
+                // Parked before the timer is polled, under the same lock a
+                // sender's `close` takes: a close started after this point
+                // wakes us, one started before arms the timer right here.
+                inner.park_receiver(cx.waker());
                 match self.timer.poll(&mut inner.proto, cx) {
                     Poll::Ready(now) => {
                         inner.proto.handle_timeout(now);
@@ -336,13 +367,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
     }
 
     /// Keeps reading until the peer's end of stream or the close timeout,
-    /// as the unsplit driver does; the writer task flushes and shuts down.
+    /// as the unsplit driver does, and returns once the writer task has
+    /// flushed the close frame and shut the transport down.
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         loop {
             let (done, eof) = {
-                let inner = self.shared.lock();
+                let mut inner = self.shared.lock();
+                inner.park_receiver(cx.waker());
                 let p = &inner.proto;
-                (p.should_close_transport() && !p.should_linger(), p.eof_received())
+                let done = inner.write_closed.is_some() && !p.should_linger();
+                (done, p.eof_received())
             };
             self.shared.wake_writer.notify_one();
             if done {

@@ -1,0 +1,374 @@
+//! Keepalive pings and the idle timeout over real sockets, for the unsplit
+//! `WebSocket` and for a split `Receiver`.
+
+mod common;
+
+use common::*;
+use simples_ws::handshake::client::ClientConfig;
+use simples_ws::tokio::{accept, connect_with, Error, ServerOptions};
+use simples_ws::{CloseCode, Config, Message, ProtocolError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn with_config(config: Config) -> ServerOptions {
+    ServerOptions { config, ..ServerOptions::default() }
+}
+
+#[tokio::test]
+async fn silent_client_receives_keepalive_pings() {
+    bounded(async {
+        let mut server = echo_server(with_config(Config { ping_interval: Some(MS(100)), ..Config::default() })).await;
+        let mut tcp = raw_connect(server.addr).await;
+        let t0 = Instant::now();
+        let f = expect_frame(&mut tcp).await;
+        let first = t0.elapsed();
+        assert_eq!(f.opcode, OP_PING, "{f:?}");
+        assert!(!f.masked && f.fin);
+        assert!(first >= MS(60) && first < MS(600), "first ping after {first:?}");
+        // Unanswered: pings keep coming, one per interval.
+        let f = expect_frame(&mut tcp).await;
+        assert_eq!(f.opcode, OP_PING);
+        let second = t0.elapsed();
+        assert!(second - first >= MS(60), "pings {first:?} and {second:?} too close");
+        // Answer one; the server sees the pong.
+        tcp.write_all(&client_frame(true, OP_PONG, &f.payload)).await.unwrap();
+        loop {
+            if let Event::Received(m) = server.next_event().await {
+                assert!(matches!(m, Message::Pong(_)), "{m:?}");
+                break;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_silent_client_with_1001() {
+    bounded(async {
+        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
+        let mut server = echo_server(with_config(config)).await;
+        let mut tcp = raw_connect(server.addr).await;
+        let t0 = Instant::now();
+        let f = expect_close(&mut tcp, 1001).await;
+        let closed_at = t0.elapsed();
+        assert!(f.close_reason().contains("idle"), "{:?}", f.close_reason());
+        assert!(closed_at >= MS(250) && closed_at < MS(800), "1001 after {closed_at:?}");
+        // Not answering the close: TCP is closed after close_timeout.
+        expect_closed(&mut tcp).await;
+        let eof_at = t0.elapsed();
+        assert!(eof_at < MS(1200), "TCP closed after {eof_at:?}");
+        let r = server.ended().await;
+        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn idle_timeout_with_answered_close_is_a_clean_close() {
+    bounded(async {
+        let config = Config { idle_timeout: Some(MS(200)), ..Config::default() };
+        let mut server = echo_server(with_config(config)).await;
+        let mut tcp = raw_connect(server.addr).await;
+        expect_close(&mut tcp, 1001).await;
+        tcp.write_all(&client_frame(true, OP_CLOSE, &close_payload(1001, b""))).await.unwrap();
+        expect_closed(&mut tcp).await;
+        let r = server.ended().await;
+        assert!(matches!(r, Ok(Message::Close(Some(ref f))) if f.code == CloseCode::GOING_AWAY), "{r:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn idle_timer_restarts_on_received_data() {
+    bounded(async {
+        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
+        let server = echo_server(with_config(config)).await;
+        let mut tcp = raw_connect(server.addr).await;
+        let t0 = Instant::now();
+        // Data every 150 ms for 900 ms keeps the connection open.
+        for i in 0..6 {
+            tokio::time::sleep(MS(150)).await;
+            tcp.write_all(&client_frame(true, OP_TEXT, format!("{i}").as_bytes())).await.unwrap();
+            let f = expect_frame(&mut tcp).await;
+            assert_eq!(f.opcode, OP_TEXT, "connection closed after {:?}: {f:?}", t0.elapsed());
+        }
+        let last = Instant::now();
+        expect_close(&mut tcp, 1001).await;
+        let after = last.elapsed();
+        assert!(after >= MS(250) && after < MS(800), "idle close {after:?} after the last message");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn raw_client_answering_pings_stays_open() {
+    bounded(async {
+        let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
+        let server = echo_server(with_config(config)).await;
+        let mut tcp = raw_connect(server.addr).await;
+        let t0 = Instant::now();
+        let mut pings = 0;
+        while t0.elapsed() < MS(1000) {
+            let f = expect_frame(&mut tcp).await;
+            assert_eq!(f.opcode, OP_PING, "after {:?}: {f:?} (close reason {:?})", t0.elapsed(), f.close_reason());
+            pings += 1;
+            tcp.write_all(&client_frame(true, OP_PONG, &f.payload)).await.unwrap();
+        }
+        assert!(pings >= 5, "{pings} pings in a second");
+        tcp.write_all(&client_frame(true, OP_TEXT, b"alive")).await.unwrap();
+        loop {
+            let f = expect_frame(&mut tcp).await;
+            if f.opcode == OP_TEXT {
+                assert_eq!(f.payload, b"alive");
+                break;
+            }
+            assert_eq!(f.opcode, OP_PING);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn our_client_driving_recv_keeps_connection_past_three_idle_timeouts() {
+    bounded(async {
+        let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
+        let server = echo_server(with_config(config)).await;
+        let (mut ws, _) = connect_with(&server.url("/"), &ClientConfig::default(), Config::default()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + MS(1000);
+        let mut pings = 0;
+        loop {
+            match tokio::time::timeout_at(deadline, ws.recv()).await {
+                Err(_) => break,
+                Ok(Ok(Message::Ping(_))) => pings += 1,
+                Ok(other) => panic!("connection did not stay open: {other:?}"),
+            }
+        }
+        assert!(pings >= 5, "{pings} pings");
+        ws.send(Message::text("still open")).await.unwrap();
+        loop {
+            match step("echo", ws.recv()).await.unwrap() {
+                Message::Ping(_) => {}
+                m => {
+                    assert_eq!(m, Message::text("still open"));
+                    break;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn our_client_sends_keepalive_pings_and_idles_out() {
+    bounded(async {
+        // Our client as the keepalive side, against a silent raw server.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let req = read_http_head(&mut tcp).await.unwrap();
+            let key = req.header("Sec-WebSocket-Key").unwrap();
+            let resp = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                simples_ws::handshake::accept_key(key.as_bytes())
+            );
+            tcp.write_all(resp.as_bytes()).await.unwrap();
+            while let Ok(f) = read_frame(&mut tcp).await {
+                tx.send(f).unwrap();
+            }
+        });
+        let config =
+            Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(350)), close_timeout: MS(200), ..Config::default() };
+        let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), config).await.unwrap();
+        let t0 = Instant::now();
+        let r = step("client idle timeout", ws.recv()).await;
+        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+        assert!(t0.elapsed() < MS(1500), "{:?}", t0.elapsed());
+        let mut frames = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            frames.push(f);
+        }
+        let pings = frames.iter().filter(|f| f.opcode == OP_PING).count();
+        assert!(pings >= 2, "{frames:?}");
+        assert!(frames.iter().all(|f| f.masked));
+        assert_eq!(frames.last().and_then(RawFrame::close_code), Some(1001), "{frames:?}");
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// The same timers behind a split connection
+// ---------------------------------------------------------------------------
+
+/// A server that splits each connection and receives on the `Receiver`
+/// (echoing through the `Sender`), reporting how `recv` ended.
+async fn split_echo_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<Result<Message, Error>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let options = Arc::new(with_config(config));
+    let addr = spawn_server(move |tcp| {
+        let tx = tx.clone();
+        let options = options.clone();
+        async move {
+            let (ws, _) = accept(tcp, &options).await.unwrap();
+            let (sender, mut receiver) = ws.split(1 << 16);
+            loop {
+                match receiver.recv().await {
+                    Ok(m) if m.is_data() => sender.send(m).await.unwrap(),
+                    Ok(Message::Close(f)) => {
+                        let _ = tx.send(Ok(Message::Close(f)));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn split_receiver_sends_keepalive_pings() {
+    bounded(async {
+        let (addr, _rx) = split_echo_server(Config { ping_interval: Some(MS(100)), ..Config::default() }).await;
+        let mut tcp = raw_connect(addr).await;
+        let t0 = Instant::now();
+        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
+            Ok(f) => f.unwrap(),
+            Err(_) => panic!("no keepalive ping from a split connection within 1.5 s (ping_interval 100 ms)"),
+        };
+        assert_eq!(f.opcode, OP_PING);
+        assert!(t0.elapsed() < MS(600), "{:?}", t0.elapsed());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn split_receiver_idle_timeout() {
+    bounded(async {
+        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
+        let (addr, mut rx) = split_echo_server(config).await;
+        let mut tcp = raw_connect(addr).await;
+        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
+            Ok(f) => f.unwrap(),
+            Err(_) => panic!("a split connection did not idle out within 1.5 s (idle_timeout 300 ms)"),
+        };
+        assert_eq!(f.close_code(), Some(1001), "{f:?}");
+        expect_closed(&mut tcp).await;
+        let r = step("server result", rx.recv()).await.unwrap();
+        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn split_receiver_answering_client_stays_open() {
+    bounded(async {
+        let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
+        let (addr, _rx) = split_echo_server(config).await;
+        let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), Config::default()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + MS(1000);
+        loop {
+            match tokio::time::timeout_at(deadline, ws.recv()).await {
+                Err(_) => break,
+                Ok(Ok(Message::Ping(_))) => {}
+                Ok(other) => panic!("connection did not stay open: {other:?}"),
+            }
+        }
+        ws.send(Message::text("still open")).await.unwrap();
+        loop {
+            match step("echo", ws.recv()).await.unwrap() {
+                Message::Ping(_) => {}
+                m => {
+                    assert_eq!(m, Message::text("still open"));
+                    break;
+                }
+            }
+        }
+    })
+    .await
+}
+
+// A peer that stalls in the middle of a frame: the receive buffer holds a
+// partial frame while the driver waits.
+
+/// Header and the first 10 payload bytes of a 100-byte binary frame.
+fn stalled_frame() -> Vec<u8> {
+    let full = client_frame(true, OP_BINARY, &pattern(100, 5));
+    full[..full.len() - 90].to_vec()
+}
+
+#[tokio::test]
+async fn idle_timeout_fires_for_a_peer_stalled_mid_frame() {
+    // Control for the split regression below: the unsplit driver.
+    bounded(async {
+        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
+        let mut server = echo_server(with_config(config)).await;
+        let mut tcp = raw_connect(server.addr).await;
+        tcp.write_all(&stalled_frame()).await.unwrap();
+        let t0 = Instant::now();
+        expect_close(&mut tcp, 1001).await;
+        assert!(t0.elapsed() < MS(800), "{:?}", t0.elapsed());
+        expect_closed(&mut tcp).await;
+        let r = server.ended().await;
+        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn keepalive_ping_for_a_peer_stalled_mid_frame() {
+    // Control for the split regression below: the unsplit driver.
+    bounded(async {
+        let server = echo_server(with_config(Config { ping_interval: Some(MS(100)), ..Config::default() })).await;
+        let mut tcp = raw_connect(server.addr).await;
+        tcp.write_all(&stalled_frame()).await.unwrap();
+        let f = expect_frame(&mut tcp).await;
+        assert_eq!(f.opcode, OP_PING, "{f:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn regression_split_receiver_idle_timeout_for_a_peer_stalled_mid_frame() {
+    bounded(async {
+        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
+        let (addr, mut rx) = split_echo_server(config).await;
+        let mut tcp = raw_connect(addr).await;
+        tcp.write_all(&stalled_frame()).await.unwrap();
+        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
+            Ok(f) => f.unwrap(),
+            Err(_) => panic!("a split connection stalled mid-frame did not idle out within 1.5 s (idle_timeout 300 ms)"),
+        };
+        assert_eq!(f.close_code(), Some(1001), "{f:?}");
+        expect_closed(&mut tcp).await;
+        let r = step("server result", rx.recv()).await.unwrap();
+        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+    })
+    .await
+}
+
+#[tokio::test]
+async fn regression_split_receiver_keepalive_ping_for_a_peer_stalled_mid_frame() {
+    bounded(async {
+        let (addr, _rx) = split_echo_server(Config { ping_interval: Some(MS(100)), ..Config::default() }).await;
+        let mut tcp = raw_connect(addr).await;
+        tcp.write_all(&stalled_frame()).await.unwrap();
+        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
+            Ok(f) => f.unwrap(),
+            Err(_) => panic!("no keepalive ping within 1.5 s from a split connection stalled mid-frame (ping_interval 100 ms)"),
+        };
+        assert_eq!(f.opcode, OP_PING, "{f:?}");
+    })
+    .await
+}
