@@ -205,5 +205,24 @@ fn mask(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, receive_text, mask);
+/// Where most of the gap comes from: the UTF-8 validators alone on the same
+/// mixed text (simples-ws' incremental validator, simdutf8 inside, vs
+/// `std::str::from_utf8`, which tungstenite uses for a single-frame text).
+fn utf8(c: &mut Criterion) {
+    let mut group = c.benchmark_group("utf8");
+    let len = 1 << 20;
+    let buf = text(len, 0);
+    group.throughput(Throughput::Bytes(len as u64));
+    group.bench_function("simples_validator/1MiB", |b| {
+        b.iter(|| {
+            let mut v = simples_ws::utf8::Utf8Validator::new();
+            v.feed(black_box(&buf)).unwrap();
+            v.finish().unwrap();
+        })
+    });
+    group.bench_function("std_from_utf8/1MiB", |b| b.iter(|| std::str::from_utf8(black_box(&buf)).unwrap().len()));
+    group.finish();
+}
+
+criterion_group!(benches, receive_text, mask, utf8);
 criterion_main!(benches);
