@@ -122,17 +122,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Poll::Ready(Err(Error::Closed));
         }
         loop {
-            // Queued output (pongs, close replies, fed messages) goes out
-            // first, without ever blocking the read side.
-            let flushed = match poll_write_output(&mut self.io, self.proto.output(), cx) {
-                Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(e)) => {
-                    self.finished = true;
-                    return Poll::Ready(Err(Error::Io(e)));
-                }
-                Poll::Pending => false,
-            };
             if self.terminal.is_some() {
+                let flushed = match self.poll_flush_output(cx) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => false,
+                };
                 return self.poll_close_transport(flushed, cx);
             }
             match self.proto.poll_message() {
@@ -152,6 +147,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 self.terminal = Some(Err(Error::Closed));
                 continue;
             }
+            // Every buffered message was handed out: write what was queued
+            // meanwhile (replies, pongs) in one go before waiting for input,
+            // and never let a full socket stop the read side.
+            let flushed = match self.poll_flush_output(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => false,
+            };
             match poll_read_proto(&mut self.io, &mut self.proto, cx) {
                 Poll::Ready(Ok(0)) => {
                     self.proto.receive_eof();
@@ -176,6 +179,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 self.proto.shrink_buffers();
             }
             return Poll::Pending;
+        }
+    }
+
+    /// Writes queued output; a write error ends the connection.
+    fn poll_flush_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match poll_write_output(&mut self.io, self.proto.output(), cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => {
+                self.finished = true;
+                Poll::Ready(Err(Error::Io(e)))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
