@@ -66,6 +66,8 @@ pub use text::Utf8Bytes;
 
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(feature = "mio")]
+pub mod event_loop;
 
 /// The README's examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

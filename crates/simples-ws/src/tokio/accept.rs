@@ -140,14 +140,26 @@ where
 
 /// Answers a failed handshake with its HTTP response and closes the write
 /// side; returns the error for the caller.
-async fn reject<S: AsyncWrite + Unpin>(io: &mut S, e: HandshakeError) -> Error {
+async fn reject<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, e: HandshakeError) -> Error {
     tracing::debug!(status = e.status(), reason = e.reason(), "rejecting WebSocket handshake");
     let response = e.to_response();
     let write = async {
         io.write_all(&response).await?;
         io.flush().await?;
-        io.shutdown().await
+        io.shutdown().await?;
+        // Read what the client still sends (the rest of an oversized head,
+        // early frames) until it closes: closing with unread bytes would
+        // reset the connection and could destroy the response in flight.
+        let mut sink = [0u8; 4096];
+        let mut left = 1usize << 20;
+        while left > 0 {
+            match io.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<(), std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
     Error::Handshake(e)
 }

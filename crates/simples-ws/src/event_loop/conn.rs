@@ -1,0 +1,158 @@
+//! One connection's state in the loop's slab.
+
+use crate::proto::{Output, Protocol};
+use bytes::{Bytes, BytesMut};
+use mio::net::TcpStream;
+use std::io::{self, IoSlice, Read, Write};
+use std::time::Instant;
+
+/// Slices gathered for one vectored write.
+const MAX_IOV: usize = 64;
+
+/// The connection is in the loop's dirty list (flush, re-arm, shrink at
+/// the end of the iteration).
+pub(super) const PENDING: u8 = 1;
+/// `Handler::on_close` was called: the application is done with it.
+pub(super) const TERMINAL: u8 = 2;
+/// The write side was shut down.
+pub(super) const SHUTDOWN: u8 = 4;
+/// Remove it at the end of the iteration, without further ceremony.
+pub(super) const DEAD: u8 = 8;
+
+/// One connection: kept small, most of it is the protocol.
+pub(super) struct Conn {
+    pub stream: TcpStream,
+    /// Matches the generation of the [`super::ConnId`]s handed out for it.
+    pub gen: u32,
+    pub flags: u8,
+    /// The deadline of this connection's live entry in the timer heap, as
+    /// [`Stamp`] (4 bytes instead of an `Option<Instant>`'s 16).
+    pub armed: Option<Stamp>,
+    pub state: ConnState,
+}
+
+pub(super) enum ConnState {
+    /// Reading the request head.
+    Handshaking { buf: BytesMut },
+    /// Writing an HTTP error response, then closing.
+    Rejecting { out: Bytes },
+    /// WebSocket traffic (the 101 response is the first bytes of the
+    /// protocol's output).
+    Open(Protocol),
+}
+
+/// A deadline in milliseconds since the loop started, wrapping at 2^32
+/// (49 days), never 0. Compared with wrapping arithmetic, which is exact
+/// for deadlines less than 24 days apart; the heap keeps the exact
+/// `Instant`, this only tells a connection's live entry from stale ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stamp(std::num::NonZeroU32);
+
+impl Stamp {
+    pub fn new(epoch: Instant, t: Instant) -> Stamp {
+        let ms = t.saturating_duration_since(epoch).as_millis() as u32;
+        Stamp(std::num::NonZeroU32::new(ms).unwrap_or(std::num::NonZeroU32::MIN))
+    }
+
+    /// True when `self` is earlier than `other`.
+    pub fn before(self, other: Stamp) -> bool {
+        (self.0.get().wrapping_sub(other.0.get()) as i32) < 0
+    }
+}
+
+impl Conn {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// The protocol, if open and not yet over for the application.
+    pub fn live_proto(&mut self) -> Option<&mut Protocol> {
+        match &mut self.state {
+            ConnState::Open(p) if self.flags & (TERMINAL | DEAD) == 0 => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Writes as much of `out` as the socket takes: `Ok(true)` once empty,
+/// `Ok(false)` when the send buffer is full (a writable event follows).
+pub(super) fn write_output(stream: &mut TcpStream, out: &mut Output) -> io::Result<bool> {
+    while !out.is_empty() {
+        let (written, asked) = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let count = out.io_slices(&mut slices);
+            let asked: usize = slices[..count].iter().map(|s| s.len()).sum();
+            let res = if count == 1 { stream.write(&slices[0]) } else { stream.write_vectored(&slices[..count]) };
+            match res {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => (n, asked),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        out.advance(written);
+        if written < asked {
+            // Short write: the send buffer is full; its writable edge
+            // comes when it drains (saves the write that returns EAGAIN).
+            return Ok(out.is_empty());
+        }
+    }
+    Ok(true)
+}
+
+/// Writes a plain byte buffer (an HTTP error response).
+pub(super) fn write_bytes(stream: &mut TcpStream, out: &mut Bytes) -> io::Result<bool> {
+    while !out.is_empty() {
+        match stream.write(out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes::Buf::advance(out, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Reads and discards until the socket is empty; `true` at end of stream
+/// (or on an error, which ends the stream as well).
+pub(super) fn drain(stream: &mut TcpStream, scratch: &mut [u8]) -> bool {
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Reads into the free room of `buf` (at most `window` bytes), without
+/// unsafe code: the room is zero-filled first, then cut back to what was
+/// read. Returns `(read, asked)`.
+pub(super) fn read_into(stream: &mut TcpStream, buf: &mut BytesMut, window: usize) -> io::Result<(usize, usize)> {
+    let start = buf.len();
+    let asked = (buf.capacity() - start).min(window).max(1);
+    buf.resize(start + asked, 0);
+    let res = stream.read(&mut buf[start..]);
+    let n = *res.as_ref().unwrap_or(&0);
+    buf.truncate(start + n);
+    res.map(|n| (n, asked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slab holds one `Conn` per connection: keep it small. Most of it
+    /// is the `Protocol`, which this driver does not change.
+    #[test]
+    fn conn_stays_small() {
+        let conn = std::mem::size_of::<Conn>();
+        let proto = std::mem::size_of::<Protocol>();
+        println!("size_of::<Conn>() = {conn}, of which Protocol = {proto}");
+        assert!(conn <= proto + 48, "Conn is {conn} bytes, Protocol {proto}");
+    }
+}

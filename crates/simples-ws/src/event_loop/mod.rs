@@ -1,0 +1,252 @@
+//! A single-threaded epoll event loop (on `mio`) that owns every connection
+//! in one slab: the uWebSockets model, as a second driver over the same
+//! sans-IO [`Protocol`](crate::Protocol) (feature `mio`, not default).
+//!
+//! Where the tokio driver spends a task (and its waker, its timer and its
+//! `TcpStream` registration) per connection, this loop keeps, per
+//! connection, only a [`slab`] entry: the socket, a small state enum and the
+//! protocol. Broadcasting is a loop over the slab that queues one shared
+//! [`PreparedFrame`] on each subscriber: no task wake-up, no lock, no
+//! channel per delivery.
+//!
+//! ```no_run
+//! use simples_ws::event_loop::{Accept, ConnId, Ctx, EventLoop, Handler, Options};
+//! use simples_ws::handshake::{server::Request, HandshakeError};
+//! use simples_ws::Message;
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_open(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &Request) -> Result<Accept, HandshakeError> {
+//!         Ok(Accept::default())
+//!     }
+//!     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message) {
+//!         if msg.is_data() {
+//!             ctx.send(id, msg);
+//!         }
+//!     }
+//! }
+//!
+//! let mut lp = EventLoop::bind("127.0.0.1:9001".parse().unwrap(), Options::default()).unwrap();
+//! lp.run(Echo).unwrap(); // until `lp.handle().stop()` from another thread
+//! ```
+//!
+//! ## One loop iteration
+//!
+//! 1. `epoll_wait`, with the earliest timer deadline as timeout;
+//! 2. due timers: [`Protocol::handle_timeout`](crate::Protocol::handle_timeout);
+//! 3. each event: accept new connections; read a connection's bytes and hand
+//!    every complete message to [`Handler::on_message`]. Whatever the
+//!    handlers send (to any connection) is only queued in that connection's
+//!    [`Output`](crate::proto::Output) and the connection is marked dirty;
+//! 4. "corking", as uWebSockets: every dirty connection's output is written
+//!    with one `writev` (so a burst of replies, or a broadcast, costs one
+//!    system call per connection and iteration); its timer is re-armed; its
+//!    buffers are released when it is idle
+//!    ([`Protocol::shrink_buffers`](crate::Protocol::shrink_buffers)); closed
+//!    connections leave the slab.
+//!
+//! ## Reading (edge-triggered)
+//!
+//! mio registers sockets edge-triggered: an event comes when new data
+//! arrives, not while data is waiting. Between frames, reads land in one
+//! loop-wide 64 KiB scratch buffer and only the bytes received are copied
+//! into the connection ([`Protocol::receive`](crate::Protocol::receive)), so
+//! an idle connection holds no receive buffer; inside a large frame they go
+//! straight into [`Protocol::read_buf`](crate::Protocol::read_buf).
+//!
+//! A connection is read until a read returns **fewer bytes than asked**,
+//! not until `EAGAIN`: on Linux a short read from a TCP socket means its
+//! receive queue was emptied, and any byte that arrives later raises a new
+//! edge (every arrival wakes the epoll waiters of an edge-triggered
+//! registration), so the usual extra `read` that only returns `EAGAIN` is
+//! saved: one system call per event instead of two for small messages. The
+//! exception is an event that reports the peer's end of stream
+//! (`EPOLLRDHUP`/`EPOLLHUP`): the FIN may already sit behind the data and
+//! no further edge would come, so such a connection is read until `0`.
+//! The same reasoning applies to writes: a short `writev` means the send
+//! buffer is full, and the socket's writable edge comes once it drains.
+//!
+//! Sockets are registered once for both readable and writable: with edge
+//! triggering a writable event only comes after a write found the buffer
+//! full, so no `epoll_ctl` is needed to turn write interest on and off.
+//!
+//! ## Back-pressure
+//!
+//! Each connection may have [`Options::max_queued`] bytes (default 16 MiB)
+//! waiting to be written:
+//! - [`Ctx::send_prepared`] and [`Ctx::broadcast`] drop the frame for a
+//!   connection past that (returning `false` / counting it), so a slow
+//!   subscriber never stalls the publisher or the other subscribers, and its
+//!   memory stays bounded;
+//! - [`Ctx::send`] on a connection already past the limit does not queue
+//!   the message: it starts the closing handshake with 1008 (policy
+//!   violation) and returns `false`. A peer that does not read its replies
+//!   cannot make the server buffer without bound; the close frame waits
+//!   behind the backlog and the close timeout ends the connection if the
+//!   peer never reads.
+//!
+//! ## Closing
+//!
+//! [`Handler::on_close`] is called once per connection that
+//! [`Handler::on_open`] accepted, as soon as the connection is over for the
+//! application (closing handshake done, protocol failure, timeout, I/O
+//! error): its [`ConnId`] is then dead (sends return `false`). The loop then
+//! finishes closing the transport as the tokio driver does (RFC 6455
+//! §7.1.1): it flushes the output, shuts the write side down, keeps reading
+//! (and discarding) while [`Protocol::should_linger`](crate::Protocol::should_linger)
+//! (so a failed connection's close frame is not destroyed by a reset), up to
+//! the close timeout, and only then closes the socket and frees the slot.
+//!
+//! ## Timers
+//!
+//! No timer wheel: a binary heap of `(deadline, connection, generation)`
+//! entries, pushed when a connection's
+//! [`Protocol::poll_timeout`](crate::Protocol::poll_timeout) returns a
+//! deadline earlier than the one already armed for it; the earliest entry
+//! is `epoll_wait`'s timeout. Entries are lazy: one whose connection left,
+//! or whose deadline is no longer the armed one, is skipped when it comes
+//! up; a deadline that moved later fires early and is re-armed. Only
+//! handshaking connections (the handshake timeout), closing connections
+//! and connections with `ping_interval` / `idle_timeout` use it.
+//!
+//! ## Not supported (yet)
+//!
+//! permessage-deflate is not negotiated (connections open uncompressed);
+//! sends from [`Handler::on_open`] are refused (the connection opens after
+//! it returns); TLS.
+
+mod conn;
+mod server;
+
+pub use server::{Ctx, EventLoop, Handle};
+
+use crate::handshake::server::ServerConfig;
+use crate::handshake::HandshakeError;
+use crate::proto::{Config, ProtocolError};
+use crate::CloseFrame;
+use std::time::Duration;
+
+#[doc(no_inline)]
+pub use crate::handshake::server::Request;
+#[doc(no_inline)]
+pub use crate::proto::PreparedFrame;
+
+/// The loop's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Request head limits. Default: [`ServerConfig::default`] (8 KiB, 64
+    /// headers).
+    pub handshake: ServerConfig,
+    /// Subprotocols this server speaks; when [`Accept::protocol`] is
+    /// `None`, the first of the client's offers found here is chosen.
+    /// Default: none.
+    pub protocols: Vec<String>,
+    /// Limits and timers of accepted connections. Default:
+    /// [`Config::default`].
+    pub config: Config,
+    /// Time allowed for the client to send its request head (and for the
+    /// error response to leave). Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// Bytes that may wait to be written on one connection (see the
+    /// module's "Back-pressure"). Default: 16 MiB.
+    pub max_queued: usize,
+    /// Sets `TCP_NODELAY` on accepted sockets (the loop batches writes
+    /// itself). Default: `true`.
+    pub nodelay: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            handshake: ServerConfig::default(),
+            protocols: Vec::new(),
+            config: Config::default(),
+            handshake_timeout: Duration::from_secs(10),
+            max_queued: 16 << 20,
+            nodelay: true,
+        }
+    }
+}
+
+/// What [`Handler::on_open`] decided for an accepted request.
+#[derive(Debug, Clone, Default)]
+pub struct Accept {
+    /// The subprotocol to answer with (one the client offered, e.g. from
+    /// [`Request::select_protocol`]); `None` negotiates from
+    /// [`Options::protocols`].
+    pub protocol: Option<String>,
+    /// Extra response headers (e.g. `Set-Cookie`).
+    pub headers: Vec<(String, String)>,
+    /// This connection's protocol settings; `None` keeps [`Options::config`].
+    pub config: Option<Config>,
+}
+
+/// A connection of the loop: its slab slot and a generation, so an id kept
+/// after the connection closed never reaches the connection that reuses
+/// the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    key: u32,
+    gen: u32,
+}
+
+impl ConnId {
+    /// The slab slot: small and dense (slots are reused), so an
+    /// application can keep per-connection data in a `Vec` indexed by it.
+    /// Two live connections never share an index.
+    pub fn index(self) -> usize {
+        self.key as usize
+    }
+}
+
+/// Why a connection ended (see [`Handler::on_close`]).
+#[derive(Debug)]
+pub enum CloseReason {
+    /// The closing handshake completed (either side started it); the
+    /// peer's close frame (`None`: it had no code).
+    Closed(Option<CloseFrame>),
+    /// The connection failed: a protocol violation by the peer (its close
+    /// frame is on its way), the peer vanished without a close frame
+    /// ([`ProtocolError::ConnectionReset`]), the idle or close timeout.
+    Failed(ProtocolError),
+    /// A socket error (e.g. a reset while writing).
+    Io(std::io::Error),
+    /// [`Handler::on_open`] accepted, but the 101 response could not be
+    /// built (e.g. a subprotocol the client did not offer); the client got
+    /// this error's response.
+    Handshake(HandshakeError),
+}
+
+/// The application: called by the loop for each connection's events.
+/// Every callback gets a [`Ctx`] to send to (or close) any connection.
+pub trait Handler {
+    /// A client's opening handshake passed validation: accept it (and
+    /// choose its subprotocol, headers, settings), or refuse it with an
+    /// HTTP status ([`crate::handshake::server::reject`]), which is sent
+    /// before the socket is closed. Sends to `id` are refused until this
+    /// returns.
+    fn on_open(&mut self, ctx: &mut Ctx<'_>, id: ConnId, req: &Request) -> Result<Accept, HandshakeError> {
+        let _ = (ctx, id, req);
+        Ok(Accept::default())
+    }
+
+    /// A data message, a ping or a pong arrived (pings are answered by the
+    /// protocol already; close frames end in [`Handler::on_close`]).
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: crate::Message);
+
+    /// The connection is over for the application; called exactly once for
+    /// every connection `on_open` accepted. `id` is dead afterwards.
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
+        let _ = (ctx, id, reason);
+    }
+}
+
+/// What [`Ctx::broadcast`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Broadcast {
+    /// Connections the frame was queued on.
+    pub sent: usize,
+    /// Connections skipped because their output was over
+    /// [`Options::max_queued`].
+    pub dropped: usize,
+}

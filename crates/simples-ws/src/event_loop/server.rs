@@ -1,0 +1,661 @@
+//! The loop: accept, read, dispatch, cork, close.
+
+use super::conn::{self, Conn, ConnState, Stamp, DEAD, PENDING, SHUTDOWN, TERMINAL};
+use super::{Accept, Broadcast, CloseReason, ConnId, Handler, Options};
+use crate::close::CloseCode;
+use crate::handshake::server::{accept_response, parse_request};
+use crate::handshake::{HandshakeError, HandshakeErrorKind};
+use crate::message::Message;
+use crate::proto::{PreparedFrame, Protocol, Role};
+use bytes::{Bytes, BytesMut};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read};
+use std::marker::PhantomData;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+/// The loop-wide buffer that reads between frames land in.
+const SCRATCH_SIZE: usize = 64 * 1024;
+/// First read window inside a large frame; doubled while reads fill it.
+const FIRST_WINDOW: usize = 64 * 1024;
+/// Largest read window inside a large frame.
+const MAX_WINDOW: usize = 1 << 20;
+/// Pause before retrying `accept` after an error such as EMFILE.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Largest slab index: `ConnId` keeps it in 32 bits, tokens above are ours.
+const MAX_CONNS: usize = u32::MAX as usize;
+
+/// Stops a running [`EventLoop`] from any thread.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Handle {
+    /// Makes [`EventLoop::run`] return after the current iteration.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+}
+
+/// The event loop: a listening socket and every connection it accepted,
+/// driven from one thread (see the module documentation).
+pub struct EventLoop<H> {
+    poll: Poll,
+    events: Events,
+    listener: TcpListener,
+    core: Core,
+    handle: Handle,
+    /// When to retry `accept` after an error (edge-triggered: the
+    /// listener's backlog raises no new edge by itself).
+    accept_retry: Option<Instant>,
+    _handler: PhantomData<fn(H)>,
+}
+
+/// Everything the handlers may touch through [`Ctx`].
+pub(super) struct Core {
+    conns: Slab<Conn>,
+    next_gen: u32,
+    timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    /// Connections to flush, re-arm and shrink at the end of the iteration.
+    dirty: Vec<usize>,
+    scratch: Box<[u8]>,
+    options: Options,
+    registry: Registry,
+    /// The iteration's time.
+    now: Instant,
+    /// When the loop started (for [`Stamp`]s).
+    epoch: Instant,
+}
+
+/// What a [`Handler`] callback can do: send to, close or inspect any
+/// connection of the loop. Sends are queued and written at the end of the
+/// loop iteration, one vectored write per connection.
+pub struct Ctx<'a> {
+    core: &'a mut Core,
+}
+
+impl<H: Handler> EventLoop<H> {
+    /// Listens on `addr`.
+    pub fn bind(addr: SocketAddr, options: Options) -> io::Result<EventLoop<H>> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(addr)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let registry = poll.registry().try_clone()?;
+        Ok(EventLoop {
+            poll,
+            events: Events::with_capacity(1024),
+            listener,
+            core: Core {
+                conns: Slab::new(),
+                next_gen: 0,
+                timers: BinaryHeap::new(),
+                dirty: Vec::new(),
+                scratch: vec![0u8; SCRATCH_SIZE].into_boxed_slice(),
+                options,
+                registry,
+                now: Instant::now(),
+                epoch: Instant::now(),
+            },
+            handle: Handle { stop: Arc::new(AtomicBool::new(false)), waker },
+            accept_retry: None,
+            _handler: PhantomData,
+        })
+    }
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops [`EventLoop::run`] from another thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Connections in the slab (handshaking, open and closing).
+    pub fn connections(&self) -> usize {
+        self.core.conns.len()
+    }
+
+    /// Runs until [`Handle::stop`]; connections still open stay in the
+    /// loop (call `run` or [`EventLoop::run_once`] again to go on).
+    pub fn run(&mut self, mut handler: H) -> io::Result<()> {
+        while !self.handle.stop.swap(false, Ordering::AcqRel) {
+            self.run_once(&mut handler, None)?;
+        }
+        Ok(())
+    }
+
+    /// One iteration: waits for events (at most `timeout`, or until the
+    /// next timer; `None`: no limit), handles them and writes everything
+    /// queued. For embedding the loop, and for tests.
+    pub fn run_once(&mut self, handler: &mut H, timeout: Option<Duration>) -> io::Result<()> {
+        let now = Instant::now();
+        let mut wait = timeout;
+        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accept_retry).min();
+        if let Some(d) = next {
+            let until = d.saturating_duration_since(now);
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let core = &mut self.core;
+        core.now = Instant::now();
+        core.fire_timers(handler);
+        if self.accept_retry.is_some_and(|t| t <= core.now) {
+            self.accept_retry = None;
+            self.accept_all(handler);
+        }
+        for i in 0..self.events.iter().count() {
+            // Events borrows self.events; copy what we need out of it.
+            let (token, readable, writable, read_closed) = {
+                let ev = self.events.iter().nth(i).expect("event index");
+                (ev.token(), ev.is_readable(), ev.is_writable(), ev.is_read_closed() || ev.is_error())
+            };
+            match token {
+                LISTENER => self.accept_all(handler),
+                WAKER => {}
+                Token(key) => {
+                    if readable || read_closed {
+                        self.core.on_readable(handler, key, read_closed);
+                    }
+                    if writable {
+                        self.core.mark(key);
+                    }
+                }
+            }
+        }
+        self.core.settle_dirty(handler);
+        Ok(())
+    }
+
+    fn accept_all(&mut self, handler: &mut H) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.core.add(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed; retrying in 10 ms");
+                    self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
+                    let _ = handler;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Core {
+    fn add(&mut self, mut stream: TcpStream) {
+        if self.conns.vacant_key() >= MAX_CONNS {
+            return;
+        }
+        if self.options.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        let key = self.conns.vacant_key();
+        if self.registry.register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE).is_err() {
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let gen = self.next_gen;
+        let deadline = self.now.max(Instant::now()) + self.options.handshake_timeout;
+        self.conns.insert(Conn {
+            stream,
+            gen,
+            flags: 0,
+            armed: Some(Stamp::new(self.epoch, deadline)),
+            state: ConnState::Handshaking { buf: BytesMut::new() },
+        });
+        self.timers.push(Reverse((deadline, key, gen)));
+    }
+
+    /// Adds a connection to the end-of-iteration list.
+    fn mark(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if !c.has(PENDING) {
+                c.flags |= PENDING;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    fn fire_timers<H: Handler>(&mut self, handler: &mut H) {
+        let now = self.now;
+        while let Some(&Reverse((deadline, key, gen))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.conns.get_mut(key) else { continue };
+            if c.gen != gen || c.armed != Some(Stamp::new(self.epoch, deadline)) {
+                continue; // stale entry
+            }
+            c.armed = None;
+            match &mut c.state {
+                ConnState::Handshaking { .. } => {
+                    let e = HandshakeError::new(HandshakeErrorKind::BadRequest, "request head timed out");
+                    c.state = ConnState::Rejecting { out: Bytes::from(e.to_response()) };
+                }
+                ConnState::Rejecting { .. } => c.flags |= DEAD,
+                ConnState::Open(p) => {
+                    p.handle_timeout(now);
+                    self.dispatch(handler, key);
+                }
+            }
+            self.mark(key);
+        }
+    }
+
+    /// The socket of `key` is readable (or reported the peer's end).
+    fn on_readable<H: Handler>(&mut self, handler: &mut H, key: usize, read_closed: bool) {
+        self.mark(key);
+        let mut window = FIRST_WINDOW;
+        loop {
+            let Some(c) = self.conns.get_mut(key) else { return };
+            if c.has(DEAD) {
+                return;
+            }
+            let terminal = c.has(TERMINAL);
+            let (res, step) = match &mut c.state {
+                ConnState::Handshaking { buf } => {
+                    let res = read_scratch(&mut c.stream, &mut self.scratch, |b| buf.extend_from_slice(b));
+                    (res, Step::Handshake)
+                }
+                // The closing transport is drained in `settle`.
+                ConnState::Rejecting { .. } => return,
+                ConnState::Open(_) if terminal => return,
+                ConnState::Open(p) if p.is_between_frames() => {
+                    (read_scratch(&mut c.stream, &mut self.scratch, |b| p.receive(b)), Step::Frames)
+                }
+                ConnState::Open(p) => {
+                    let res = conn::read_into(&mut c.stream, p.read_buf(), window);
+                    if let Ok((n, _)) = res {
+                        if n > 0 {
+                            p.notify_received();
+                        }
+                    }
+                    window = (window * 2).min(MAX_WINDOW);
+                    (res, Step::Frames)
+                }
+            };
+            let (n, asked) = match res {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.fail_io(handler, key, e);
+                    return;
+                }
+            };
+            match step {
+                Step::Handshake if n == 0 => {
+                    // The client left before completing its request.
+                    c.flags |= DEAD;
+                    return;
+                }
+                Step::Handshake => self.handshake(handler, key),
+                Step::Frames => {
+                    if n == 0 {
+                        if let ConnState::Open(p) = &mut c.state {
+                            p.receive_eof();
+                        }
+                    }
+                    self.dispatch(handler, key);
+                }
+            }
+            if n == 0 || (n < asked && !read_closed) {
+                // See "Reading (edge-triggered)" in the module docs.
+                return;
+            }
+        }
+    }
+
+    /// Tries to parse the request head read so far; accepts or rejects.
+    fn handshake<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let c = &mut self.conns[key];
+        let ConnState::Handshaking { buf } = &mut c.state else { return };
+        let id = ConnId { key: key as u32, gen: c.gen };
+        let (request, consumed) = match parse_request(buf, &self.options.handshake) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                c.state = ConnState::Rejecting { out: Bytes::from(e.to_response()) };
+                return;
+            }
+        };
+        let buf = std::mem::take(buf);
+        let decision: Result<Accept, HandshakeError> = handler.on_open(&mut Ctx { core: self }, id, &request);
+        let options = &self.options;
+        let c = &mut self.conns[key];
+        let accept = match decision {
+            Ok(a) => a,
+            Err(e) => {
+                c.state = ConnState::Rejecting { out: Bytes::from(e.to_response()) };
+                return;
+            }
+        };
+        let protocol = match &accept.protocol {
+            Some(p) => Some(p.as_str()),
+            None => request.select_protocol(&options.protocols),
+        };
+        match accept_response(&request, protocol, None, &accept.headers) {
+            Ok(response) => {
+                let config = accept.config.unwrap_or_else(|| options.config.clone());
+                let mut proto = Protocol::new(Role::Server, config);
+                // The 101 leaves with the first frames, in one write.
+                proto.output().push_shared(Bytes::from(response));
+                proto.receive(&buf[consumed..]);
+                c.state = ConnState::Open(proto);
+                // The handshake timer entry goes stale: `settle` arms the
+                // protocol's own timers, if any.
+                c.armed = None;
+                self.dispatch(handler, key);
+                self.write_now(key);
+            }
+            Err(e) => {
+                c.state = ConnState::Rejecting { out: Bytes::from(e.to_response()) };
+                // on_open said yes: it is owed its on_close.
+                c.flags |= TERMINAL;
+                handler.on_close(&mut Ctx { core: self }, id, CloseReason::Handshake(e));
+            }
+        }
+    }
+
+    /// Hands every complete message of `key` to the handler.
+    fn dispatch<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(key) else { return };
+            let id = ConnId { key: key as u32, gen: c.gen };
+            let Some(p) = c.live_proto() else { return };
+            let reason = match p.poll_message() {
+                Ok(Some(Message::Close(frame))) => CloseReason::Closed(frame),
+                Ok(Some(msg)) => {
+                    handler.on_message(&mut Ctx { core: self }, id, msg);
+                    continue;
+                }
+                Ok(None) if p.state() == crate::State::Closed => CloseReason::Closed(None),
+                Ok(None) => return,
+                Err(e) => CloseReason::Failed(e),
+            };
+            c.flags |= TERMINAL;
+            self.mark(key);
+            handler.on_close(&mut Ctx { core: self }, id, reason);
+            return;
+        }
+    }
+
+    /// A socket error: the connection is over.
+    fn fail_io<H: Handler>(&mut self, handler: &mut H, key: usize, e: io::Error) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        let owed = matches!(c.state, ConnState::Open(_)) && !c.has(TERMINAL);
+        c.flags |= DEAD | TERMINAL;
+        let id = ConnId { key: key as u32, gen: c.gen };
+        self.mark(key);
+        if owed {
+            handler.on_close(&mut Ctx { core: self }, id, CloseReason::Io(e));
+        }
+    }
+
+    /// The end of an iteration: every dirty connection is written,
+    /// re-armed, shrunk or closed.
+    fn settle_dirty<H: Handler>(&mut self, handler: &mut H) {
+        // Handlers called from here (on_close) may dirty more connections.
+        while let Some(key) = self.dirty.pop() {
+            self.settle(handler, key);
+        }
+    }
+
+    fn settle<H: Handler>(&mut self, handler: &mut H, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        c.flags &= !PENDING;
+        if c.has(DEAD) {
+            self.remove(key);
+            return;
+        }
+        let flags = &mut c.flags;
+        let p = match &mut c.state {
+            ConnState::Handshaking { .. } => return,
+            ConnState::Rejecting { out } => {
+                match conn::write_bytes(&mut c.stream, out) {
+                    Ok(false) => {
+                        if c.armed.is_none() {
+                            // Bounded like the handshake.
+                            let d = self.now + self.options.handshake_timeout;
+                            c.armed = Some(Stamp::new(self.epoch, d));
+                            self.timers.push(Reverse((d, key, c.gen)));
+                        }
+                    }
+                    Ok(true) => {
+                        let _ = c.stream.shutdown(Shutdown::Write);
+                        self.remove(key);
+                    }
+                    Err(_) => self.remove(key),
+                }
+                return;
+            }
+            ConnState::Open(p) => p,
+        };
+        let flushed = match conn::write_output(&mut c.stream, p.output()) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail_io(handler, key, e);
+                self.remove(key);
+                return;
+            }
+        };
+        if *flags & TERMINAL != 0 {
+            // As tokio::stream's poll_close_transport (RFC 6455 §7.1.1).
+            loop {
+                if flushed && *flags & SHUTDOWN == 0 && p.should_close_transport() {
+                    let _ = c.stream.shutdown(Shutdown::Write);
+                    *flags |= SHUTDOWN;
+                }
+                let waiting_for_peer = p.should_linger() || !p.should_close_transport();
+                if flushed && *flags & SHUTDOWN != 0 && !waiting_for_peer {
+                    self.remove(key);
+                    return;
+                }
+                if !p.eof_received() && conn::drain(&mut c.stream, &mut self.scratch) {
+                    p.receive_eof();
+                    continue;
+                }
+                if p.close_timed_out() && *flags & SHUTDOWN == 0 {
+                    // The peer neither read our close nor closed: give up.
+                    self.remove(key);
+                    return;
+                }
+                break;
+            }
+        }
+        if p.needs_clock() {
+            if let Some(d) = p.poll_timeout(self.now) {
+                let stamp = Stamp::new(self.epoch, d);
+                if c.armed.map_or(true, |a| stamp.before(a)) {
+                    c.armed = Some(stamp);
+                    self.timers.push(Reverse((d, key, c.gen)));
+                }
+            } else if *flags & TERMINAL != 0 && c.armed.is_none() {
+                // Closing but no protocol deadline left (the close timeout
+                // expired while the output could not drain): give up.
+                self.remove(key);
+                return;
+            }
+        }
+        if flushed && p.is_between_frames() {
+            // Idle: hold no buffer memory.
+            p.shrink_buffers();
+        }
+    }
+
+    /// Writes the 101 response (and what on_open's messages queued) right
+    /// away, so its buffers are freed before the next connection's
+    /// handshake allocates: with hundreds of handshakes per iteration,
+    /// holding them to the end would raise the heap's high-water mark,
+    /// which idle connections then pay for.
+    fn write_now(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if c.flags & (TERMINAL | DEAD) != 0 {
+            return;
+        }
+        if let ConnState::Open(p) = &mut c.state {
+            if let Ok(true) = conn::write_output(&mut c.stream, p.output()) {
+                if p.is_between_frames() {
+                    p.shrink_buffers();
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        if let Some(mut c) = self.conns.try_remove(key) {
+            let _ = self.registry.deregister(&mut c.stream);
+        }
+    }
+
+    fn live(&mut self, id: ConnId) -> Option<(&mut Protocol, &mut u8)> {
+        let c = self.conns.get_mut(id.key as usize)?;
+        if c.gen != id.gen || c.flags & (TERMINAL | DEAD) != 0 {
+            return None;
+        }
+        match &mut c.state {
+            ConnState::Open(p) => Some((p, &mut c.flags)),
+            _ => None,
+        }
+    }
+}
+
+enum Step {
+    Handshake,
+    Frames,
+}
+
+/// Reads into the scratch buffer and hands the bytes to `f`; returns
+/// `(read, asked)`.
+fn read_scratch(stream: &mut TcpStream, scratch: &mut [u8], f: impl FnOnce(&[u8])) -> io::Result<(usize, usize)> {
+    let n = stream.read(scratch)?;
+    f(&scratch[..n]);
+    Ok((n, scratch.len()))
+}
+
+impl Ctx<'_> {
+    /// Queues a message on `id`; `false` if the connection is gone or
+    /// closing. Past [`Options::max_queued`], the message is not queued and
+    /// the connection is closed with 1008 (see the module's
+    /// "Back-pressure").
+    pub fn send(&mut self, id: ConnId, msg: Message) -> bool {
+        let max = self.core.options.max_queued;
+        let Some((p, _)) = self.core.live(id) else { return false };
+        let ok = if p.output().len() >= max {
+            tracing::debug!("send queue over its limit: closing with 1008");
+            let _ = p.close(CloseCode::POLICY_VIOLATION, "send queue limit exceeded");
+            false
+        } else {
+            p.send(msg).is_ok()
+        };
+        self.core.mark(id.key as usize);
+        ok
+    }
+
+    /// Queues a pre-encoded frame on `id`; `false` when it was dropped:
+    /// the connection is gone or closing, or its output would exceed
+    /// [`Options::max_queued`] (a slow reader).
+    pub fn send_prepared(&mut self, id: ConnId, frame: &PreparedFrame) -> bool {
+        let max = self.core.options.max_queued;
+        let Some((p, _)) = self.core.live(id) else { return false };
+        if p.output().len() + frame.as_bytes().len() > max {
+            return false;
+        }
+        let ok = p.send_prepared(frame).is_ok();
+        self.core.mark(id.key as usize);
+        ok
+    }
+
+    /// Queues `frame` on every open connection `filter` selects, skipping
+    /// (and counting) those whose output would exceed
+    /// [`Options::max_queued`]. No wake-up, lock or copy per connection:
+    /// small frames are appended to each output, large ones shared.
+    pub fn broadcast(&mut self, frame: &PreparedFrame, mut filter: impl FnMut(ConnId) -> bool) -> Broadcast {
+        let max = self.core.options.max_queued;
+        let len = frame.as_bytes().len();
+        let mut result = Broadcast::default();
+        let Core { conns, dirty, .. } = &mut *self.core;
+        for (key, c) in conns.iter_mut() {
+            let gen = c.gen;
+            let flags = c.flags;
+            let Some(p) = c.live_proto() else { continue };
+            if p.state() != crate::State::Open || !filter(ConnId { key: key as u32, gen }) {
+                continue;
+            }
+            if p.output().len() + len > max {
+                result.dropped += 1;
+                continue;
+            }
+            if p.send_prepared(frame).is_err() {
+                continue;
+            }
+            result.sent += 1;
+            if flags & PENDING == 0 {
+                c.flags |= PENDING;
+                dirty.push(key);
+            }
+        }
+        result
+    }
+
+    /// Starts the closing handshake on `id` (RFC 6455 §7.1.2); the
+    /// connection's [`Handler::on_close`] comes with the peer's answer (or
+    /// the close timeout). `false` if it is gone or already closing.
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> bool {
+        let Some((p, _)) = self.core.live(id) else { return false };
+        let ok = p.close(code, reason).is_ok();
+        self.core.mark(id.key as usize);
+        ok
+    }
+
+    /// Bytes waiting to be written on `id` (`None`: gone).
+    pub fn queued(&mut self, id: ConnId) -> Option<usize> {
+        self.core.live(id).map(|(p, _)| p.output().len())
+    }
+
+    /// True while `id` is open (not closed, not gone).
+    pub fn is_open(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some()
+    }
+
+    /// Calls `f` with every open connection (those that have finished
+    /// their handshake and are not over); `f` may send, close, etc.
+    pub fn for_each(&mut self, mut f: impl FnMut(&mut Ctx<'_>, ConnId)) {
+        let end = self.core.conns.capacity();
+        for key in 0..end {
+            let Some(c) = self.core.conns.get(key) else { continue };
+            if c.flags & (TERMINAL | DEAD) != 0 || !matches!(c.state, ConnState::Open(_)) {
+                continue;
+            }
+            let id = ConnId { key: key as u32, gen: c.gen };
+            f(self, id);
+        }
+    }
+
+    /// Connections in the loop (handshaking, open and closing).
+    pub fn connections(&self) -> usize {
+        self.core.conns.len()
+    }
+}
