@@ -1,0 +1,100 @@
+//! # simples: a small real-time web framework
+//!
+//! A server in a few lines, one [`Conn`] per request:
+//!
+//! ```no_run
+//! use simples::Server;
+//!
+//! #[tokio::main]
+//! async fn main() -> simples::Result<()> {
+//!     let mut server = Server::new("127.0.0.1:8080");
+//!     server.get("/", |conn| async move { conn.send("Hello, world") });
+//!     server.serve_dir("/static", "public");
+//!     server.start().await?.wait().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Architecture
+//!
+//! ```text
+//!   server/      Server (builder: listeners, hosts, options, hooks) and
+//!                Running (graceful stop, restart); listener.rs accepts
+//!                TCP/TLS connections and serves them with hyper (HTTP/1.1,
+//!                upgrades enabled)
+//!   tls          rustls configuration from PEM files (ring provider)
+//!   hosts        virtual host selection by Host header (exact, wildcard,
+//!                main)
+//!   host         Host: routes, error routes, middlewares, options
+//!   router       path patterns (fixed, :param, trailing *) and lookup
+//!                (404 / 405 + Allow / OPTIONS)
+//!   dispatch     the per-request pipeline: host, route, CORS preflight,
+//!                middlewares + handler (panics caught), error pages,
+//!                session save, CORS headers, compression, HEAD, access log
+//!   handler      Handler / Middleware traits, Next (the chain)
+//!   conn/        Conn: request getters, response setters and terminal
+//!                calls (reply.rs), body readers with limits (read.rs),
+//!                multipart (multipart.rs)
+//!   body         the response Body (empty, one buffer, stream)
+//!   response     Response, IntoResponse, error pages
+//!   static_files/ a directory under a prefix (traversal-proof, symlinks
+//!                checked) and single files (ETag, 304, Range 206/416)
+//!   compress     gzip/deflate/br from Accept-Encoding q-values
+//!   cors         CORS with simpleS-style origin lists
+//!   log          access log lines with a format, through tracing
+//!   session/     cookie sessions, typed values, SessionStore trait and
+//!                the expiring MemoryStore
+//!   template     TemplateEngine trait and the minijinja engine
+//!   headers      q-value lists, Host header normalization
+//!   error        Error: the crate's one error type (carries the status)
+//! ```
+//!
+//! A request runs through `dispatch`: the host is chosen from the `Host`
+//! header, the router picks the handler (or a 404/405 endpoint), the host's
+//! middlewares run around it in order, and any [`Error`] a handler returns
+//! (or a panic, as `500`) is rendered by the host's error route for that
+//! status. Taking a connection over (WebSocket) uses
+//! [`Conn::upgrade`], hyper's upgrade mechanism.
+
+#![warn(missing_docs)]
+
+mod body;
+mod compress;
+mod conn;
+mod cors;
+mod dispatch;
+mod error;
+mod handler;
+mod headers;
+mod host;
+mod hosts;
+mod log;
+mod response;
+mod router;
+mod server;
+mod session;
+mod static_files;
+mod template;
+mod tls;
+
+pub use body::{Body, BoxError};
+pub use conn::{Conn, Field, Multipart};
+pub use cors::Cors;
+pub use error::{Error, ErrorKind, Result};
+pub use handler::{BoxFuture, Handler, Middleware, Next};
+pub use host::{Host, HostOptions};
+pub use log::{AccessLog, DEFAULT_LOG_FORMAT};
+pub use response::{IntoResponse, Response};
+pub use router::Params;
+pub use server::{Running, Server, ServerOptions};
+pub use session::{MemoryStore, Session, SessionConfig, SessionData, SessionStore};
+pub use static_files::StaticOptions;
+pub use template::{MiniJinja, TemplateEngine};
+pub use tls::Tls;
+
+/// The `cookie` crate's cookie type, for [`Conn::set_cookie`].
+pub use cookie::{Cookie, SameSite};
+/// HTTP types used in the API.
+pub use http::{self, HeaderMap, Method, StatusCode};
+/// hyper's upgrade types, for [`Conn::upgrade`].
+pub use hyper::upgrade::{OnUpgrade, Upgraded};

@@ -1,0 +1,121 @@
+//! Accepting connections and serving each with hyper's HTTP/1.1 server
+//! (upgrades enabled, so a route can take the connection over).
+//!
+//! Shutdown has two signals: `stop` makes accept loops return (closing the
+//! listening socket) and tells each connection to finish its current
+//! request and close; `force` (after the deadline) drops connections.
+//! Each connection task holds a clone of `alive`, so the server knows when
+//! the last one has ended.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::ServerOptions;
+use crate::dispatch::dispatch;
+use crate::hosts::Hosts;
+
+/// What every connection of a running server shares.
+pub(crate) struct Shared {
+    pub(crate) hosts: Hosts,
+    pub(crate) http: http1::Builder,
+    pub(crate) options: ServerOptions,
+}
+
+impl Shared {
+    pub(crate) fn new(hosts: Hosts, options: ServerOptions) -> Shared {
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .keep_alive(options.keep_alive)
+            .max_buf_size(options.max_head_size.max(8192))
+            .max_headers(options.max_headers);
+        Shared { hosts, http, options }
+    }
+}
+
+/// The shutdown signals and the liveness token given to each task.
+#[derive(Clone)]
+pub(crate) struct Signals {
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) force: watch::Receiver<bool>,
+    pub(crate) alive: mpsc::Sender<()>,
+}
+
+/// Accepts connections until `stop`.
+pub(crate) async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>, mut signals: Signals) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = signals.stop.wait_for(|s| *s) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (shared, signals, tls) = (shared.clone(), signals.clone(), tls.clone());
+        tokio::spawn(async move {
+            match tls {
+                None => serve(tcp, peer, false, shared, signals).await,
+                Some(acceptor) => {
+                    let timeout = shared.options.tls_handshake_timeout;
+                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve(stream, peer, true, shared, signals).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Serves one connection until it closes, is told to stop (after its
+/// current request) or is forced to close.
+async fn serve<IO>(io: IO, peer: SocketAddr, secure: bool, shared: Arc<Shared>, mut signals: Signals)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| {
+        let shared = svc_shared.clone();
+        async move { Ok::<_, Infallible>(dispatch(&shared.hosts, req, peer, secure).await) }
+    });
+    let conn = shared.http.serve_connection(TokioIo::new(io), service).with_upgrades();
+    tokio::pin!(conn);
+    let mut stopping = false;
+    if *signals.stop.borrow() {
+        conn.as_mut().graceful_shutdown();
+        stopping = true;
+    }
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = signals.stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = signals.force.wait_for(|s| *s) => break,
+        }
+    }
+    drop(signals.alive);
+}

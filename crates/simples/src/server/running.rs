@@ -1,0 +1,162 @@
+//! [`Running`]: a started server. Stop is graceful: listeners close at
+//! once, running requests get up to `shutdown_timeout` to finish, idle
+//! keep-alive connections close, then the rest are dropped. Restart stops
+//! and binds the same addresses again (the ports first bound, so a server
+//! started on port 0 comes back on the same port).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::listener::{accept_loop, Shared, Signals};
+use super::{ListenerConfig, Server, StartHook, StopHook};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hosts::Hosts;
+
+/// The handle of a started server. Cloning it gives another handle to the
+/// same server.
+#[derive(Clone)]
+pub struct Running {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    listeners: Vec<ListenerConfig>,
+    on_start: Vec<StartHook>,
+    on_stop: Vec<StopHook>,
+    state: tokio::sync::Mutex<Option<Active>>,
+    addrs: Mutex<Vec<SocketAddr>>,
+    /// `true` once stopped for good (not within a restart).
+    closed: watch::Sender<bool>,
+}
+
+/// The tasks and signals of the current run.
+struct Active {
+    stop: watch::Sender<bool>,
+    force: watch::Sender<bool>,
+    alive: mpsc::Receiver<()>,
+    accept_tasks: Vec<JoinHandle<()>>,
+}
+
+fn server_error(reason: impl Into<String>) -> Error {
+    Error::from_kind(ErrorKind::Server, reason)
+}
+
+impl Running {
+    pub(super) async fn start(server: Server) -> Result<Running> {
+        let hosts = Hosts::new(server.main, server.hosts);
+        let inner = Inner {
+            shared: Arc::new(Shared::new(hosts, server.options)),
+            listeners: server.listeners,
+            on_start: server.on_start,
+            on_stop: server.on_stop,
+            state: tokio::sync::Mutex::new(None),
+            addrs: Mutex::new(Vec::new()),
+            closed: watch::channel(false).0,
+        };
+        let running = Running { inner: Arc::new(inner) };
+        let mut state = running.inner.state.lock().await;
+        let addrs: Vec<String> = running.inner.listeners.iter().map(|l| l.addr.clone()).collect();
+        *state = Some(running.bind(&addrs).await?);
+        drop(state);
+        Ok(running)
+    }
+
+    /// Binds every listener to `addrs` (same order) and spawns the accept
+    /// loops.
+    async fn bind(&self, addrs: &[String]) -> Result<Active> {
+        let mut bound = Vec::new();
+        for (config, addr) in self.inner.listeners.iter().zip(addrs) {
+            let listener = TcpListener::bind(addr.as_str())
+                .await
+                .map_err(|e| server_error(format!("cannot listen on {addr}: {e}")).with_source(e))?;
+            bound.push((listener, config.tls.clone()));
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let (force, force_rx) = watch::channel(false);
+        let (alive_tx, alive) = mpsc::channel(1);
+        let mut local = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for (listener, tls) in bound {
+            let addr = listener.local_addr()?;
+            local.push(addr);
+            let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
+            let signals = Signals { stop: stop_rx.clone(), force: force_rx.clone(), alive: alive_tx.clone() };
+            accept_tasks.push(tokio::spawn(accept_loop(listener, acceptor, self.inner.shared.clone(), signals)));
+            tracing::info!(%addr, "listening");
+        }
+        *self.inner.addrs.lock().unwrap_or_else(|e| e.into_inner()) = local.clone();
+        for hook in &self.inner.on_start {
+            hook(&local);
+        }
+        Ok(Active { stop, force, alive, accept_tasks })
+    }
+
+    /// The bound addresses, in the order the listeners were added (the
+    /// first is the one given to `Server::new`).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.inner.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The first listener's bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs()[0]
+    }
+
+    /// Stops gracefully: stops accepting, lets running requests finish (up
+    /// to `shutdown_timeout`), then closes what is left. Calls the stop
+    /// hooks. Does nothing if already stopped.
+    pub async fn stop(&self) {
+        let mut state = self.inner.state.lock().await;
+        if let Some(active) = state.take() {
+            self.shutdown(active).await;
+        }
+        self.inner.closed.send_replace(true);
+    }
+
+    /// Stops gracefully, then listens again on the same addresses.
+    pub async fn restart(&self) -> Result<()> {
+        let mut state = self.inner.state.lock().await;
+        if let Some(active) = state.take() {
+            self.shutdown(active).await;
+        }
+        let addrs: Vec<String> = self.addrs().iter().map(|a| a.to_string()).collect();
+        *state = Some(self.bind(&addrs).await?);
+        Ok(())
+    }
+
+    async fn shutdown(&self, mut active: Active) {
+        active.stop.send_replace(true);
+        for task in active.accept_tasks.drain(..) {
+            let _ = task.await;
+        }
+        let deadline = self.inner.shared.options.shutdown_timeout;
+        if tokio::time::timeout(deadline, active.alive.recv()).await.is_err() {
+            tracing::warn!("connections still busy after the shutdown timeout; closing them");
+            active.force.send_replace(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), active.alive.recv()).await;
+        }
+        for hook in &self.inner.on_stop {
+            hook();
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Whether the server is serving (not stopped).
+    pub fn is_running(&self) -> bool {
+        !*self.inner.closed.borrow()
+    }
+
+    /// Waits until [`stop`](Self::stop) is called (from another handle or
+    /// task).
+    pub async fn wait(&self) {
+        let mut rx = self.inner.closed.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
