@@ -6,7 +6,7 @@ use crate::close::CloseCode;
 use crate::handshake::server::{accept_response, parse_request};
 use crate::handshake::{HandshakeError, HandshakeErrorKind};
 use crate::message::Message;
-use crate::proto::{PreparedFrame, Protocol, Role};
+use crate::proto::{Config, PreparedFrame, Protocol, Role};
 use bytes::{Bytes, BytesMut};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -71,6 +71,8 @@ pub(super) struct Core {
     dirty: Vec<usize>,
     scratch: Box<[u8]>,
     options: Options,
+    /// `options.config`, shared by every connection (not copied into each).
+    config: Arc<Config>,
     registry: Registry,
     /// The iteration's time.
     now: Instant,
@@ -103,6 +105,7 @@ impl<H: Handler> EventLoop<H> {
                 timers: BinaryHeap::new(),
                 dirty: Vec::new(),
                 scratch: vec![0u8; SCRATCH_SIZE].into_boxed_slice(),
+                config: Arc::new(options.config.clone()),
                 options,
                 registry,
                 now: Instant::now(),
@@ -358,7 +361,7 @@ impl Core {
         };
         match accept_response(&request, protocol, None, &accept.headers) {
             Ok(response) => {
-                let config = accept.config.unwrap_or_else(|| options.config.clone());
+                let config = accept.config.map_or_else(|| self.config.clone(), Arc::new);
                 let mut proto = Protocol::new(Role::Server, config);
                 // The 101 leaves with the first frames, in one write.
                 proto.output().push_shared(Bytes::from(response));

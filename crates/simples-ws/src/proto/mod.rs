@@ -34,6 +34,7 @@ use crate::frame::FrameHeader;
 use crate::message::DataKind;
 use crate::utf8::Utf8Validator;
 use bytes::BytesMut;
+use std::sync::Arc;
 use std::time::Instant;
 use timers::Timers;
 
@@ -53,7 +54,8 @@ pub enum State {
 /// messages in, frames out.
 pub struct Protocol {
     role: Role,
-    config: Config,
+    /// Shared by every connection of a server that passes an `Arc`.
+    config: Arc<Config>,
     state: State,
     /// Received bytes not yet consumed. While a frame's payload is being
     /// received, it starts at the payload's first unconsumed byte.
@@ -66,17 +68,28 @@ pub struct Protocol {
     /// Kind of the fragmented message being sent, if one is open.
     sending: Option<DataKind>,
     close_sent: bool,
-    close_received: Option<Option<CloseFrame>>,
+    /// The peer's close frame was received (the frame is in `rare`).
+    close_received: bool,
     /// The peer's end of stream was seen.
     eof: bool,
     /// The connection failed (peer violation, reset or timeout).
     failed: bool,
+    /// State that only closing or misbehaving connections need, boxed so
+    /// an idle connection stays small.
+    rare: Option<Box<Rare>>,
+    timers: Timers,
+}
+
+/// See `Protocol::rare`.
+#[derive(Debug, Default)]
+struct Rare {
+    /// The peer's close frame (`Some(None)`: it had no code).
+    close_frame: Option<Option<CloseFrame>>,
     /// An error to report from the next `poll_message`.
     pending_error: Option<ProtocolError>,
     /// The latest ping's payload, when its pong could not be queued
     /// because the output was backlogged (see `recv::PONG_BACKLOG`).
     deferred_pong: Option<bytes::Bytes>,
-    timers: Timers,
 }
 
 /// Progress through the current frame.
@@ -111,10 +124,13 @@ struct Incoming {
 
 impl Protocol {
     /// A connection whose opening handshake is complete.
-    pub fn new(role: Role, config: Config) -> Protocol {
+    ///
+    /// `config` may be a [`Config`] or an `Arc<Config>` shared by many
+    /// connections (it is not copied then).
+    pub fn new(role: Role, config: impl Into<Arc<Config>>) -> Protocol {
         Protocol {
             role,
-            config,
+            config: config.into(),
             state: State::Open,
             read: BytesMut::new(),
             reading: Reading::Header,
@@ -123,13 +139,16 @@ impl Protocol {
             extension: None,
             sending: None,
             close_sent: false,
-            close_received: None,
+            close_received: false,
             eof: false,
             failed: false,
-            pending_error: None,
-            deferred_pong: None,
+            rare: None,
             timers: Timers::default(),
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// Installs the extension negotiated in the handshake.
@@ -154,7 +173,7 @@ impl Protocol {
 
     /// The peer's close frame, once received (`Some(None)`: it had no code).
     pub fn close_frame_received(&self) -> Option<&Option<CloseFrame>> {
-        self.close_received.as_ref()
+        self.rare.as_ref().and_then(|r| r.close_frame.as_ref())
     }
 
     /// True when the driver should flush the output and then close the
@@ -253,7 +272,7 @@ impl Protocol {
                     tracing::debug!(role = ?self.role, "closing handshake timed out");
                     self.failed = true;
                     self.state = State::Closed;
-                    self.pending_error = Some(err);
+                    self.rare().pending_error = Some(err);
                 }
                 return;
             }

@@ -50,7 +50,7 @@ impl Protocol {
     /// Returns the buffer lent by [`Protocol::take_read_buf`], with the
     /// bytes read into it appended.
     pub fn restore_read_buf(&mut self, buf: BytesMut) {
-        if self.state == State::Closed || self.close_received.is_some() {
+        if self.state == State::Closed || self.close_received {
             return;
         }
         // Not activity by itself: the driver calls `notify_received` when
@@ -76,7 +76,7 @@ impl Protocol {
     /// Copies received bytes in (for drivers that read into their own
     /// buffers, and for tests).
     pub fn receive(&mut self, data: &[u8]) {
-        if data.is_empty() || self.state == State::Closed || self.close_received.is_some() {
+        if data.is_empty() || self.state == State::Closed || self.close_received {
             return;
         }
         self.read.extend_from_slice(data);
@@ -95,16 +95,18 @@ impl Protocol {
     /// is already queued in [`Protocol::output`], and later calls return
     /// `Ok(None)`.
     pub fn poll_message(&mut self) -> Result<Option<Message>, ProtocolError> {
-        if let Some(err) = self.pending_error.take() {
-            return Err(err);
-        }
-        if self.deferred_pong.is_some() && self.out.len() <= PONG_BACKLOG && !self.close_sent {
-            if let Some(payload) = self.deferred_pong.take() {
-                self.queue_control(OpCode::Pong, &payload);
+        if let Some(rare) = self.rare.as_mut() {
+            if let Some(err) = rare.pending_error.take() {
+                return Err(err);
+            }
+            if self.out.len() <= PONG_BACKLOG && !self.close_sent {
+                if let Some(payload) = rare.deferred_pong.take() {
+                    self.queue_control(OpCode::Pong, &payload);
+                }
             }
         }
         loop {
-            if self.state == State::Closed || self.close_received.is_some() {
+            if self.state == State::Closed || self.close_received {
                 // RFC 6455 §5.5.1: nothing after a close frame is data;
                 // drop whatever a driver read in meanwhile.
                 self.read.clear();
@@ -317,7 +319,7 @@ impl Protocol {
                 if self.close_sent {
                     // No pong after our close frame.
                 } else if self.out.len() > PONG_BACKLOG {
-                    self.deferred_pong = Some(payload.clone());
+                    self.rare().deferred_pong = Some(payload.clone());
                 } else {
                     self.queue_control(OpCode::Pong, &payload);
                 }
@@ -340,7 +342,8 @@ impl Protocol {
                 // §7.1.4: the closing handshake is complete; nothing more
                 // is read (§5.5.1: no data after a close frame).
                 self.state = State::Closed;
-                self.close_received = Some(frame.clone());
+                self.close_received = true;
+                self.rare().close_frame = Some(frame.clone());
                 self.read = BytesMut::new();
                 self.incoming = None;
                 Ok(Step::Message(Message::Close(frame)))
