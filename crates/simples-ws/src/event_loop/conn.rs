@@ -18,6 +18,9 @@ pub(super) const TERMINAL: u8 = 2;
 pub(super) const SHUTDOWN: u8 = 4;
 /// Remove it at the end of the iteration, without further ceremony.
 pub(super) const DEAD: u8 = 8;
+/// The connection is in the loop's shrink list: its buffers are released
+/// at the next sweep if it stays idle until then.
+pub(super) const SHRINK: u8 = 16;
 
 /// One connection: kept small, most of it is the protocol.
 pub(super) struct Conn {

@@ -1,6 +1,6 @@
 //! The loop: accept, read, dispatch, cork, close.
 
-use super::conn::{self, Conn, ConnState, Stamp, DEAD, PENDING, SHUTDOWN, TERMINAL};
+use super::conn::{self, Conn, ConnState, Stamp, DEAD, PENDING, SHRINK, SHUTDOWN, TERMINAL};
 use super::{Accept, Broadcast, CloseReason, ConnId, Handler, Options};
 use crate::close::CloseCode;
 use crate::handshake::server::{accept_response, parse_request};
@@ -30,6 +30,8 @@ const FIRST_WINDOW: usize = 64 * 1024;
 const MAX_WINDOW: usize = 1 << 20;
 /// Pause before retrying `accept` after an error such as EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// How long a connection must stay idle before its buffers are released.
+const SHRINK_DELAY: Duration = Duration::from_secs(1);
 /// Largest slab index: `ConnId` keeps it in 32 bits, tokens above are ours.
 const MAX_CONNS: usize = u32::MAX as usize;
 
@@ -67,8 +69,13 @@ pub(super) struct Core {
     conns: Slab<Conn>,
     next_gen: u32,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
-    /// Connections to flush, re-arm and shrink at the end of the iteration.
+    /// Connections to flush and re-arm at the end of the iteration.
     dirty: Vec<usize>,
+    /// Connections that went idle holding buffers, released at the next
+    /// sweep (see `SHRINK_DELAY`) if still idle; each listed once (`SHRINK`).
+    shrink: Vec<(usize, u32)>,
+    /// When the shrink list is swept next.
+    shrink_at: Instant,
     scratch: Box<[u8]>,
     options: Options,
     /// `options.config`, shared by every connection (not copied into each).
@@ -104,6 +111,8 @@ impl<H: Handler> EventLoop<H> {
                 next_gen: 0,
                 timers: BinaryHeap::new(),
                 dirty: Vec::new(),
+                shrink: Vec::new(),
+                shrink_at: Instant::now(),
                 scratch: vec![0u8; SCRATCH_SIZE].into_boxed_slice(),
                 config: Arc::new(options.config.clone()),
                 options,
@@ -147,7 +156,8 @@ impl<H: Handler> EventLoop<H> {
     pub fn run_once(&mut self, handler: &mut H, timeout: Option<Duration>) -> io::Result<()> {
         let now = Instant::now();
         let mut wait = timeout;
-        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accept_retry).min();
+        let sweep = (!self.core.shrink.is_empty()).then_some(self.core.shrink_at);
+        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accept_retry).chain(sweep).min();
         if let Some(d) = next {
             let until = d.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
@@ -184,6 +194,7 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         self.core.settle_dirty(handler);
+        self.core.sweep_idle();
         Ok(())
     }
 
@@ -502,10 +513,35 @@ impl Core {
                 return;
             }
         }
-        if flushed && p.is_between_frames() {
-            // Idle: hold no buffer memory.
-            p.shrink_buffers();
+        if flushed && p.is_between_frames() && *flags & SHRINK == 0 {
+            // Idle for now: release its buffers at the next sweep unless
+            // it is busy again by then. Freeing them after every write
+            // would cost a malloc and free per message, and glibc trims
+            // (madvise) the heap when a burst's buffers are all freed.
+            *flags |= SHRINK;
+            self.shrink.push((key, c.gen));
         }
+    }
+
+    /// Releases the buffers of connections that stayed idle since they
+    /// were listed, once per `SHRINK_DELAY`.
+    fn sweep_idle(&mut self) {
+        if self.shrink.is_empty() || self.now < self.shrink_at {
+            return;
+        }
+        for (key, gen) in std::mem::take(&mut self.shrink) {
+            let Some(c) = self.conns.get_mut(key) else { continue };
+            if c.gen != gen {
+                continue;
+            }
+            c.flags &= !SHRINK;
+            if let ConnState::Open(p) = &mut c.state {
+                if p.output().is_empty() && p.is_between_frames() {
+                    p.shrink_buffers();
+                }
+            }
+        }
+        self.shrink_at = self.now + SHRINK_DELAY;
     }
 
     /// Writes the 101 response (and what on_open's messages queued) right

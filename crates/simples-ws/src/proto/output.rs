@@ -12,12 +12,21 @@ use std::io::IoSlice;
 /// Payloads at least this large are queued by reference instead of copied.
 pub(crate) const COPY_THRESHOLD: usize = 16 * 1024;
 
+/// [`Output::shrink`] keeps the encoding buffer when no more than this much
+/// was queued at once since the last shrink: reusing a buffer of at most
+/// about twice this size saves a malloc and a free per write on busy small
+/// traffic (broadcasts, chat), and costs idle connections little.
+const KEEP_SMALL: usize = 256;
+
 /// Bytes to send, in order: every chunk of `chunks`, then `tail`.
 #[derive(Debug, Default)]
 pub struct Output {
     chunks: VecDeque<Bytes>,
     tail: BytesMut,
     len: usize,
+    /// Most bytes held by `tail` at once since the last shrink: bounds the
+    /// size of its allocation (it grows by doubling from small).
+    peak: usize,
 }
 
 impl Output {
@@ -88,10 +97,15 @@ impl Output {
     }
 
     /// Releases buffer memory when nothing is waiting (for idle connections).
+    ///
+    /// A small encoding buffer (see `KEEP_SMALL`) is kept for reuse.
     pub fn shrink(&mut self) {
         if self.len == 0 {
-            self.tail = BytesMut::new();
-            self.chunks = VecDeque::new();
+            if self.peak > KEEP_SMALL || !self.chunks.is_empty() || self.chunks.capacity() > 0 {
+                self.tail = BytesMut::new();
+                self.chunks = VecDeque::new();
+            }
+            self.peak = 0;
         }
     }
 
@@ -104,6 +118,7 @@ impl Output {
     /// Accounts for bytes appended to the tail.
     pub(crate) fn commit(&mut self, n: usize) {
         self.len += n;
+        self.peak = self.peak.max(self.tail.len());
     }
 
     /// Queues shared bytes after everything already waiting.
