@@ -5,8 +5,9 @@
 //! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 AGENT
 //! ```
 
+use simples_ws::deflate::DeflateConfig;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{connect_with, Error};
+use simples_ws::tokio::{connect_with, connect_with_deflate, Error};
 use simples_ws::{Config, Message};
 
 #[tokio::main(flavor = "current_thread")]
@@ -44,10 +45,12 @@ async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
     count.ok_or_else(|| "the fuzzingserver sent no case count".into())
 }
 
-/// Echoes every message of one case, as the fuzzingserver expects.
+/// Echoes every message of one case, as the fuzzingserver expects,
+/// offering permessage-deflate (the fuzzingserver accepts it in sections
+/// 12 and 13 only).
 async fn run_case(url: &str) -> Result<(), Error> {
     let config = Config { max_frame_size: 64 << 20, max_message_size: 64 << 20, ..Config::default() };
-    let (mut ws, _) = connect_with(url, &ClientConfig::default(), config).await?;
+    let (mut ws, _) = connect_with_deflate(url, &ClientConfig::default(), config, &DeflateConfig::default()).await?;
     loop {
         match ws.recv().await? {
             m @ (Message::Text(_) | Message::Binary(_)) => ws.feed(m).await?,

@@ -67,6 +67,12 @@ fn extension_error(code: CloseCode, reason: String) -> ProtocolError {
 /// Deflates `input` with a sync flush and returns the output without its
 /// 0x00 0x00 0xff 0xff tail (RFC 7692 §7.2.1).
 fn deflate_sync(c: &mut Compress, input: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    if input.is_empty() {
+        // zlib emits nothing for a second sync flush without input; an
+        // empty message is the start of an empty stored block (§7.2.3.6),
+        // which leaves the LZ77 window as it is.
+        return Ok(vec![0x00]);
+    }
     let fail = |e: flate2::CompressError| extension_error(CloseCode::INTERNAL_ERROR, format!("deflate failed: {e}"));
     let mut out = Vec::with_capacity(input.len() / 2 + 64);
     let start = c.total_in();

@@ -633,6 +633,21 @@ fn memory_report_follows_contexts() {
 }
 
 #[test]
+fn empty_messages_with_context_takeover() {
+    // Found by fuzzing: a second sync flush without input emits nothing.
+    let cfg = DeflateConfig { min_size: 0, ..DeflateConfig::default() };
+    let (mut server, mut client) = pair(DeflateParams::default(), &cfg, Config::default());
+    let messages = [Message::text("hello hello"), Message::text(""), Message::binary(Bytes::new()), Message::text("hello hello")];
+    for m in &messages {
+        client.send(m.clone()).unwrap();
+    }
+    let wire = drain(&mut client);
+    assert!(frames(&wire).iter().all(|(h, _)| h.rsv == 0x40));
+    server.receive(&wire);
+    assert_eq!(all_messages(&mut server).unwrap(), messages.to_vec());
+}
+
+#[test]
 fn incompressible_data_goes_out_plain_without_context_takeover() {
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let noise: Vec<u8> = (0..2000)
