@@ -79,15 +79,10 @@ async fn raw_client_sees_close_echo_then_eof_from_server() {
 #[tokio::test]
 async fn server_initiated_close() {
     bounded(async {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let addr = spawn_server(move |tcp| {
-            let tx = tx.clone();
-            async move {
-                let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-                ws.close(CloseCode(4000), "server bye").await.unwrap();
-                let r = ws.recv().await;
-                tx.send(r).unwrap();
-            }
+        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
+            let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            ws.close(CloseCode(4000), "server bye").await.unwrap();
+            ws.recv().await
         })
         .await;
         let (mut ws, _) = connect(&format!("ws://{addr}/")).await.unwrap();
@@ -422,19 +417,15 @@ async fn masked_frame_from_server_fails_client_with_1002() {
 #[tokio::test]
 async fn split_peer_that_never_answers_our_close_times_out() {
     bounded(async {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let addr = spawn_server(move |tcp| {
-            let tx = tx.clone();
-            async move {
-                let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
-                let (ws, _) = accept(tcp, &options).await.unwrap();
-                let (sender, mut receiver) = ws.split(1 << 16);
-                // Close first, then receive.
-                let t0 = Instant::now();
-                sender.close(CloseCode::NORMAL, "").await.unwrap();
-                let r = receiver.recv().await;
-                tx.send((r, t0.elapsed())).unwrap();
-            }
+        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
+            let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
+            let (ws, _) = accept(tcp, &options).await.unwrap();
+            let (sender, mut receiver) = ws.split(1 << 16);
+            // Close first, then receive.
+            let t0 = Instant::now();
+            sender.close(CloseCode::NORMAL, "").await.unwrap();
+            let r = receiver.recv().await;
+            (r, t0.elapsed())
         })
         .await;
         let mut tcp = raw_connect(addr).await;
@@ -453,23 +444,19 @@ async fn regression_split_close_timeout_when_receiver_already_waiting() {
     // `Receiver::recv` when another task calls `Sender::close`. The close
     // timeout must still end `recv` if the peer never answers.
     bounded(async {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let addr = spawn_server(move |tcp| {
-            let tx = tx.clone();
-            async move {
-                let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
-                let (ws, _) = accept(tcp, &options).await.unwrap();
-                let (sender, mut receiver) = ws.split(1 << 16);
-                let reader = tokio::spawn(async move { receiver.recv().await });
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let t0 = Instant::now();
-                sender.close(CloseCode::NORMAL, "").await.unwrap();
-                let r = match tokio::time::timeout(Duration::from_secs(2), reader).await {
-                    Ok(r) => Some(r.unwrap()),
-                    Err(_) => None,
-                };
-                tx.send((r, t0.elapsed())).unwrap();
-            }
+        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
+            let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
+            let (ws, _) = accept(tcp, &options).await.unwrap();
+            let (sender, mut receiver) = ws.split(1 << 16);
+            let reader = tokio::spawn(async move { receiver.recv().await });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let t0 = Instant::now();
+            sender.close(CloseCode::NORMAL, "").await.unwrap();
+            let r = match tokio::time::timeout(Duration::from_secs(2), reader).await {
+                Ok(r) => Some(r.unwrap()),
+                Err(_) => None,
+            };
+            (r, t0.elapsed())
         })
         .await;
         let mut tcp = raw_connect(addr).await;

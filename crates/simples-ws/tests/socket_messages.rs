@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 /// Payload sizes at every length-encoding boundary (RFC 6455 §5.2).
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
@@ -396,30 +395,26 @@ async fn trickle_client(addr: SocketAddr) {
 #[tokio::test]
 async fn recv_is_cancel_safe_under_select() {
     bounded(async {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let addr = spawn_server(move |tcp| {
-            let tx = tx.clone();
-            async move {
-                let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-                let mut got = Vec::new();
-                let mut cancelled = 0usize;
-                loop {
-                    tokio::select! {
-                        r = ws.recv() => match r {
-                            Ok(Message::Close(_)) => break,
-                            Ok(m) => {
-                                if m.is_data() {
-                                    ws.send(m.clone()).await.unwrap();
-                                }
-                                got.push(m);
+        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
+            let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            let mut got = Vec::new();
+            let mut cancelled = 0usize;
+            loop {
+                tokio::select! {
+                    r = ws.recv() => match r {
+                        Ok(Message::Close(_)) => break,
+                        Ok(m) => {
+                            if m.is_data() {
+                                ws.send(m.clone()).await.unwrap();
                             }
-                            Err(e) => panic!("recv failed: {e:?}"),
-                        },
-                        _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
-                    }
+                            got.push(m);
+                        }
+                        Err(e) => panic!("recv failed: {e:?}"),
+                    },
+                    _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
                 }
-                tx.send((got, cancelled)).unwrap();
             }
+            (got, cancelled)
         })
         .await;
         trickle_client(addr).await;
@@ -433,31 +428,27 @@ async fn recv_is_cancel_safe_under_select() {
 #[tokio::test]
 async fn split_receiver_is_cancel_safe_under_select() {
     bounded(async {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let addr = spawn_server(move |tcp| {
-            let tx = tx.clone();
-            async move {
-                let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-                let (sender, mut receiver) = ws.split(1 << 16);
-                let mut got = Vec::new();
-                let mut cancelled = 0usize;
-                loop {
-                    tokio::select! {
-                        r = receiver.recv() => match r {
-                            Ok(Message::Close(_)) => break,
-                            Ok(m) => {
-                                if m.is_data() {
-                                    sender.send(m.clone()).await.unwrap();
-                                }
-                                got.push(m);
+        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
+            let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            let (sender, mut receiver) = ws.split(1 << 16);
+            let mut got = Vec::new();
+            let mut cancelled = 0usize;
+            loop {
+                tokio::select! {
+                    r = receiver.recv() => match r {
+                        Ok(Message::Close(_)) => break,
+                        Ok(m) => {
+                            if m.is_data() {
+                                sender.send(m.clone()).await.unwrap();
                             }
-                            Err(e) => panic!("recv failed: {e:?}"),
-                        },
-                        _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
-                    }
+                            got.push(m);
+                        }
+                        Err(e) => panic!("recv failed: {e:?}"),
+                    },
+                    _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
                 }
-                tx.send((got, cancelled)).unwrap();
             }
+            (got, cancelled)
         })
         .await;
         trickle_client(addr).await;

@@ -34,6 +34,10 @@ pub(super) struct Conn {
     pub state: ConnState,
 }
 
+// Open connections dominate and the slab stores every slot at the size of
+// the largest variant anyway: boxing `Protocol` would only add a pointer
+// and an allocation per connection.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum ConnState {
     /// Reading the request head.
     Handshaking { buf: BytesMut },

@@ -53,6 +53,28 @@ pub async fn step<F: Future>(what: &str, f: F) -> F::Output {
 // Servers
 // ---------------------------------------------------------------------------
 
+/// Like [`spawn_server`], for servers whose test needs each connection's
+/// outcome: `handler`'s result for every connection arrives on the
+/// returned channel, in the order the connections finish.
+pub async fn spawn_reporting_server<T, F, Fut>(handler: F) -> (SocketAddr, mpsc::UnboundedReceiver<T>)
+where
+    T: Send + 'static,
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handler = std::sync::Arc::new(handler);
+    let addr = spawn_server(move |tcp| {
+        let tx = tx.clone();
+        let handler = handler.clone();
+        async move {
+            let _ = tx.send(handler(tcp).await);
+        }
+    })
+    .await;
+    (addr, rx)
+}
+
 /// Spawns an accept loop on 127.0.0.1:0 that runs `handler` in its own task
 /// for every TCP connection. Returns the bound address. The loop lives until
 /// the test's runtime shuts down.
