@@ -54,6 +54,7 @@ pub struct Host {
     pub(crate) middlewares: Vec<Arc<dyn Middleware>>,
     pub(crate) options: HostOptions,
     pub(crate) templates: Option<Arc<dyn TemplateEngine>>,
+    pub(crate) ws_hosts: Vec<crate::ws::WsHost>,
 }
 
 macro_rules! method_routes {
@@ -73,6 +74,40 @@ macro_rules! method_routes {
 }
 
 impl Host {
+    /// Adds a WebSocket host at `path` (a route pattern: `/chat`,
+    /// `/rooms/:room`): `GET` requests there are WebSocket handshakes,
+    /// checked and accepted as `options` say, and `on_open` runs for each
+    /// new connection (before its first message is handled). Register the
+    /// other handlers on the returned [`WsHost`](crate::WsHost), which also
+    /// broadcasts and manages channels.
+    ///
+    /// ```no_run
+    /// # async fn run() -> simples::Result<()> {
+    /// use simples::{Server, ws::WsOptions};
+    ///
+    /// let mut server = Server::new("127.0.0.1:8080");
+    /// let chat = server.ws("/chat", WsOptions::object(), |conn| async move {
+    ///     let _ = conn.send_event("welcome", &conn.id());
+    /// });
+    /// chat.on("say", |conn, text| async move {
+    ///     conn.host().broadcast_event("said", &text)
+    /// });
+    /// server.start().await?.wait().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn ws<F, Fut>(&mut self, path: &str, options: crate::ws::WsOptions, on_open: F) -> crate::ws::WsHost
+    where
+        F: Fn(crate::ws::WsConn) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let ws = crate::ws::WsHost::new(path, options);
+        ws.set_open(on_open);
+        let handshake = ws.clone();
+        self.route(Some(Method::GET), path, move |conn: Conn| crate::ws::handshake(handshake.clone(), conn));
+        self.ws_hosts.push(ws.clone());
+        ws
+    }
+
     /// A host with no routes and default options.
     pub fn new() -> Host {
         Host::default()

@@ -32,6 +32,16 @@ impl Hosts {
         Hosts { main: Arc::new(main), exact, wildcards }
     }
 
+    /// Every host: the main one, the exact names, the wildcards.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Host>> {
+        std::iter::once(&self.main).chain(self.exact.values()).chain(self.wildcards.iter().map(|(_, h)| h))
+    }
+
+    /// The WebSocket hosts of every host.
+    pub(crate) fn ws_hosts(&self) -> impl Iterator<Item = &crate::ws::WsHost> {
+        self.all().flat_map(|h| h.ws_hosts.iter())
+    }
+
     /// The host for a normalized host name (see `headers::host_name`).
     pub(crate) fn select(&self, name: &str) -> &Arc<Host> {
         if let Some(h) = self.exact.get(name) {

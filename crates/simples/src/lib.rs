@@ -45,6 +45,9 @@
 //!   session/     cookie sessions, typed values, SessionStore trait and
 //!                the expiring MemoryStore
 //!   template     TemplateEngine trait and the minijinja engine
+//!   ws/          WebSocket hosts (`Host::ws`): plain and object mode,
+//!                broadcasts, channels, bounded outboxes, the browser
+//!                client simples.js (see the module's own map)
 //!   headers      q-value lists, Host header normalization
 //!   error        Error: the crate's one error type (carries the status)
 //! ```
@@ -76,6 +79,7 @@ mod session;
 mod static_files;
 mod template;
 mod tls;
+pub mod ws;
 
 pub use body::{Body, BoxError};
 pub use conn::{Conn, Field, Multipart};
@@ -91,6 +95,7 @@ pub use session::{MemoryStore, Session, SessionConfig, SessionData, SessionStore
 pub use static_files::StaticOptions;
 pub use template::{MiniJinja, TemplateEngine};
 pub use tls::Tls;
+pub use ws::{WsConn, WsHost, WsOptions};
 
 /// The `cookie` crate's cookie type, for [`Conn::set_cookie`].
 pub use cookie::{Cookie, SameSite};

@@ -25,4 +25,4 @@ pub use connect::{client_handshake, connect, connect_with, CONNECT_TIMEOUT};
 pub use connect::{client_handshake_with_deflate, connect_with_deflate};
 pub use error::Error;
 pub use split::{Receiver, Sender, TrySendError};
-pub use stream::WebSocket;
+pub use stream::{Drive, WebSocket};

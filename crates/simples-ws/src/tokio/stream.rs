@@ -13,6 +13,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Output bytes above which [`WebSocket::feed`] writes before returning.
 const FEED_HIGH_WATER: usize = 128 * 1024;
 
+/// What [`WebSocket::drive`] returned for.
+#[derive(Debug)]
+pub enum Drive {
+    /// The next message (as [`WebSocket::recv`] returns it).
+    Message(Message),
+    /// The output queue is at or below the requested low-water mark.
+    Writable,
+}
+
 /// A WebSocket connection over any `AsyncRead + AsyncWrite` transport.
 ///
 /// [`recv`](WebSocket::recv) answers pings, echoes close frames, runs the
@@ -65,7 +74,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// violations fail the connection with the right close code and return
     /// [`Error::Protocol`].
     pub async fn recv(&mut self) -> Result<Message, Error> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+        let step = poll_fn(|cx| self.poll_drive(cx, true, None)).await?;
+        match step {
+            Drive::Message(m) => Ok(m),
+            Drive::Writable => unreachable!("no low-water mark was given"),
+        }
+    }
+
+    /// Runs the connection as [`recv`](WebSocket::recv) does (writes what
+    /// is queued, answers pings, runs the timers) for a driver that also
+    /// feeds the connection from a queue of its own:
+    ///
+    /// * with `read == false` no message is handed out and nothing is read
+    ///   (the peer is held back by TCP flow control while the caller is
+    ///   busy), but output is still written and the timers still run;
+    /// * with `low_water == Some(n)`, returns [`Drive::Writable`] as soon as
+    ///   at most `n` bytes wait in the output queue, so the caller can queue
+    ///   more without ever holding more than it chose.
+    ///
+    /// Cancel-safe, like `recv`.
+    pub async fn drive(&mut self, read: bool, low_water: Option<usize>) -> Result<Drive, Error> {
+        poll_fn(|cx| self.poll_drive(cx, read, low_water)).await
     }
 
     /// Queues a message and writes everything queued.
@@ -117,7 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(())
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, read: bool, low_water: Option<usize>) -> Poll<Result<Drive, Error>> {
         if self.finished {
             return Poll::Ready(Err(Error::Closed));
         }
@@ -128,14 +157,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => false,
                 };
-                return self.poll_close_transport(flushed, cx);
+                return self.poll_close_transport(flushed, cx).map(|r| r.map(Drive::Message));
             }
-            match self.proto.poll_message() {
+            let step = if read { self.proto.poll_message() } else { Ok(None) };
+            match step {
                 Ok(Some(Message::Close(frame))) => {
                     self.terminal = Some(Ok(Message::Close(frame)));
                     continue;
                 }
-                Ok(Some(msg)) => return Poll::Ready(Ok(msg)),
+                Ok(Some(msg)) => return Poll::Ready(Ok(Drive::Message(msg))),
                 Ok(None) => {}
                 Err(e) => {
                     self.terminal = Some(Err(Error::Protocol(e)));
@@ -155,7 +185,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => false,
             };
-            match poll_read_proto(&mut self.io, &mut self.proto, cx) {
+            if low_water.is_some_and(|n| self.proto.output().len() <= n) {
+                return Poll::Ready(Ok(Drive::Writable));
+            }
+            let input = if read { poll_read_proto(&mut self.io, &mut self.proto, cx) } else { Poll::Pending };
+            match input {
                 Poll::Ready(Ok(0)) => {
                     self.proto.receive_eof();
                     continue;
@@ -174,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 self.proto.handle_timeout(now);
                 continue;
             }
-            if flushed {
+            if flushed && read {
                 // Waiting for the peer with nothing buffered: hold no memory.
                 self.proto.shrink_buffers();
             }

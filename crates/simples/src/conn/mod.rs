@@ -94,6 +94,11 @@ impl Conn {
         }
     }
 
+    /// The values stored with `set_data` (for a WebSocket connection).
+    pub(crate) fn take_data(&mut self) -> http::Extensions {
+        std::mem::take(&mut self.data)
+    }
+
     pub(crate) fn session_slot(&self) -> Option<SessionSlot> {
         self.session.clone()
     }

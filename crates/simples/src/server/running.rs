@@ -51,6 +51,11 @@ fn server_error(reason: impl Into<String>) -> Error {
 impl Running {
     pub(super) async fn start(server: Server) -> Result<Running> {
         let hosts = Hosts::new(server.main, server.hosts);
+        for host in hosts.all() {
+            for ws in &host.ws_hosts {
+                ws.attach_templates(host.templates.clone());
+            }
+        }
         let inner = Inner {
             shared: Arc::new(Shared::new(hosts, server.options)),
             listeners: server.listeners,
@@ -137,6 +142,10 @@ impl Running {
             let _ = task.await;
         }
         let deadline = self.inner.shared.options.shutdown_timeout;
+        // WebSocket connections (no longer hyper's): close 1001, flush,
+        // wait for the closing handshakes, all hosts at once.
+        let ws = self.inner.shared.hosts.ws_hosts().map(|ws| ws.shutdown(deadline));
+        futures_util::future::join_all(ws).await;
         if tokio::time::timeout(deadline, active.alive.recv()).await.is_err() {
             tracing::warn!("connections still busy after the shutdown timeout; closing them");
             active.force.send_replace(true);

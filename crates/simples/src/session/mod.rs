@@ -159,6 +159,22 @@ pub(crate) async fn load(config: &SessionConfig, cookie: Option<&str>) -> Result
     Ok(Session::new(new_id(), SessionData::new(), true))
 }
 
+/// Saves `session` outside a request (a WebSocket connection): the data is
+/// stored (or deleted if destroyed); no cookie can be set any more.
+pub(crate) async fn save(config: &SessionConfig, session: &Session) -> Result<()> {
+    let (id, data, destroyed, replaced) = {
+        let mut inner = session.lock();
+        (inner.id.clone(), inner.data.clone(), inner.destroyed, inner.replaced.take())
+    };
+    if let Some(old) = replaced {
+        config.store.destroy(&old).await?;
+    }
+    if destroyed {
+        return config.store.destroy(&id).await;
+    }
+    config.store.save(&id, data, config.ttl).await
+}
+
 /// After the response: saves (or deletes) the session and sets its cookie.
 pub(crate) async fn finish(config: &SessionConfig, session: &Session, secure: bool, res: &mut Response) -> Result<()> {
     let (id, data, is_new, destroyed, replaced) = {

@@ -127,3 +127,76 @@ pub async fn send_tls(addr: SocketAddr, connector: &tokio_rustls::TlsConnector, 
     let tls = connector.connect(name, tcp).await.expect("TLS handshake");
     send_on(tls, req).await
 }
+
+/// WebSocket clients (simples-ws's client over a real socket).
+pub mod ws {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use simples_ws::handshake::client::ClientConfig;
+    use simples_ws::tokio::{connect_with, Error, WebSocket};
+    use simples_ws::{Config, Message};
+    use tokio::net::TcpStream;
+
+    pub type Client = WebSocket<TcpStream>;
+
+    /// Connects to `path` on `addr` with `config`; the handshake's result.
+    pub async fn try_connect(addr: SocketAddr, path: &str, config: ClientConfig) -> Result<Client, Error> {
+        let url = format!("ws://{addr}{path}");
+        connect_with(&url, &config, Config::default()).await.map(|(ws, _)| ws)
+    }
+
+    /// Connects to `path` on `addr`, panicking on failure.
+    pub async fn connect(addr: SocketAddr, path: &str) -> Client {
+        try_connect(addr, path, ClientConfig::default()).await.expect("WebSocket handshake")
+    }
+
+    /// The next data or close message (pings and pongs skipped), within 5 s.
+    pub async fn next(ws: &mut Client) -> Message {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+                .await
+                .expect("a message within 5 s")
+                .expect("the connection is open");
+            if !matches!(m, Message::Ping(_) | Message::Pong(_)) {
+                return m;
+            }
+        }
+    }
+
+    /// The next text message.
+    pub async fn text(ws: &mut Client) -> String {
+        match next(ws).await {
+            Message::Text(t) => t.as_str().to_string(),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// The next text message as JSON.
+    pub async fn json(ws: &mut Client) -> Value {
+        let t = text(ws).await;
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}"))
+    }
+
+    /// Sends a text message.
+    pub async fn send(ws: &mut Client, text: &str) {
+        ws.send(Message::text(text.to_string())).await.expect("send");
+    }
+
+    /// Sends `value` as JSON text.
+    pub async fn send_json(ws: &mut Client, value: Value) {
+        send(ws, &value.to_string()).await;
+    }
+
+    /// Waits for the server's close frame; its code.
+    pub async fn closed_with(ws: &mut Client) -> u16 {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.recv()).await.expect("closed within 10 s") {
+                Ok(Message::Close(frame)) => return frame.map_or(1005, |f| f.code.0),
+                Ok(_) => continue,
+                Err(e) => panic!("connection failed instead of closing: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! [`WsConn`]: one WebSocket connection, as its handlers and broadcasters
+//! see it: what the handshake request carried, the session shared with
+//! HTTP, and non-blocking sends through the bounded outbox.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::Serialize;
+use serde_json::Value;
+use simples_ws::{CloseCode, Message};
+use tokio::sync::{oneshot, Notify};
+
+use super::error::WsError;
+use super::host::WsShared;
+use super::object;
+use super::outbox::{Out, Outbox, Pushed};
+use crate::conn::Head;
+use crate::router::Params;
+use crate::session::{Session, SessionConfig};
+
+/// What the handshake request carried, kept for the connection's life.
+pub(crate) struct RequestInfo {
+    pub(crate) head: Arc<Head>,
+    pub(crate) params: Params,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) cookies: Vec<(String, String)>,
+    pub(crate) languages: Vec<String>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) data: http::Extensions,
+    pub(crate) session: Option<(Session, SessionConfig)>,
+}
+
+/// One WebSocket connection of a [`WsHost`](crate::WsHost): a cheap handle
+/// (clones share the connection) usable from any task.
+///
+/// Sending never waits: a message goes into the connection's bounded queue
+/// and the host's [`SlowPolicy`](crate::ws::SlowPolicy) decides what
+/// happens when a slow client lets the queue fill up.
+#[derive(Clone)]
+pub struct WsConn {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+pub(crate) struct ConnInner {
+    pub(crate) id: u64,
+    pub(crate) host: Arc<WsShared>,
+    pub(crate) request: RequestInfo,
+    pub(crate) outbox: Mutex<Outbox>,
+    /// Wakes the driver: something was queued.
+    pub(crate) wake: Notify,
+    /// Channels this connection is bound to.
+    pub(crate) channels: Mutex<Vec<String>>,
+    pub(crate) dropped: AtomicU64,
+    /// Object mode: requests waiting for the client's acknowledgement.
+    pub(crate) pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) next_id: u64,
+    pub(crate) waiting: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
+    /// The connection ended: no new requests.
+    pub(crate) closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ConnInner {
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        lock(&self.outbox)
+    }
+}
+
+impl WsConn {
+    pub(crate) fn new(id: u64, host: Arc<WsShared>, request: RequestInfo) -> WsConn {
+        WsConn {
+            inner: Arc::new(ConnInner {
+                id,
+                host,
+                request,
+                outbox: Mutex::new(Outbox::new()),
+                wake: Notify::new(),
+                channels: Mutex::new(Vec::new()),
+                dropped: AtomicU64::new(0),
+                pending: Mutex::new(Pending::default()),
+            }),
+        }
+    }
+
+    /// The connection's id, unique within its host.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The host this connection belongs to (for broadcasts and channels).
+    pub fn host(&self) -> crate::WsHost {
+        crate::WsHost { shared: self.inner.host.clone() }
+    }
+
+    /// The request path of the handshake.
+    pub fn path(&self) -> &str {
+        self.inner.request.head.uri.path()
+    }
+
+    /// A query string parameter of the handshake request (first value).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.inner.request.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every query string parameter, decoded, in order.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.inner.request.query
+    }
+
+    /// A route parameter (`/rooms/:room` gives `param("room")`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.inner.request.params.get(name)
+    }
+
+    /// The route parameters.
+    pub fn params(&self) -> &Params {
+        &self.inner.request.params
+    }
+
+    /// The handshake request's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.request.head.headers
+    }
+
+    /// A request header as text (`None` if absent or not visible ASCII).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner.request.head.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A cookie of the handshake request.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.inner.request.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The host name the client asked for (`Host` header, without port).
+    pub fn host_name(&self) -> &str {
+        &self.inner.request.head.host
+    }
+
+    /// The client's IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.inner.request.head.peer.ip()
+    }
+
+    /// The client's address and port.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.request.head.peer
+    }
+
+    /// Whether the connection came over HTTPS (`wss://`).
+    pub fn is_secure(&self) -> bool {
+        self.inner.request.head.secure
+    }
+
+    /// The client's languages from `Accept-Language`, best first.
+    pub fn languages(&self) -> &[String] {
+        &self.inner.request.languages
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.inner.request.protocol.as_deref()
+    }
+
+    /// A value a middleware or the host's `authorize` hook stored on the
+    /// request with `Conn::set_data`.
+    pub fn data<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
+        self.inner.request.data.get::<T>()
+    }
+
+    /// The session shared with HTTP (same cookie, same store), when the
+    /// host has sessions. Changes are kept in memory for this connection;
+    /// call [`save_session`](WsConn::save_session) to store them.
+    pub fn session(&self) -> Option<&Session> {
+        self.inner.request.session.as_ref().map(|(s, _)| s)
+    }
+
+    /// Writes the session to its store, so that the next HTTP request (and
+    /// other connections) see the changes. Does nothing without sessions.
+    pub async fn save_session(&self) -> crate::Result<()> {
+        match &self.inner.request.session {
+            Some((session, config)) => crate::session::save(config, session).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Queues a message. Fails with [`WsError::Closed`] when the connection
+    /// is closed or closing, and with [`WsError::Full`] when the queue is
+    /// full and the host drops new messages.
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), WsError> {
+        self.push(Out::Message(message.into()))
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&self, text: impl Into<String>) -> Result<(), WsError> {
+        self.send(Message::text(text.into()))
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), WsError> {
+        self.send(Message::binary(data))
+    }
+
+    /// Object mode: queues the event `{"event": event, "data": data}`.
+    pub fn send_event<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), WsError> {
+        let json = object::event_json(event, data, None).map_err(|e| WsError::Encode(e.to_string()))?;
+        self.send_text(json)
+    }
+
+    /// Object mode: sends an event with an id and waits for the client's
+    /// acknowledgement, up to the host's `ack_timeout`.
+    pub async fn request<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<Value, WsError> {
+        self.request_timeout(event, data, self.inner.host.options.ack_timeout).await
+    }
+
+    /// Object mode: [`request`](WsConn::request) with its own timeout.
+    pub async fn request_timeout<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<Value, WsError> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut pending = lock(&self.inner.pending);
+            if pending.closed {
+                return Err(WsError::Closed);
+            }
+            pending.next_id += 1;
+            let id = pending.next_id;
+            pending.waiting.insert(id, tx);
+            id
+        };
+        let forget = || {
+            lock(&self.inner.pending).waiting.remove(&id);
+        };
+        let json = match object::event_json(event, data, Some(id)) {
+            Ok(j) => j,
+            Err(e) => {
+                forget();
+                return Err(WsError::Encode(e.to_string()));
+            }
+        };
+        if let Err(e) = self.send_text(json) {
+            forget();
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(message))) => Err(WsError::Remote(message)),
+            Ok(Err(_)) => Err(WsError::Closed),
+            Err(_) => {
+                forget();
+                Err(WsError::Timeout)
+            }
+        }
+    }
+
+    /// Renders template `name` of the HTTP host's template engine with
+    /// `data` and sends the result as a text message.
+    pub fn render<T: Serialize + ?Sized>(&self, name: &str, data: &T) -> Result<(), WsError> {
+        let text = self.inner.host.render(name, data)?;
+        self.send_text(text)
+    }
+
+    /// Starts the closing handshake after what is already queued. Does
+    /// nothing if the connection is already closing.
+    /// The reason is cut to 123 bytes.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        if self.inner.outbox().push_close(code, reason.to_string()) {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Binds this connection to channel `name` of its host (creating it);
+    /// `false` if it was already bound.
+    pub fn bind(&self, name: &str) -> bool {
+        self.host().channel(name).bind(self)
+    }
+
+    /// Unbinds this connection from channel `name`; `false` if it was not
+    /// bound.
+    pub fn unbind(&self, name: &str) -> bool {
+        self.host().channel(name).unbind(self)
+    }
+
+    /// The channels this connection is bound to.
+    pub fn channels(&self) -> Vec<String> {
+        lock(&self.inner.channels).clone()
+    }
+
+    /// `(bytes, messages)` waiting in the outgoing queue.
+    pub fn queued(&self) -> (usize, usize) {
+        self.inner.outbox().len()
+    }
+
+    /// Messages discarded by the slow-client policy so far.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether messages can still be sent (not closing or closed).
+    pub fn is_open(&self) -> bool {
+        !self.inner.outbox().is_closing()
+    }
+
+    /// Queues `out`, applying the slow-client policy; wakes the driver.
+    pub(crate) fn push(&self, out: Out) -> Result<(), WsError> {
+        let pushed = self.inner.outbox().push(out, &self.inner.host.limits);
+        self.after_push(pushed)
+    }
+
+    /// Accounts for and reports a push's outcome.
+    pub(crate) fn after_push(&self, pushed: Pushed) -> Result<(), WsError> {
+        if pushed.wakes() {
+            self.inner.wake.notify_one();
+        }
+        if let Some(action) = pushed.slow_action() {
+            self.inner.host.slow(self, action);
+        }
+        match pushed {
+            Pushed::Queued | Pushed::QueuedDropping(_) => Ok(()),
+            Pushed::Dropped => Err(WsError::Full),
+            Pushed::Closing(_) | Pushed::Closed => Err(WsError::Closed),
+        }
+    }
+
+    /// The client acknowledged request `id`.
+    pub(crate) fn resolve(&self, id: u64, result: Result<Value, String>) {
+        let waiter = lock(&self.inner.pending).waiting.remove(&id);
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(result);
+            }
+            None => tracing::debug!(id, "acknowledgement of an unknown request ignored"),
+        }
+    }
+
+    /// The connection ended: fail the waiting requests, refuse new ones.
+    pub(crate) fn end_requests(&self) {
+        let mut pending = lock(&self.inner.pending);
+        pending.closed = true;
+        pending.waiting.clear();
+    }
+}
+
+impl PartialEq for WsConn {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for WsConn {}
+
+impl std::fmt::Debug for WsConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConn")
+            .field("id", &self.inner.id)
+            .field("path", &self.path())
+            .field("peer", &self.peer_addr())
+            .finish_non_exhaustive()
+    }
+}

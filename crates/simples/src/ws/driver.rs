@@ -1,0 +1,188 @@
+//! The task that runs one connection: moves the outbox into the protocol,
+//! reads messages and runs their handlers one at a time, and cleans up.
+//!
+//! ```text
+//!   loop:
+//!     outbox --(while < HIGH_WATER bytes wait in the protocol)--> protocol
+//!     next pending message -> its handler (one at a time, in order)
+//!     wait for: forced shutdown | outbox wake-up | handler done |
+//!               the connection (a message, room to write, the end)
+//! ```
+//!
+//! Acknowledgements are resolved as they arrive, not queued behind the
+//! running handler, so a handler may await `WsConn::request`. Reading stops
+//! while `max_pending_messages` wait for their handler: the client is then
+//! slowed by TCP flow control, and memory stays bounded.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
+use simples_ws::tokio::{Drive, WebSocket};
+use simples_ws::{CloseFrame, Message};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::channel::leave_all;
+use super::conn::WsConn;
+use super::object::{self, Incoming};
+use super::options::Mode;
+use super::outbox::{Out, HIGH_WATER};
+use crate::handler::BoxFuture;
+
+/// Runs `conn` over `ws` until the connection ends.
+pub(crate) async fn run<S>(mut ws: WebSocket<S>, conn: WsConn)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let host = conn.inner.host.clone();
+    let handlers = host.handlers();
+    let max_pending = host.options.max_pending_messages.max(1);
+    let mut force = host.force.subscribe();
+    let generation = *force.borrow_and_update();
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut task: Option<BoxFuture<'static, ()>> = handlers.open.as_ref().map(|open| caught(open(conn.clone())));
+    let mut batch = Vec::new();
+
+    let close_frame: Option<CloseFrame> = loop {
+        if *force.borrow_and_update() != generation {
+            break None;
+        }
+        let backlog = pump(&mut ws, &conn, &mut batch);
+        if task.is_none() {
+            if let Some(job) = pending.pop_front() {
+                task = dispatch(&conn, job);
+            }
+        }
+        let read = pending.len() < max_pending;
+        let low_water = backlog.then_some(HIGH_WATER / 2);
+        tokio::select! {
+            biased;
+            _ = force.changed() => {}
+            _ = conn.inner.wake.notified() => {}
+            _ = async { task.as_mut().expect("guarded").await }, if task.is_some() => task = None,
+            step = ws.drive(read, low_water) => match step {
+                Ok(Drive::Writable) => {}
+                Ok(Drive::Message(Message::Close(frame))) => break frame,
+                Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => receive(&conn, m, &mut pending),
+                Ok(Drive::Message(_)) => {}
+                Err(e) => {
+                    tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
+                    break None;
+                }
+            },
+        }
+    };
+
+    // Ended: refuse new messages, leave the registry and the channels, fail
+    // the waiting requests, then tell the application.
+    conn.inner.outbox().finish();
+    drop(task);
+    drop(ws);
+    host.unregister(&conn);
+    leave_all(&host, &conn);
+    conn.end_requests();
+    if let Some(close) = &handlers.close {
+        caught(close(conn.clone(), close_frame)).await;
+    }
+}
+
+/// Moves queued items into the protocol while less than `HIGH_WATER` bytes
+/// wait there; `true` if the outbox still holds items.
+fn pump<S>(ws: &mut WebSocket<S>, conn: &WsConn, batch: &mut Vec<Out>) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let waiting = ws.protocol_mut().output().len();
+        if waiting >= HIGH_WATER {
+            return !conn.inner.outbox().is_empty();
+        }
+        conn.inner.outbox().take(HIGH_WATER - waiting, batch);
+        if batch.is_empty() {
+            return false;
+        }
+        let proto = ws.protocol_mut();
+        for out in batch.drain(..) {
+            let result = match out {
+                Out::Message(m) => proto.send(m),
+                Out::Frame(f) => proto.send_prepared(&f),
+                Out::Close(code, reason) => proto.close(code, &reason),
+            };
+            if let Err(e) = result {
+                // Closing or failed: the driver loop sees the end.
+                tracing::debug!(id = conn.id(), error = %e, "queued message not sent");
+            }
+        }
+    }
+}
+
+/// A data message arrived: acknowledgements resolve at once, refusals are
+/// answered at once, the rest waits for its handler.
+fn receive(conn: &WsConn, message: Message, pending: &mut VecDeque<Job>) {
+    let host = &conn.inner.host;
+    if host.options.mode == Mode::Plain {
+        pending.push_back(Job::Plain(message));
+        return;
+    }
+    let parsed = match &message {
+        Message::Text(text) => object::parse(text.as_str(), host.options.max_json_depth),
+        _ => Err(object::Refusal {
+            code: "binary",
+            message: "object mode takes JSON text messages only".into(),
+        }),
+    };
+    match parsed {
+        Ok(Incoming::Ack { id, result }) => conn.resolve(id, result),
+        Ok(Incoming::Event { event, data, id }) => pending.push_back(Job::Event { event, data, id }),
+        Err(refusal) => {
+            tracing::debug!(id = conn.id(), code = refusal.code, "object-mode message refused");
+            let _ = conn.send_text(refusal.to_event());
+        }
+    }
+}
+
+/// A received message waiting for its handler.
+enum Job {
+    Plain(Message),
+    Event { event: String, data: serde_json::Value, id: Option<u64> },
+}
+
+/// The handler future for a message that waited its turn.
+fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
+    let host = &conn.inner.host;
+    let (event, data, id) = match job {
+        Job::Plain(message) => {
+            let handler = host.message_handler()?;
+            return Some(caught(handler(conn.clone(), message)));
+        }
+        Job::Event { event, data, id } => (event, data, id),
+    };
+    let handler = host.event_handler(&event);
+    let conn = conn.clone();
+    Some(Box::pin(async move {
+        let result = match handler {
+            Some(handler) => match AssertUnwindSafe(handler(conn.clone(), data)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!(event, "a WebSocket event handler panicked");
+                    Err("the handler failed".to_string())
+                }
+            },
+            None => Err(format!("no handler for event {event:?}")),
+        };
+        if let Some(id) = id {
+            let _ = conn.send_text(object::ack_json(id, &result));
+        } else if let Err(e) = result {
+            tracing::debug!(event, error = %e, "event handler failed");
+        }
+    }))
+}
+
+/// A handler future whose panic is logged instead of ending the task.
+fn caught(fut: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
+            tracing::error!("a WebSocket handler panicked; the connection goes on");
+        }
+    })
+}

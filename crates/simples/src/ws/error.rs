@@ -1,0 +1,41 @@
+//! [`WsError`]: why sending on a WebSocket connection, or awaiting its
+//! answer, failed.
+
+use std::fmt;
+
+/// Why a WebSocket send or request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsError {
+    /// The connection is closed or closing.
+    Closed,
+    /// The connection's outgoing queue is full and the host's policy is
+    /// [`SlowPolicy::DropNewest`](crate::ws::SlowPolicy::DropNewest): the
+    /// message was discarded.
+    Full,
+    /// No acknowledgement arrived in time.
+    Timeout,
+    /// The client's handler answered with an error.
+    Remote(String),
+    /// The data could not be encoded (JSON, template).
+    Encode(String),
+}
+
+impl fmt::Display for WsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WsError::Closed => f.write_str("the WebSocket connection is closed"),
+            WsError::Full => f.write_str("the connection's outgoing queue is full; message dropped"),
+            WsError::Timeout => f.write_str("no acknowledgement before the timeout"),
+            WsError::Remote(e) => write!(f, "the peer answered with an error: {e}"),
+            WsError::Encode(e) => write!(f, "cannot encode the message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WsError {}
+
+impl From<WsError> for crate::Error {
+    fn from(e: WsError) -> crate::Error {
+        crate::Error::new(500, e.to_string())
+    }
+}

@@ -1,0 +1,48 @@
+//! WebSocket hosts: text, binary and object mode, broadcasting, channels.
+//!
+//! [`Host::ws`](crate::Host::ws) adds a WebSocket endpoint to an HTTP host
+//! and returns its [`WsHost`]; each connection is a [`WsConn`].
+//!
+//! ```text
+//!   options    WsOptions (limits, origins, subprotocols, idle timeout,
+//!              mode, deflate, queue limits and the slow-client policy)
+//!   handshake  RFC 6455 §4.2 on hyper's parsed request: validation,
+//!              origin check, authorize hook, subprotocol, deflate, 101
+//!   host       WsHost: handlers, the connection registry, broadcasts
+//!              (encoded once), stats, graceful shutdown
+//!   channel    Channel: named groups of connections
+//!   conn       WsConn: the request it came with, the session shared with
+//!              HTTP, sends through the bounded outbox, requests with acks
+//!   outbox     the bounded per-connection queue and the slow policy
+//!   driver     the task running one connection over simples-ws
+//!   object     object mode's JSON wire format (assets/PROTOCOL.md)
+//!   client     simples.js, the browser client, served by `serve_client`
+//! ```
+//!
+//! Memory per connection is bounded whatever the client does: incoming
+//! messages by `max_message_size` and `max_pending_messages`, outgoing by
+//! the outbox limits (plus 64 KiB being written). One slow client never
+//! delays the others: a broadcast only queues shared bytes and never waits.
+
+mod channel;
+mod client;
+mod conn;
+mod driver;
+mod error;
+mod handshake;
+mod host;
+mod object;
+mod options;
+mod outbox;
+
+pub use channel::{Channel, ChannelEvent};
+pub use conn::WsConn;
+pub use error::WsError;
+pub use host::{IntoAck, WsHost, WsStats};
+pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
+pub use client::SIMPLES_JS;
+pub(crate) use handshake::handshake;
+
+/// The protocol layer's types used in this API.
+pub use simples_ws::deflate::DeflateConfig;
+pub use simples_ws::{CloseCode, CloseFrame, Message, Utf8Bytes};

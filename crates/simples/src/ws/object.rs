@@ -1,0 +1,172 @@
+//! Object mode's wire format (`assets/PROTOCOL.md`): parsing what clients
+//! send, encoding what the server sends.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A parsed object-mode message.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Incoming {
+    /// `{"event", "data", "id"?}`
+    Event { event: String, data: Value, id: Option<u64> },
+    /// `{"ack", "data"}` or `{"ack", "error"}`
+    Ack { id: u64, result: Result<Value, String> },
+}
+
+/// Why a message was refused; sent back as an `error` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into() }
+    }
+
+    /// The `error` event that reports this refusal.
+    pub(crate) fn to_event(&self) -> String {
+        event_json("error", &serde_json::json!({ "code": self.code, "message": self.message }), None)
+            .unwrap_or_default()
+    }
+}
+
+/// Largest id a JavaScript number holds exactly (2^53 - 1).
+const MAX_ID: u64 = (1 << 53) - 1;
+
+/// Parses one text message. Depth is checked on the raw bytes first, so a
+/// deeply nested message costs no recursion.
+pub(crate) fn parse(text: &str, max_depth: usize) -> Result<Incoming, Refusal> {
+    if let Some(depth) = exceeds_depth(text.as_bytes(), max_depth) {
+        return Err(Refusal::new("too_deep", format!("nesting deeper than {max_depth} (at least {depth})")));
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("invalid JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(Refusal::new("not_an_object", "a message must be a JSON object"));
+    };
+    let id = |v: Option<Value>, field: &str| -> Result<Option<u64>, Refusal> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(id) if (1..=MAX_ID).contains(&id) => Ok(Some(id)),
+                _ => Err(Refusal::new("invalid_json", format!("{field:?} must be an integer from 1 to 2^53-1"))),
+            },
+            Some(_) => Err(Refusal::new("invalid_json", format!("{field:?} must be an integer"))),
+        }
+    };
+    if let Some(ack) = id(map.remove("ack"), "ack")? {
+        let result = match map.remove("error") {
+            Some(Value::Null) | None => Ok(map.remove("data").unwrap_or(Value::Null)),
+            Some(Value::String(e)) => Err(e),
+            Some(other) => Err(other.to_string()),
+        };
+        return Ok(Incoming::Ack { id: ack, result });
+    }
+    let event = match map.remove("event") {
+        Some(Value::String(e)) if !e.is_empty() => e,
+        _ => return Err(Refusal::new("invalid_json", "\"event\" must be a non-empty string")),
+    };
+    let id = id(map.remove("id"), "id")?;
+    let data = map.remove("data").unwrap_or(Value::Null);
+    Ok(Incoming::Event { event, data, id })
+}
+
+/// `Some(depth)` when `json` nests arrays/objects deeper than `max`
+/// (brackets inside strings are skipped).
+fn exceeds_depth(json: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `{"event": .., "data": .., "id"?: ..}` as JSON text.
+pub(crate) fn event_json<T: Serialize + ?Sized>(event: &str, data: &T, id: Option<u64>) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Out<'a, T: ?Sized> {
+        event: &'a str,
+        data: &'a T,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    }
+    serde_json::to_string(&Out { event, data, id })
+}
+
+/// The acknowledgement of event `id`.
+pub(crate) fn ack_json(id: u64, result: &Result<Value, String>) -> String {
+    let value = match result {
+        Ok(data) => serde_json::json!({ "ack": id, "data": data }),
+        Err(error) => serde_json::json!({ "ack": id, "error": error }),
+    };
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_and_acks() {
+        assert_eq!(
+            parse(r#"{"event":"say","data":{"t":1},"id":7}"#, 32),
+            Ok(Incoming::Event { event: "say".into(), data: json!({"t":1}), id: Some(7) })
+        );
+        assert_eq!(
+            parse(r#"{"event":"ping"}"#, 32),
+            Ok(Incoming::Event { event: "ping".into(), data: Value::Null, id: None })
+        );
+        assert_eq!(parse(r#"{"ack":3,"data":5}"#, 32), Ok(Incoming::Ack { id: 3, result: Ok(json!(5)) }));
+        assert_eq!(parse(r#"{"ack":3,"error":"no"}"#, 32), Ok(Incoming::Ack { id: 3, result: Err("no".into()) }));
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let code = |s: &str| parse(s, 4).unwrap_err().code;
+        assert_eq!(code("{nope"), "invalid_json");
+        assert_eq!(code("[1,2]"), "not_an_object");
+        assert_eq!(code(r#"{"data":1}"#), "invalid_json");
+        assert_eq!(code(r#"{"event":""}"#), "invalid_json");
+        assert_eq!(code(r#"{"event":"a","id":-1}"#), "invalid_json");
+        assert_eq!(code(r#"{"event":"a","id":9007199254740992}"#), "invalid_json");
+        assert_eq!(code(r#"{"event":"a","data":[[[[1]]]]}"#), "too_deep");
+        // Brackets inside strings do not count.
+        assert!(parse(r#"{"event":"a","data":"[[[[[[\"]]]]"}"#, 4).is_ok());
+    }
+
+    #[test]
+    fn depth_check_is_flat_for_huge_nesting() {
+        let deep = format!(r#"{{"event":"a","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(&deep, 32).unwrap_err().code, "too_deep");
+    }
+
+    #[test]
+    fn encodes_envelopes() {
+        assert_eq!(event_json("x", &json!([1]), None).unwrap(), r#"{"event":"x","data":[1]}"#);
+        assert_eq!(event_json("x", &1, Some(2)).unwrap(), r#"{"event":"x","data":1,"id":2}"#);
+        assert_eq!(ack_json(4, &Ok(json!("ok"))), r#"{"ack":4,"data":"ok"}"#);
+        assert_eq!(ack_json(4, &Err("bad".into())), r#"{"ack":4,"error":"bad"}"#);
+    }
+}

@@ -1,0 +1,145 @@
+//! [`WsOptions`]: what a WebSocket host accepts and how it treats slow
+//! clients.
+
+use std::time::Duration;
+
+use simples_ws::deflate::DeflateConfig;
+use simples_ws::CloseCode;
+
+/// How a WebSocket host reads and writes messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Text and binary messages as they come, to
+    /// [`WsHost::on_message`](crate::WsHost::on_message).
+    #[default]
+    Plain,
+    /// Every message is a JSON object `{"event", "data"}` (plus `id` / `ack`
+    /// for acknowledgements), dispatched to [`WsHost::on`](crate::WsHost::on)
+    /// by event name. The wire format is in `assets/PROTOCOL.md`.
+    Object,
+}
+
+/// Which pages may open a connection (the `Origin` header browsers send).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Origins {
+    /// Only pages served by this host: the origin's `host[:port]` must equal
+    /// the request's `Host` header. Requests without `Origin` (non-browser
+    /// clients, which cannot be hijacked cross-site) are accepted.
+    #[default]
+    SameHost,
+    /// Any origin (`*`): only for hosts that authenticate otherwise, since
+    /// any web page could then act with the visitor's cookies.
+    Any,
+    /// These exact origins (`"https://example.com"`, `"http://a:8080"`;
+    /// `"null"` for pages opened from `file://`), compared
+    /// case-insensitively, plus the host's own origin.
+    List(Vec<String>),
+}
+
+/// What happens when a message is queued for a client whose outgoing queue
+/// is full (it reads slower than it is sent to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowPolicy {
+    /// Discard the new message.
+    DropNewest,
+    /// Discard the oldest queued messages until the new one fits.
+    DropOldest,
+    /// Close the connection with this code (`1008` policy violation or
+    /// `1013` try again later); everything queued is discarded.
+    Close(CloseCode),
+}
+
+/// What the host did about a full queue, as passed to
+/// [`WsHost::on_slow`](crate::WsHost::on_slow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowAction {
+    /// This many messages were discarded (the new one, or old ones).
+    Dropped(usize),
+    /// The connection is being closed with this code.
+    Closed(CloseCode),
+}
+
+/// A WebSocket host's options. Every field has a default
+/// (`WsOptions::default()`).
+#[derive(Debug, Clone)]
+pub struct WsOptions {
+    /// Plain or object mode. Default: [`Mode::Plain`].
+    pub mode: Mode,
+    /// Largest message accepted, in bytes; a larger one closes the
+    /// connection with 1009. Default: `1_048_576` (1 MiB, as simpleS).
+    pub max_message_size: usize,
+    /// Accepted origins. Default: [`Origins::SameHost`].
+    pub origins: Origins,
+    /// Subprotocols this host speaks; the first one in the client's list
+    /// that appears here is chosen (as simples-ws does). A client that offers protocols none of
+    /// which is here is still accepted, without a protocol (RFC 6455
+    /// §4.2.2). Default: none.
+    pub protocols: Vec<String>,
+    /// Closes (1001) a connection from which nothing arrived for this long;
+    /// a ping is sent after half of it, so live clients stay connected.
+    /// Default: 30 seconds (as simpleS). `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the client's close frame after sending ours.
+    /// Default: 5 seconds.
+    pub close_timeout: Duration,
+    /// permessage-deflate (RFC 7692) when the client offers it.
+    /// Default: `None` (off: compression costs memory per connection).
+    pub deflate: Option<DeflateConfig>,
+    /// Largest number of bytes waiting in a connection's outgoing queue
+    /// (besides the up to 64 KiB being written). Default: `1_048_576`.
+    pub max_queued_bytes: usize,
+    /// Largest number of messages waiting in a connection's outgoing
+    /// queue. Default: `1024`.
+    pub max_queued_messages: usize,
+    /// What to do when a connection's queue is full.
+    /// Default: `SlowPolicy::Close(CloseCode::POLICY_VIOLATION)` (1008).
+    pub slow_policy: SlowPolicy,
+    /// Object mode: deepest nesting of arrays and objects accepted in a
+    /// message. Default: `32`.
+    pub max_json_depth: usize,
+    /// Object mode: how long [`WsConn::request`](crate::WsConn::request)
+    /// waits for the client's acknowledgement. Default: 10 seconds.
+    pub ack_timeout: Duration,
+    /// Messages received but not yet handled (a handler is running) before
+    /// the connection stops reading (TCP flow control then slows the
+    /// client). Default: `16`.
+    pub max_pending_messages: usize,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions {
+            mode: Mode::Plain,
+            max_message_size: 1 << 20,
+            origins: Origins::SameHost,
+            protocols: Vec::new(),
+            idle_timeout: Some(Duration::from_secs(30)),
+            close_timeout: Duration::from_secs(5),
+            deflate: None,
+            max_queued_bytes: 1 << 20,
+            max_queued_messages: 1024,
+            slow_policy: SlowPolicy::Close(CloseCode::POLICY_VIOLATION),
+            max_json_depth: 32,
+            ack_timeout: Duration::from_secs(10),
+            max_pending_messages: 16,
+        }
+    }
+}
+
+impl WsOptions {
+    /// Default options in object mode.
+    pub fn object() -> WsOptions {
+        WsOptions { mode: Mode::Object, ..WsOptions::default() }
+    }
+
+    /// The protocol layer's configuration for these options.
+    pub(crate) fn protocol_config(&self) -> simples_ws::Config {
+        let mut config = simples_ws::Config::default();
+        config.max_message_size = self.max_message_size;
+        config.max_frame_size = self.max_message_size;
+        config.idle_timeout = self.idle_timeout;
+        config.ping_interval = self.idle_timeout.map(|t| t / 2);
+        config.close_timeout = self.close_timeout;
+        config
+    }
+}

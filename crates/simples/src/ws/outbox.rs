@@ -1,0 +1,249 @@
+//! A connection's bounded outgoing queue and the slow-client policy.
+//!
+//! Senders (the connection's own handlers, broadcasts from anywhere) push
+//! here under a short lock; the connection's driver moves messages into the
+//! protocol's output only while less than [`HIGH_WATER`] bytes wait there.
+//! So a client that stops reading holds at most `max_queued_bytes` (or
+//! `max_queued_messages`) here plus `HIGH_WATER` in the protocol, and a full
+//! queue is resolved by the host's [`SlowPolicy`] without ever waiting.
+
+use std::collections::VecDeque;
+
+use simples_ws::{CloseCode, Message, PreparedFrame};
+
+use super::options::{SlowAction, SlowPolicy};
+
+/// Bytes the driver lets wait in the protocol's output before it stops
+/// taking messages from the outbox.
+pub(crate) const HIGH_WATER: usize = 64 * 1024;
+
+/// One queued item.
+pub(crate) enum Out {
+    /// A message for this connection only (compressed if negotiated).
+    Message(Message),
+    /// A frame encoded once and shared (broadcasts).
+    Frame(PreparedFrame),
+    /// Start the closing handshake.
+    Close(CloseCode, String),
+}
+
+impl Out {
+    fn size(&self) -> usize {
+        match self {
+            Out::Message(m) => m.payload().len(),
+            Out::Frame(f) => f.as_bytes().len(),
+            Out::Close(..) => 0,
+        }
+    }
+}
+
+/// The queue and its limits.
+pub(crate) struct Outbox {
+    queue: VecDeque<Out>,
+    bytes: usize,
+    /// A close is queued: no more data is accepted.
+    closing: bool,
+    /// The driver has ended: nothing is accepted.
+    finished: bool,
+}
+
+/// What became of a pushed item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued (the driver must be woken).
+    Queued,
+    /// Queued after dropping this many old messages (`DropOldest`).
+    QueuedDropping(usize),
+    /// Not queued: the queue was full (`DropNewest`).
+    Dropped,
+    /// Not queued: the queue was full and the connection is now closing
+    /// with this code (`Close`); the driver must be woken.
+    Closing(CloseCode),
+    /// Not queued: the connection is closed or closing.
+    Closed,
+}
+
+impl Pushed {
+    /// The slow-client action this outcome reports, if any.
+    pub(crate) fn slow_action(self) -> Option<SlowAction> {
+        match self {
+            Pushed::QueuedDropping(n) => Some(SlowAction::Dropped(n)),
+            Pushed::Dropped => Some(SlowAction::Dropped(1)),
+            Pushed::Closing(code) => Some(SlowAction::Closed(code)),
+            Pushed::Queued | Pushed::Closed => None,
+        }
+    }
+
+    /// Whether the driver has something new to do.
+    pub(crate) fn wakes(self) -> bool {
+        matches!(self, Pushed::Queued | Pushed::QueuedDropping(_) | Pushed::Closing(_))
+    }
+}
+
+/// Limits of one host's queues.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) bytes: usize,
+    pub(crate) messages: usize,
+    pub(crate) policy: SlowPolicy,
+}
+
+impl Outbox {
+    pub(crate) fn new() -> Outbox {
+        Outbox { queue: VecDeque::new(), bytes: 0, closing: false, finished: false }
+    }
+
+    /// Queues a data item under `limits`.
+    pub(crate) fn push(&mut self, out: Out, limits: &Limits) -> Pushed {
+        if self.closing || self.finished {
+            return Pushed::Closed;
+        }
+        let size = out.size();
+        let fits = |q: &Outbox| q.queue.len() < limits.messages && q.bytes + size <= limits.bytes;
+        if fits(self) {
+            self.enqueue(out, size);
+            return Pushed::Queued;
+        }
+        match limits.policy {
+            SlowPolicy::DropNewest => Pushed::Dropped,
+            // A message larger than the whole queue is dropped alone.
+            SlowPolicy::DropOldest if size > limits.bytes => Pushed::Dropped,
+            SlowPolicy::DropOldest => {
+                let mut dropped = 0;
+                while !self.queue.is_empty() && !fits(self) {
+                    if let Some(old) = self.queue.pop_front() {
+                        self.bytes -= old.size();
+                        dropped += 1;
+                    }
+                }
+                self.enqueue(out, size);
+                Pushed::QueuedDropping(dropped)
+            }
+            SlowPolicy::Close(code) => {
+                self.queue.clear();
+                self.bytes = 0;
+                self.closing = true;
+                self.queue.push_back(Out::Close(code, "slow consumer".into()));
+                Pushed::Closing(code)
+            }
+        }
+    }
+
+    /// Queues a close after what is already queued (a graceful close).
+    /// `false` if already closing or finished.
+    pub(crate) fn push_close(&mut self, code: CloseCode, reason: String) -> bool {
+        if self.closing || self.finished {
+            return false;
+        }
+        self.closing = true;
+        self.queue.push_back(Out::Close(code, reason));
+        true
+    }
+
+    fn enqueue(&mut self, out: Out, size: usize) {
+        self.bytes += size;
+        self.queue.push_back(out);
+    }
+
+    /// Takes items totalling about `room` bytes (at least one item, and a
+    /// close whatever its place).
+    pub(crate) fn take(&mut self, room: usize, into: &mut Vec<Out>) {
+        let mut taken = 0;
+        while let Some(front) = self.queue.front() {
+            let size = front.size();
+            if !into.is_empty() && taken + size > room {
+                break;
+            }
+            taken += size;
+            self.bytes -= size;
+            into.extend(self.queue.pop_front());
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// `(bytes, messages)` waiting.
+    pub(crate) fn len(&self) -> (usize, usize) {
+        (self.bytes, self.queue.len())
+    }
+
+    /// The driver ended: refuse everything and free the queue.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+        self.queue = VecDeque::new();
+        self.bytes = 0;
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing || self.finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(n: usize) -> Out {
+        Out::Message(Message::binary(vec![0u8; n]))
+    }
+
+    fn limits(policy: SlowPolicy) -> Limits {
+        Limits { bytes: 100, messages: 3, policy }
+    }
+
+    #[test]
+    fn drop_newest_keeps_the_queue() {
+        let mut q = Outbox::new();
+        let l = limits(SlowPolicy::DropNewest);
+        for _ in 0..3 {
+            assert_eq!(q.push(msg(10), &l), Pushed::Queued);
+        }
+        assert_eq!(q.push(msg(10), &l), Pushed::Dropped);
+        assert_eq!(q.len(), (30, 3));
+    }
+
+    #[test]
+    fn drop_oldest_makes_room_by_bytes_and_count() {
+        let mut q = Outbox::new();
+        let l = limits(SlowPolicy::DropOldest);
+        q.push(msg(40), &l);
+        q.push(msg(40), &l);
+        assert_eq!(q.push(msg(50), &l), Pushed::QueuedDropping(1));
+        assert_eq!(q.len(), (90, 2));
+        q.push(msg(1), &l);
+        assert_eq!(q.push(msg(1), &l), Pushed::QueuedDropping(1));
+        assert_eq!(q.len(), (52, 3));
+        // Larger than the whole queue: dropped alone.
+        assert_eq!(q.push(msg(500), &l), Pushed::Dropped);
+        assert_eq!(q.len(), (52, 3));
+    }
+
+    #[test]
+    fn close_policy_discards_and_refuses_more() {
+        let mut q = Outbox::new();
+        let l = limits(SlowPolicy::Close(CloseCode::TRY_AGAIN_LATER));
+        q.push(msg(60), &l);
+        assert_eq!(q.push(msg(60), &l), Pushed::Closing(CloseCode::TRY_AGAIN_LATER));
+        assert_eq!(q.len(), (0, 1));
+        assert_eq!(q.push(msg(1), &l), Pushed::Closed);
+        assert!(!q.push_close(CloseCode::NORMAL, String::new()));
+    }
+
+    #[test]
+    fn take_respects_room_but_always_moves_one() {
+        let mut q = Outbox::new();
+        let l = Limits { bytes: 1 << 20, messages: 100, policy: SlowPolicy::DropNewest };
+        for _ in 0..4 {
+            q.push(msg(1000), &l);
+        }
+        let mut out = Vec::new();
+        q.take(10, &mut out);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        q.take(2500, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(q.len(), (1000, 1));
+    }
+}
