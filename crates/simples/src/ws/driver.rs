@@ -94,13 +94,12 @@ where
 {
     loop {
         let waiting = ws.protocol_mut().output().len();
-        if waiting >= HIGH_WATER {
-            return !conn.inner.outbox().is_empty();
-        }
-        conn.inner.outbox().take(HIGH_WATER - waiting, batch);
+        let mut outbox = conn.inner.outbox();
+        outbox.take(HIGH_WATER.saturating_sub(waiting), batch);
         if batch.is_empty() {
-            return false;
+            return !outbox.is_empty();
         }
+        drop(outbox);
         let proto = ws.protocol_mut();
         for out in batch.drain(..) {
             let result = match out {

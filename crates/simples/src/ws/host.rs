@@ -24,8 +24,10 @@ use crate::handler::BoxFuture;
 use crate::template::TemplateEngine;
 
 /// What an object-mode event handler may return: the acknowledgement sent
-/// when the client asked for one (`()` acknowledges with `null`; an `Err`
-/// becomes `{"ack", "error"}`).
+/// when the client asked for one. `()` acknowledges with `null`; JSON
+/// values, strings, numbers, booleans, vectors and options as themselves;
+/// any other serializable type wrapped in [`Ack`]; `Ok(v)` as `v` and `Err(e)`
+/// as `{"ack", "error": e.to_string()}`.
 pub trait IntoAck {
     /// The acknowledgement's `data`, or its `error` message.
     fn into_ack(self) -> Result<Value, String>;
@@ -40,6 +42,40 @@ impl IntoAck for () {
 impl IntoAck for Value {
     fn into_ack(self) -> Result<Value, String> {
         Ok(self)
+    }
+}
+
+macro_rules! ack_by_serde {
+    ($($t:ty),*) => {$(
+        impl IntoAck for $t {
+            fn into_ack(self) -> Result<Value, String> {
+                serde_json::to_value(self).map_err(|e| format!("cannot encode the reply: {e}"))
+            }
+        }
+    )*};
+}
+
+ack_by_serde!(bool, i32, i64, u32, u64, usize, f64, String, &'static str);
+
+impl<T: Serialize> IntoAck for Vec<T> {
+    fn into_ack(self) -> Result<Value, String> {
+        serde_json::to_value(self).map_err(|e| format!("cannot encode the reply: {e}"))
+    }
+}
+
+impl<T: Serialize> IntoAck for Option<T> {
+    fn into_ack(self) -> Result<Value, String> {
+        serde_json::to_value(self).map_err(|e| format!("cannot encode the reply: {e}"))
+    }
+}
+
+/// Any serializable reply, e.g. a struct: `Ack(MyReply { .. })`.
+#[derive(Debug, Clone)]
+pub struct Ack<T>(pub T);
+
+impl<T: Serialize> IntoAck for Ack<T> {
+    fn into_ack(self) -> Result<Value, String> {
+        serde_json::to_value(self.0).map_err(|e| format!("cannot encode the reply: {e}"))
     }
 }
 

@@ -38,7 +38,7 @@ mod outbox;
 pub use channel::{Channel, ChannelEvent};
 pub use conn::WsConn;
 pub use error::WsError;
-pub use host::{IntoAck, WsHost, WsStats};
+pub use host::{Ack, IntoAck, WsHost, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
 pub use client::SIMPLES_JS;
 pub(crate) use handshake::handshake;

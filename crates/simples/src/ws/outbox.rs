@@ -145,13 +145,16 @@ impl Outbox {
         self.queue.push_back(out);
     }
 
-    /// Takes items totalling about `room` bytes (at least one item, and a
-    /// close whatever its place).
+    /// Takes items totalling about `room` bytes: at least one when `room`
+    /// is not zero (a large message must make progress), and a close
+    /// whatever the room (the closing handshake and its timer must start
+    /// even when the client reads nothing).
     pub(crate) fn take(&mut self, room: usize, into: &mut Vec<Out>) {
         let mut taken = 0;
         while let Some(front) = self.queue.front() {
             let size = front.size();
-            if !into.is_empty() && taken + size > room {
+            let is_close = matches!(front, Out::Close(..));
+            if !is_close && taken + size > room && (taken > 0 || room == 0) {
                 break;
             }
             taken += size;
@@ -245,5 +248,22 @@ mod tests {
         q.take(2500, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(q.len(), (1000, 1));
+        out.clear();
+        q.take(0, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn regression_close_taken_when_the_socket_is_full() {
+        // The close policy queued a close while the protocol's output was
+        // at its high-water mark: it must still be taken, or the closing
+        // handshake (and its timer) never starts and the connection stays.
+        let mut q = Outbox::new();
+        let l = Limits { bytes: 10, messages: 100, policy: SlowPolicy::Close(CloseCode::POLICY_VIOLATION) };
+        q.push(msg(8), &l);
+        assert_eq!(q.push(msg(8), &l), Pushed::Closing(CloseCode::POLICY_VIOLATION));
+        let mut out = Vec::new();
+        q.take(0, &mut out);
+        assert!(matches!(out.as_slice(), [Out::Close(..)]));
     }
 }
