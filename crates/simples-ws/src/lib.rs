@@ -69,7 +69,3 @@ pub mod tokio;
 #[cfg(feature = "mio")]
 pub mod event_loop;
 
-/// The README's examples, compiled as doctests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -103,3 +103,9 @@ pub use cookie::{Cookie, SameSite};
 pub use http::{self, HeaderMap, Method, StatusCode};
 /// hyper's upgrade types, for [`Conn::upgrade`].
 pub use hyper::upgrade::{OnUpgrade, Upgraded};
+
+/// The README's examples (protocol crate and framework), compiled as
+/// doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
