@@ -77,7 +77,9 @@ impl Host {
     /// Adds a WebSocket host at `path` (a route pattern: `/chat`,
     /// `/rooms/:room`): `GET` requests there are WebSocket handshakes,
     /// checked and accepted as `options` say, and `on_open` runs for each
-    /// new connection (before its first message is handled). Register the
+    /// new connection (before its first message is handled: spawn
+    /// long-running work, such as a periodic update, with `tokio::spawn`
+    /// rather than looping in it). Register the
     /// other handlers on the returned [`WsHost`](crate::WsHost), which also
     /// broadcasts and manages channels.
     ///

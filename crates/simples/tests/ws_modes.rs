@@ -147,3 +147,28 @@ async fn server_requests_get_the_clients_ack_or_time_out() {
     drop(client);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn handlers_run_one_at_a_time_in_arrival_order_while_input_waits() {
+    let mut server = common::server();
+    let options = WsOptions { max_pending_messages: 4, ..WsOptions::default() };
+    let host = server.ws("/seq", options, |_| async {});
+    host.on_message(|conn, message| async move {
+        // A slow first handler: the rest wait (reading stops after 4).
+        if message.payload() == b"0" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = conn.send(message);
+    });
+    let running = common::start(server).await;
+    let mut client = connect(running.local_addr(), "/seq").await;
+    for i in 0..200 {
+        client.feed(Message::text(i.to_string())).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    for i in 0..200 {
+        assert_eq!(text(&mut client).await, i.to_string());
+    }
+    drop(client);
+    running.stop().await;
+}

@@ -11,8 +11,9 @@
 //!
 //! Acknowledgements are resolved as they arrive, not queued behind the
 //! running handler, so a handler may await `WsConn::request`. Reading stops
-//! while `max_pending_messages` wait for their handler: the client is then
-//! slowed by TCP flow control, and memory stays bounded.
+//! while `max_pending_messages` (or `max_message_size` bytes of messages)
+//! wait for their handler: the client is then slowed by TCP flow control,
+//! and memory stays bounded.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -39,7 +40,7 @@ where
     let max_pending = host.options.max_pending_messages.max(1);
     let mut force = host.force.subscribe();
     let generation = *force.borrow_and_update();
-    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut pending = Pending::default();
     let mut task: Option<BoxFuture<'static, ()>> = handlers.open.as_ref().map(|open| caught(open(conn.clone())));
     let mut batch = Vec::new();
 
@@ -49,11 +50,13 @@ where
         }
         let backlog = pump(&mut ws, &conn, &mut batch);
         if task.is_none() {
-            if let Some(job) = pending.pop_front() {
+            if let Some(job) = pending.pop() {
                 task = dispatch(&conn, job);
             }
         }
-        let read = pending.len() < max_pending;
+        // Stop reading while handlers lag: at most `max_pending` messages
+        // or one maximum-size message's worth of bytes wait.
+        let read = pending.jobs.len() < max_pending && pending.bytes < host.options.max_message_size;
         let low_water = backlog.then_some(HIGH_WATER / 2);
         tokio::select! {
             biased;
@@ -117,10 +120,11 @@ where
 
 /// A data message arrived: acknowledgements resolve at once, refusals are
 /// answered at once, the rest waits for its handler.
-fn receive(conn: &WsConn, message: Message, pending: &mut VecDeque<Job>) {
+fn receive(conn: &WsConn, message: Message, pending: &mut Pending) {
     let host = &conn.inner.host;
+    let size = message.payload().len();
     if host.options.mode == Mode::Plain {
-        pending.push_back(Job::Plain(message));
+        pending.push(Job::Plain(message), size);
         return;
     }
     let parsed = match &message {
@@ -132,11 +136,31 @@ fn receive(conn: &WsConn, message: Message, pending: &mut VecDeque<Job>) {
     };
     match parsed {
         Ok(Incoming::Ack { id, result }) => conn.resolve(id, result),
-        Ok(Incoming::Event { event, data, id }) => pending.push_back(Job::Event { event, data, id }),
+        Ok(Incoming::Event { event, data, id }) => pending.push(Job::Event { event, data, id }, size),
         Err(refusal) => {
             tracing::debug!(id = conn.id(), code = refusal.code, "object-mode message refused");
             let _ = conn.send_text(refusal.to_event());
         }
+    }
+}
+
+/// Received messages waiting for their handler, with their wire size.
+#[derive(Default)]
+struct Pending {
+    jobs: VecDeque<(Job, usize)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn push(&mut self, job: Job, size: usize) {
+        self.bytes += size;
+        self.jobs.push_back((job, size));
+    }
+
+    fn pop(&mut self) -> Option<Job> {
+        let (job, size) = self.jobs.pop_front()?;
+        self.bytes -= size;
+        Some(job)
     }
 }
 

@@ -102,7 +102,8 @@ pub struct WsOptions {
     pub ack_timeout: Duration,
     /// Messages received but not yet handled (a handler is running) before
     /// the connection stops reading (TCP flow control then slows the
-    /// client). Default: `16`.
+    /// client); reading also stops once they total `max_message_size`
+    /// bytes. Default: `16`.
     pub max_pending_messages: usize,
 }
 

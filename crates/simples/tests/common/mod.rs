@@ -200,3 +200,40 @@ pub mod ws {
         }
     }
 }
+
+/// More WebSocket helpers: refused handshakes and raw upgrade requests.
+pub mod ws_extra {
+    use std::net::SocketAddr;
+
+    use simples_ws::handshake::client::ClientConfig;
+
+    /// The RFC 6455 §1.3 sample key.
+    pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    /// The HTTP status with which the server refused a simples-ws client's
+    /// handshake to `path`; panics if it was accepted.
+    pub async fn refused(addr: SocketAddr, path: &str, config: ClientConfig) -> u16 {
+        match super::ws::try_connect(addr, path, config).await {
+            Ok(_) => panic!("the handshake to {path} was accepted"),
+            Err(e) => {
+                let text = e.to_string();
+                let status = text
+                    .split("server answered ")
+                    .nth(1)
+                    .and_then(|rest| rest.get(..3))
+                    .and_then(|s| s.parse().ok());
+                status.unwrap_or_else(|| panic!("not an HTTP refusal: {text}"))
+            }
+        }
+    }
+
+    /// A valid upgrade request to `path` (`Host: localhost`), for hyper's
+    /// client: refusals come back as ordinary responses.
+    pub fn upgrade_req(path: &str) -> http::request::Builder {
+        super::req("GET", path)
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", SAMPLE_KEY)
+    }
+}
