@@ -63,6 +63,17 @@ pub fn run<F>(name: &str, server: F) -> !
 where
     F: Future<Output = std::io::Result<()>>,
 {
+    run_counting(name, server, || DROPS.load(Ordering::Relaxed))
+}
+
+/// [`run`] for a server that counts its dropped deliveries itself (e.g. a
+/// framework's statistics): `dropped` is called once, after the stop
+/// signal, and its value printed in the same words.
+pub fn run_counting<F, D>(name: &str, server: F, dropped: D) -> !
+where
+    F: Future<Output = std::io::Result<()>>,
+    D: FnOnce() -> u64,
+{
     raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
@@ -74,7 +85,7 @@ where
             _ = term.recv() => Ok(()),
         }
     });
-    eprintln!("{name}: dropped broadcast deliveries: {}", DROPS.load(Ordering::Relaxed));
+    eprintln!("{name}: dropped broadcast deliveries: {}", dropped());
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {

@@ -1,5 +1,6 @@
 //! [`Running`]: a started server. Stop is graceful: listeners close at
-//! once, running requests get up to `shutdown_timeout` to finish, idle
+//! once, WebSocket connections get close 1001 and running requests and
+//! closing handshakes get up to `shutdown_timeout` (in all) to finish, idle
 //! keep-alive connections close, then the rest are dropped. Restart stops
 //! and binds the same addresses again (the ports first bound, so a server
 //! started on port 0 comes back on the same port).
@@ -144,9 +145,11 @@ impl Running {
         let deadline = self.inner.shared.options.shutdown_timeout;
         // WebSocket connections (no longer hyper's): close 1001, flush,
         // wait for the closing handshakes, all hosts at once.
+        let started = tokio::time::Instant::now();
         let ws = self.inner.shared.hosts.ws_hosts().map(|ws| ws.shutdown(deadline));
         futures_util::future::join_all(ws).await;
-        if tokio::time::timeout(deadline, active.alive.recv()).await.is_err() {
+        let left = deadline.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left, active.alive.recv()).await.is_err() {
             tracing::warn!("connections still busy after the shutdown timeout; closing them");
             active.force.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), active.alive.recv()).await;
