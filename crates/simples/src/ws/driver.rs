@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 use simples_ws::tokio::{Drive, WebSocket};
-use simples_ws::{CloseFrame, Message};
+use simples_ws::{CloseFrame, Message, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::channel::leave_all;
@@ -30,18 +30,23 @@ use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};
 use crate::handler::BoxFuture;
 
-/// Runs `conn` over `ws` until the connection ends.
-pub(crate) async fn run<S>(mut ws: WebSocket<S>, conn: WsConn)
+/// Runs `conn` over `io` (the upgraded connection) until it ends.
+pub(crate) async fn run<S>(io: S, extension: Option<Box<simples_ws::deflate::DeflateExtension>>, conn: WsConn)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let host = conn.inner.host.clone();
-    let handlers = host.handlers();
+    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), &[]);
+    if let Some(ext) = extension {
+        ws.protocol_mut().set_extension(ext);
+    }
+    host.register(&conn);
+    let (on_open, on_close) = host.lifecycle_handlers();
     let max_pending = host.options.max_pending_messages.max(1);
     let mut force = host.force.subscribe();
     let generation = *force.borrow_and_update();
     let mut pending = Pending::default();
-    let mut task: Option<BoxFuture<'static, ()>> = handlers.open.as_ref().map(|open| caught(open(conn.clone())));
+    let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
     let mut batch = Vec::new();
 
     let close_frame: Option<CloseFrame> = loop {
@@ -84,7 +89,7 @@ where
     host.unregister(&conn);
     leave_all(&host, &conn);
     conn.end_requests();
-    if let Some(close) = &handlers.close {
+    if let Some(close) = on_close {
         caught(close(conn.clone(), close_frame)).await;
     }
 }

@@ -7,8 +7,6 @@
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hyper_util::rt::TokioIo;
 use simples_ws::handshake::{accept_key, header_has_token, WEBSOCKET_VERSION};
-use simples_ws::tokio::WebSocket;
-use simples_ws::Role;
 
 use super::conn::{RequestInfo, WsConn};
 use super::driver;
@@ -42,7 +40,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
         res
     })?;
     check_origin(&ws.shared.options.origins, &conn).map_err(|e| e.into_response())?;
-    let authorize = ws.shared.handlers().authorize;
+    let authorize = ws.shared.authorize_hook();
     if let Some(hook) = authorize {
         conn = hook(conn).await.map_err(|e| e.into_response())?;
     }
@@ -88,8 +86,11 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
         headers.insert("sec-websocket-extensions", header_value(agreed)?);
     }
 
-    let shared = ws.shared.clone();
-    tokio::spawn(async move {
+    // What waits for hyper to hand the connection over is kept small: it is
+    // part of every connection's task for the connection's whole life.
+    let extension = deflate.map(|(ext, _)| Box::new(ext));
+    let conn = WsConn::new(ws.shared.next_id(), ws.shared.clone(), request);
+    let fut = async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -97,14 +98,9 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
                 return;
             }
         };
-        let mut socket = WebSocket::from_raw(TokioIo::new(upgraded), Role::Server, shared.config.clone(), &[]);
-        if let Some((ext, _)) = deflate {
-            socket.protocol_mut().set_extension(Box::new(ext));
-        }
-        let conn = WsConn::new(shared.next_id(), shared.clone(), request);
-        shared.register(&conn);
-        driver::run(socket, conn).await;
-    });
+        driver::run(TokioIo::new(upgraded), extension, conn).await;
+    };
+    tokio::spawn(fut);
     Ok(res)
 }
 

@@ -96,7 +96,7 @@ pub(crate) type AuthFn = Arc<dyn Fn(Conn) -> BoxFuture<'static, Result<Conn, Err
 type SlowFn = Arc<dyn Fn(&WsConn, SlowAction) + Send + Sync>;
 type ChannelFn = Arc<dyn Fn(&ChannelEvent) + Send + Sync>;
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct Handlers {
     pub(crate) open: Option<OpenFn>,
     pub(crate) message: Option<MessageFn>,
@@ -398,8 +398,14 @@ impl WsHost {
 }
 
 impl WsShared {
-    pub(crate) fn handlers(&self) -> Handlers {
-        read(&self.handlers).clone()
+    /// The open and close handlers (what a connection's task keeps).
+    pub(crate) fn lifecycle_handlers(&self) -> (Option<OpenFn>, Option<CloseFn>) {
+        let h = read(&self.handlers);
+        (h.open.clone(), h.close.clone())
+    }
+
+    pub(crate) fn authorize_hook(&self) -> Option<AuthFn> {
+        read(&self.handlers).authorize.clone()
     }
 
     pub(crate) fn message_handler(&self) -> Option<MessageFn> {
