@@ -7,8 +7,8 @@
 //! ```
 //!
 //! * `GET /` renders `chat/index.html` (minijinja) with the visitor's
-//!   nickname, kept in the session (a generated `guest-NNNN` the first
-//!   time; memory session store, cookie `simples.sid`).
+//!   nickname, kept in the session (a generated `guest-N` the first time;
+//!   memory session store, cookie `simples.sid`).
 //! * `/simples.js` is the browser client, `/app.js` the page's script.
 //! * `/chat` is a WebSocket host in object mode. Events from the page:
 //!   `nick {nick}` (request: stored in the session, shared with HTTP, so a
@@ -65,7 +65,7 @@ async fn main() {
                 nick
             }
         };
-        Ok::<_, simples::Error>(conn.render("index.html", &json!({ "nick": nick, "room": LOBBY })))
+        Ok::<_, simples::Error>(conn.render("index.html", &json!({ "nick": nick })))
     });
 
     let chat = server.ws("/chat", WsOptions::object(), |conn| async move {
@@ -142,9 +142,10 @@ fn address() -> Result<String, String> {
     Ok(addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()))
 }
 
+/// `guest-1`, `guest-2`, ...: unique while the server runs.
 fn guest_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("guest-{:04}", nanos % 10_000)
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!("guest-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// A non-empty string field of at most `max` characters, trimmed.
