@@ -79,9 +79,10 @@ impl Channel {
             if members.contains_key(&conn.id()) {
                 return false;
             }
-            // Checked again under the channel lock: a connection that ended
-            // meanwhile must not be left behind in the table.
-            if !self.host.conns.read().unwrap_or_else(|e| e.into_inner()).contains_key(&conn.id()) {
+            // Checked again under the channel lock: a connection's task
+            // marks its outbox finished before it leaves its channels (under
+            // this lock), so an ended connection is never left behind here.
+            if conn.inner.outbox().is_finished() {
                 if members.is_empty() {
                     table.remove(&self.name);
                 }

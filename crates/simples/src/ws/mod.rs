@@ -19,6 +19,13 @@
 //!   client     simples.js, the browser client, served by `serve_client`
 //! ```
 //!
+//! Locks are short and never held across an await. The registry of
+//! connections and the channel table are never held together; either may
+//! be held while taking a connection's outbox or channel-list lock, which
+//! are leaves. User hooks (`on_slow`, `on_channel`) run with no lock held;
+//! broadcast filters run under the registry's or the table's read side, so
+//! a filter must not bind or unbind.
+//!
 //! Memory per connection is bounded whatever the client does: incoming
 //! messages by `max_message_size` and `max_pending_messages`, outgoing by
 //! the outbox limits (plus 64 KiB being written). One slow client never

@@ -179,6 +179,10 @@ impl Outbox {
         self.bytes = 0;
     }
 
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     pub(crate) fn is_closing(&self) -> bool {
         self.closing || self.finished
     }
