@@ -98,6 +98,9 @@ impl Running {
             tracing::info!(%addr, "listening");
         }
         *self.inner.addrs.lock().unwrap_or_else(|e| e.into_inner()) = local.clone();
+        for ws in self.inner.shared.hosts.ws_hosts() {
+            ws.resume();
+        }
         for hook in &self.inner.on_start {
             hook(&local);
         }

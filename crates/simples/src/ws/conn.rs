@@ -277,8 +277,16 @@ impl WsConn {
 
     /// Starts the closing handshake after what is already queued. Does
     /// nothing if the connection is already closing.
-    /// The reason is cut to 123 bytes.
+    /// The reason is cut to 123 bytes. A code that may not be sent (1005,
+    /// 1006, 1015, below 1000, 5000 and up: RFC 6455 §7.4) is replaced by
+    /// 1011 (internal error), with a warning.
     pub fn close(&self, code: CloseCode, reason: &str) {
+        let code = if code.is_valid_on_wire() {
+            code
+        } else {
+            tracing::warn!(code = code.0, "close code not allowed on the wire; closing with 1011 instead");
+            CloseCode::INTERNAL_ERROR
+        };
         if self.inner.outbox().push_close(code, reason.to_string()) {
             self.inner.wake.notify_one();
         }

@@ -86,6 +86,11 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
         headers.insert("sec-websocket-extensions", header_value(agreed)?);
     }
 
+    // Counted from here until the connection registers, so that a stop
+    // that starts meanwhile waits for it and closes it.
+    if !ws.shared.begin_upgrade() {
+        return Err(Error::new(503, "the server is shutting down").into_response());
+    }
     // What waits for hyper to hand the connection over is kept small: it is
     // part of every connection's task for the connection's whole life.
     let extension = deflate.map(|(ext, _)| Box::new(ext));
@@ -95,6 +100,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "WebSocket upgrade failed");
+                conn.inner.host.end_upgrade();
                 return;
             }
         };

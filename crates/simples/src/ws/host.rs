@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -140,8 +140,14 @@ pub(crate) struct WsShared {
     /// dropped: a connection ends when it differs from the value it saw at
     /// its start (so a restarted server's new connections are unaffected).
     pub(crate) force: watch::Sender<u64>,
-    /// Notified whenever a connection ends.
+    /// Notified whenever a connection ends (or an upgrade fails).
     ended: Notify,
+    /// Set from the start of a stop until the server starts again: new
+    /// handshakes are refused (503), and a connection that was answered 101
+    /// just before is closed (1001) as soon as it registers.
+    stopping: AtomicBool,
+    /// Connections answered 101 that have not registered yet.
+    upgrading: AtomicUsize,
 }
 
 /// A WebSocket endpoint: the value [`Host::ws`](crate::Host::ws) returns.
@@ -192,6 +198,8 @@ impl WsHost {
                 templates: OnceLock::new(),
                 force: watch::channel(0).0,
                 ended: Notify::new(),
+                stopping: AtomicBool::new(false),
+                upgrading: AtomicUsize::new(0),
             }),
         }
     }
@@ -368,25 +376,33 @@ impl WsHost {
         }
     }
 
-    /// Graceful shutdown: close 1001 to everyone, wait up to `deadline`
-    /// for the closing handshakes, then drop what is left.
+    /// Graceful shutdown: close 1001 to everyone (including connections
+    /// answered 101 that have not started yet), wait up to `deadline` for
+    /// the closing handshakes, then drop what is left.
     pub(crate) async fn shutdown(&self, deadline: Duration) {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::SeqCst);
         self.close_all(CloseCode::GOING_AWAY, "server shutting down");
         let all_ended = async {
             loop {
-                let ended = self.shared.ended.notified();
+                let ended = shared.ended.notified();
                 tokio::pin!(ended);
                 ended.as_mut().enable();
-                if self.is_empty() {
+                if self.is_empty() && shared.upgrading.load(Ordering::SeqCst) == 0 {
                     return;
                 }
                 ended.await;
             }
         };
         if tokio::time::timeout(deadline, all_ended).await.is_err() {
-            tracing::warn!(path = %self.shared.path, left = self.len(), "WebSocket connections still open after the shutdown deadline; dropping them");
-            self.shared.force.send_modify(|generation| *generation += 1);
+            tracing::warn!(path = %shared.path, left = self.len(), "WebSocket connections still open after the shutdown deadline; dropping them");
+            shared.force.send_modify(|generation| *generation += 1);
         }
+    }
+
+    /// The server (re)starts: handshakes are accepted again.
+    pub(crate) fn resume(&self) {
+        self.shared.stopping.store(false, Ordering::SeqCst);
     }
 
     /// Called once the server starts: the HTTP host's template engine.
@@ -420,9 +436,31 @@ impl WsShared {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// A handshake was answered 101: `false` (refuse it) while stopping.
+    pub(crate) fn begin_upgrade(&self) -> bool {
+        self.upgrading.fetch_add(1, Ordering::SeqCst);
+        if self.stopping.load(Ordering::SeqCst) {
+            self.end_upgrade();
+            return false;
+        }
+        true
+    }
+
+    /// The upgrade failed: nothing will register.
+    pub(crate) fn end_upgrade(&self) {
+        self.upgrading.fetch_sub(1, Ordering::SeqCst);
+        self.ended.notify_waiters();
+    }
+
+    /// The upgraded connection starts; closed at once if the server is
+    /// stopping (its handshake was answered just before the stop).
     pub(crate) fn register(&self, conn: &WsConn) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         write(&self.conns).insert(conn.id(), conn.clone());
+        self.upgrading.fetch_sub(1, Ordering::SeqCst);
+        if self.stopping.load(Ordering::SeqCst) {
+            conn.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
     }
 
     pub(crate) fn unregister(&self, conn: &WsConn) {
