@@ -223,7 +223,7 @@ async fn a_client_that_never_answers_is_dropped_after_the_shutdown_deadline() {
     assert!(raw::sees_end(&mut mute, Duration::from_secs(3)).await, "the dropped client's socket stays open");
 
     // on_close: the polite one with its answer, the dropped one without.
-    let mut frames = vec![closed(&mut closes).await.1, closed(&mut closes).await.1];
+    let mut frames = [closed(&mut closes).await.1, closed(&mut closes).await.1];
     frames.sort_by_key(|f| f.is_some());
     assert_eq!(frames[0], None);
     assert_eq!(frames[1].as_ref().map(|f| f.code), Some(CloseCode::GOING_AWAY));

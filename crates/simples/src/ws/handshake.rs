@@ -78,12 +78,12 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
     let headers = res.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert("sec-websocket-accept", header_value(&accept_key(key.as_bytes()))?);
+    headers.insert("sec-websocket-accept", header_value(&accept_key(key.as_bytes())).map_err(|r| *r)?);
     if let Some(p) = &protocol {
-        headers.insert("sec-websocket-protocol", header_value(p)?);
+        headers.insert("sec-websocket-protocol", header_value(p).map_err(|r| *r)?);
     }
     if let Some((_, agreed)) = &deflate {
-        headers.insert("sec-websocket-extensions", header_value(agreed)?);
+        headers.insert("sec-websocket-extensions", header_value(agreed).map_err(|r| *r)?);
     }
 
     // Counted from here until the connection registers, so that a stop
@@ -110,8 +110,8 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
     Ok(res)
 }
 
-fn header_value(s: &str) -> Result<HeaderValue, Response> {
-    HeaderValue::from_str(s).map_err(|_| Error::new(500, "invalid handshake header value").into_response())
+fn header_value(s: &str) -> Result<HeaderValue, Box<Response>> {
+    HeaderValue::from_str(s).map_err(|_| Box::new(Error::new(500, "invalid handshake header value").into_response()))
 }
 
 /// Every value of header `name`, as text.

@@ -135,12 +135,13 @@ impl WsOptions {
 
     /// The protocol layer's configuration for these options.
     pub(crate) fn protocol_config(&self) -> simples_ws::Config {
-        let mut config = simples_ws::Config::default();
-        config.max_message_size = self.max_message_size;
-        config.max_frame_size = self.max_message_size;
-        config.idle_timeout = self.idle_timeout;
-        config.ping_interval = self.idle_timeout.map(|t| t / 2);
-        config.close_timeout = self.close_timeout;
-        config
+        simples_ws::Config {
+            max_message_size: self.max_message_size,
+            max_frame_size: self.max_message_size,
+            idle_timeout: self.idle_timeout,
+            ping_interval: self.idle_timeout.map(|t| t / 2),
+            close_timeout: self.close_timeout,
+            ..simples_ws::Config::default()
+        }
     }
 }
