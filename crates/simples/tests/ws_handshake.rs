@@ -388,3 +388,41 @@ async fn deflate_is_negotiated_and_large_messages_round_trip_compressed() {
     drop(client);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn broadcasts_are_compressed_once_for_clients_without_context_takeover() {
+    let mut server = common::server();
+    let host_deflate = DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() };
+    let options = WsOptions { deflate: Some(host_deflate), ..WsOptions::default() };
+    let host = server.ws("/news", options, |_| async {});
+    let running = common::start(server).await;
+    let addr = running.local_addr();
+    let url = format!("ws://{addr}/news");
+    let big = "the same news for everyone; ".repeat(5_000); // 140 KB
+
+    // A client with deflate (counted bytes) and one without.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let read = Arc::new(AtomicUsize::new(0));
+    let io = Counting { io: tcp, read: read.clone(), written: Arc::new(AtomicUsize::new(0)) };
+    let offer = DeflateConfig::default();
+    let (mut compressed, response) =
+        client_handshake_with_deflate(io, &parse_ws_url(&url).unwrap(), &ClientConfig::default(), Config::default(), Some(&offer))
+            .await
+            .expect("handshake");
+    assert!(response.extensions.iter().any(|e| e.contains("server_no_context_takeover")), "{:?}", response.extensions);
+    let mut plain = common::ws::connect(addr, "/news").await;
+    for _ in 0..200 {
+        if host.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = read.load(Ordering::Relaxed);
+    assert_eq!(host.broadcast(Message::text(big.clone())), 2);
+    assert_eq!(next_data(&mut compressed).await, Message::text(big.clone()));
+    assert_eq!(next(&mut plain).await, Message::text(big.clone()));
+    let wire = read.load(Ordering::Relaxed) - before;
+    assert!(wire < big.len() / 10, "{wire} bytes on the wire for a {} byte broadcast", big.len());
+    drop((compressed, plain));
+    running.stop().await;
+}

@@ -144,7 +144,7 @@ impl Channel {
 
     /// Sends `message` to the members `filter` keeps.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        let Some(frame) = prepare(message.into()) else { return 0 };
+        let Some(frame) = prepare(&self.host, message.into()) else { return 0 };
         let table = self.table();
         let Some(members) = table.get(&self.name) else { return 0 };
         let (queued, slow) = deliver(&frame, members.values().filter(|c| filter(c)));

@@ -328,7 +328,7 @@ impl WsHost {
 
     /// Sends `message` to every open connection for which `filter` is true.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        let Some(frame) = prepare(message.into()) else { return 0 };
+        let Some(frame) = prepare(&self.shared, message.into()) else { return 0 };
         let conns = read(&self.shared.conns);
         let (queued, slow) = deliver(&frame, conns.values().filter(|c| filter(c)));
         drop(conns);
@@ -500,8 +500,18 @@ impl WsShared {
 }
 
 /// Encodes a broadcast message once; `None` (logged) for control messages.
-pub(crate) fn prepare(message: Message) -> Option<PreparedFrame> {
-    match PreparedFrame::new(&message) {
+/// With permessage-deflate on the host, a message of at least `min_size`
+/// bytes is compressed once too: connections that agreed to
+/// `server_no_context_takeover` with a large enough window take the
+/// compressed frame, the others get the same message uncompressed.
+pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame> {
+    let prepared = match &host.options.deflate {
+        Some(d) if message.payload().len() >= d.min_size => {
+            PreparedFrame::compressed_with_window(&message, d.level, d.server_max_window_bits)
+        }
+        _ => PreparedFrame::new(&message),
+    };
+    match prepared {
         Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(error = %e, "cannot broadcast this message");
