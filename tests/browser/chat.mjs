@@ -1,26 +1,110 @@
 // End-to-end test of the chat demo (crates/simples/examples/chat.rs) in
 // headless Chromium, driven by playwright-core. Run by scripts/browser-test:
 //
-//   node tests/browser/chat.mjs http://127.0.0.1:PORT
+//   node tests/browser/chat.mjs path/to/chat PORT
 //
+// It owns the demo server: it starts the built chat example on
+// 127.0.0.1:PORT, waits until it answers HTTP, stops it (SIGTERM: graceful,
+// close 1001) and restarts it on the same port to test the client's
+// reconnection, and always stops it before exiting.
 // Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOT (default
-// target/browser/chat.png under the repository root).
+// target/browser/chat.png under the repository root), SERVER_LOG (the
+// server's output, both runs; default target/browser/chat-server.log).
 // Exits 0 when every step passed, 1 with the failing step and why otherwise.
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const WAIT = 10_000; // ms, for every wait on the page
-const OVERALL = 120_000; // ms, the whole run
+const RECONNECT_WAIT = 30_000; // ms, waits for a reconnection (backoff up to maxDelay 10 s)
+const OVERALL = 180_000; // ms, the whole run
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const base = process.argv[2];
-if (!base || !/^https?:\/\//.test(base)) {
-  console.error('usage: node tests/browser/chat.mjs http://127.0.0.1:PORT');
+const [bin, port] = process.argv.slice(2);
+if (!bin || !/^\d+$/.test(port || '')) {
+  console.error('usage: node tests/browser/chat.mjs path/to/chat PORT');
   process.exit(2);
 }
+const base = `http://127.0.0.1:${port}`;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshot = resolve(process.env.SCREENSHOT || resolve(ROOT, 'target/browser/chat.png'));
+const serverLog = resolve(process.env.SERVER_LOG || resolve(ROOT, 'target/browser/chat-server.log'));
+
+// The demo server: one process at a time, on the same port.
+let server = null; // {proc, exited: Promise<{code, signal}>}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startServer() {
+  mkdirSync(dirname(serverLog), { recursive: true });
+  writeFileSync(serverLog, `--- chat.mjs: ${bin} --addr 127.0.0.1:${port} ---\n`, { flag: 'a' });
+  const fd = openSync(serverLog, 'a');
+  const proc = spawn(bin, ['--addr', `127.0.0.1:${port}`], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const exited = new Promise((res) => {
+    proc.on('exit', (code, signal) => res({ code, signal }));
+    proc.on('error', (err) => res({ code: null, signal: null, error: err.message }));
+  });
+  server = { proc, exited };
+  let status = null;
+  exited.then((s) => { status = s; });
+  for (const deadline = Date.now() + 20_000; ;) {
+    if (status) {
+      fail(`the chat demo exited before answering HTTP on ${base} (${status.error || `code ${status.code}, signal ${status.signal}`}; log: ${serverLog})`);
+    }
+    if (await fetch(base + '/').then((r) => r.ok, () => false)) return;
+    if (Date.now() > deadline) fail(`the chat demo did not answer HTTP on ${base} within 20 s (log: ${serverLog})`);
+    await sleep(200);
+  }
+}
+
+// Sends `signal` and waits for the exit (SIGKILL after `grace` ms).
+async function stopServer(signal, grace = 10_000) {
+  if (!server) return null;
+  const { proc, exited } = server;
+  server = null;
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+  let timer;
+  const status = await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, grace, null); })]);
+  clearTimeout(timer);
+  if (status) return status;
+  proc.kill('SIGKILL');
+  await exited;
+  return { code: null, signal: 'SIGKILL', hung: true };
+}
+
+// Whatever ends the run, the server does not outlive it.
+process.on('exit', () => { if (server) server.proc.kill('SIGKILL'); });
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(sig, () => { console.error(`chat.mjs: ${sig}, stopping`); process.exit(code); });
+}
+
+// Test instrumentation, run in every page before its scripts: keeps the
+// page's socket (app.js makes it inside an IIFE) as window.__socket and logs
+// its lifecycle events, with performance.now() times, in window.__events.
+// It wraps simples.connect when simples.js assigns window.simples; the demo
+// itself exposes nothing.
+function instrument() {
+  let value;
+  Object.defineProperty(window, 'simples', {
+    configurable: true,
+    enumerable: true,
+    get() { return value; },
+    set(v) {
+      value = v;
+      if (!v || typeof v.connect !== 'function') return;
+      const connect = v.connect;
+      v.connect = function (...args) {
+        const socket = connect.apply(this, args);
+        window.__socket = socket;
+        window.__events = [];
+        const log = (type) => (e) => window.__events.push({ type, t: performance.now(), ...(e || {}) });
+        socket.on('open', log('open')).on('close', log('close')).on('reconnecting', log('reconnecting'));
+        return socket;
+      };
+    },
+  });
+}
 
 let passed = 0;
 const fail = (message) => { throw new Error(message); };
@@ -39,16 +123,16 @@ async function step(name, fn) {
 const textOf = (page, selector) =>
   page.evaluate((sel) => { const el = document.querySelector(sel); return el ? el.textContent.trim() : null; }, selector);
 
-async function waitForText(user, selector, expected) {
+async function waitForText(user, selector, expected, timeout = WAIT) {
   try {
     await user.page.waitForFunction(([sel, want]) => {
       const el = document.querySelector(sel);
       return el !== null && el.textContent.trim() === want;
-    }, [selector, expected], { timeout: WAIT });
+    }, [selector, expected], { timeout });
   } catch (err) {
     if (!/Timeout/i.test(err.message)) throw err;
     const actual = await textOf(user.page, selector).catch(() => '(page unavailable)');
-    fail(`user ${user.name}: expected ${selector} to read "${expected}" within ${WAIT} ms, ` +
+    fail(`user ${user.name}: expected ${selector} to read "${expected}" within ${timeout} ms, ` +
       (actual === null ? 'but there is no such element' : `it reads "${actual}"`));
   }
 }
@@ -73,6 +157,34 @@ async function waitForMessage(user, from, text) {
   }
 }
 
+// Waits for an li.msg whose .text is `text` (whoever sent it); returns how
+// many the page shows.
+async function waitForMessageText(user, text, timeout = WAIT) {
+  try {
+    await user.page.waitForFunction((t) => Array.from(document.querySelectorAll('#messages li.msg .text'))
+      .some((el) => el.textContent.trim() === t), text, { timeout });
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    fail(`user ${user.name}: no li.msg with text "${text}" within ${timeout} ms; ` +
+      `#messages holds ${JSON.stringify(await messagesOf(user.page))}`);
+  }
+  return (await messagesOf(user.page)).filter((m) => m.text === text).length;
+}
+
+// The socket's lifecycle events logged by instrument().
+const eventsOf = (user) => user.page.evaluate(() => window.__events || null);
+
+async function waitForEvents(user, type, count, timeout = WAIT) {
+  try {
+    await user.page.waitForFunction(([ty, n]) => (window.__events || []).filter((e) => e.type === ty).length >= n,
+      [type, count], { timeout });
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    fail(`user ${user.name}: expected ${count} '${type}' events within ${timeout} ms, ` +
+      `the socket logged ${JSON.stringify(await eventsOf(user))}`);
+  }
+}
+
 // Types `value` into the input `input` and clicks `button`.
 async function submit(user, input, value, button) {
   await user.page.fill(input, value, { timeout: WAIT });
@@ -81,6 +193,7 @@ async function submit(user, input, value, button) {
 
 async function open(browser, name) {
   const context = await browser.newContext();
+  await context.addInitScript(instrument);
   const page = await context.newPage();
   const user = { name, context, page, errors: [] };
   page.on('pageerror', (err) => user.errors.push(err.message));
@@ -104,6 +217,8 @@ watchdog.unref();
 let browser;
 let code = 0;
 try {
+  writeFileSync(serverLog, '');
+  await startServer();
   browser = await chromium.launch({
     executablePath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -169,11 +284,100 @@ try {
     await waitForText(a, '#status', 'connected');
   });
   await step('no uncaught JavaScript error on any page', async () => noPageErrors([a, b, c]));
+
+  // Reconnection: the server stops, the pages retry with backoff, queue what
+  // A sends meanwhile, and reconnect when the server is back on the port.
+  await step('the server stops (SIGTERM): A and B get close 1001 and show disconnected', async () => {
+    for (const u of [a, b]) await u.page.evaluate(() => { window.__events = []; });
+    const status = await stopServer('SIGTERM');
+    if (status.hung) fail('the chat demo did not exit within 10 s of SIGTERM (killed)');
+    if (status.code !== 0) fail(`the chat demo exited with ${JSON.stringify(status)} after SIGTERM, expected code 0`);
+    for (const u of [a, b]) {
+      await waitForText(u, '#status', 'disconnected');
+      await waitForEvents(u, 'close', 1);
+      const [first] = await eventsOf(u);
+      if (first.type !== 'close' || first.code !== 1001) {
+        fail(`user ${u.name}: the first lifecycle event is ${JSON.stringify(first)}, expected a close with code 1001`);
+      }
+    }
+  });
+  await step('A and B retry with exponential backoff and jitter (3 attempts, delays in bounds)', async () => {
+    // simples.js defaults (app.js passes no option): the delay of attempt n
+    // is min(maxDelay, minDelay * factor^(n-1)) * (1 - jitter * random).
+    const minDelay = 500, maxDelay = 10_000, factor = 2, jitter = 0.5;
+    const jittered = [];
+    for (const u of [a, b]) {
+      await waitForEvents(u, 'reconnecting', 3);
+      const events = await eventsOf(u);
+      const tries = events.filter((e) => e.type === 'reconnecting').slice(0, 3);
+      tries.forEach((e, i) => {
+        const ceiling = Math.min(maxDelay, minDelay * factor ** i);
+        const floor = Math.round(ceiling * (1 - jitter));
+        jittered.push(e.delay < ceiling);
+        if (e.attempt !== i + 1) fail(`user ${u.name}: reconnecting event ${i + 1} has attempt ${e.attempt}`);
+        if (!(e.delay >= floor && e.delay <= ceiling)) {
+          fail(`user ${u.name}: attempt ${e.attempt} waits ${e.delay} ms, expected ${floor} to ${ceiling} ms`);
+        }
+        // The attempt really waited: its failure (a close) comes after the delay.
+        const next = events.find((x) => x.type === 'close' && x.t > e.t);
+        if (i < 2 && !next) fail(`user ${u.name}: no close after reconnecting attempt ${e.attempt}`);
+        if (next && next.t - e.t < e.delay - 5) {
+          fail(`user ${u.name}: attempt ${e.attempt} failed ${Math.round(next.t - e.t)} ms after 'reconnecting', before its delay of ${e.delay} ms`);
+        }
+      });
+      if (!(tries[0].delay <= tries[1].delay && tries[1].delay <= tries[2].delay)) {
+        fail(`user ${u.name}: the delays do not grow: ${tries.map((e) => e.delay).join(', ')} ms`);
+      }
+      if (await u.page.evaluate(() => window.__socket.connected)) fail(`user ${u.name}: socket.connected is true`);
+    }
+    // Each of the 6 delays is its ceiling with a chance of 1 in 1000 or less
+    // when the jitter applies.
+    if (!jittered.includes(true)) fail('no jitter: every delay of A and B is exactly min(maxDelay, minDelay * factor^(attempt-1))');
+  });
+  await step('while disconnected, a request of A with a 300 ms timeout rejects with "timeout"', async () => {
+    const result = await a.page.evaluate(() => {
+      const t0 = performance.now();
+      const request = window.__socket.request('join', { room: 'nowhere' }, { timeout: 300 })
+        .then((data) => ({ resolved: data }), (err) => ({ error: err.message, after: performance.now() - t0 }));
+      return Promise.race([request, new Promise((r) => setTimeout(r, 5000, { pending: 'after 5 s' }))]);
+    });
+    if (result.error !== 'timeout') fail(`the request settled with ${JSON.stringify(result)}, expected the error "timeout"`);
+    if (result.after < 295) fail(`the request timed out after ${Math.round(result.after)} ms, before its 300 ms`);
+  });
+  const offline = 'sent by A while the server was down';
+  await step('while disconnected, A sends a message from the page (#text, #send)', async () => {
+    await submit(a, '#text', offline, '#send');
+    const left = await a.page.inputValue('#text', { timeout: WAIT });
+    if (left !== '') fail(`#text still reads "${left}" after #send: the page did not take the message`);
+    if (await a.page.evaluate(() => window.__socket.connected)) fail('A is connected again too early');
+  });
+  await step('the server restarts on the same port; B reconnects and is back in lobby', async () => {
+    // A stays offline (Chromium's network emulation makes its attempts fail)
+    // until B is back: the demo keeps no history, so A's queued message
+    // must reach the room once B is in it.
+    await a.context.setOffline(true);
+    await startServer();
+    await waitForText(b, '#status', 'connected', RECONNECT_WAIT);
+    await waitForText(b, '#current-room', 'lobby');
+  });
+  await step('A reconnects, is back in lobby, and B gets the message A sent while offline', async () => {
+    await a.context.setOffline(false);
+    await waitForText(a, '#status', 'connected', RECONNECT_WAIT);
+    await waitForText(a, '#current-room', 'lobby');
+    const count = await waitForMessageText(b, offline);
+    if (count !== 1) fail(`user B: the message arrived ${count} times`);
+    // The request that timed out was taken out of the queue: had it been
+    // sent on reconnection, A would be in room "nowhere".
+    const room = await textOf(a.page, '#current-room');
+    if (room !== 'lobby') fail(`user A: #current-room is "${room}" after the reconnection, expected lobby`);
+  });
+  await step('no uncaught JavaScript error on any page after the reconnection', async () => noPageErrors([a, b, c]));
 } catch (err) {
   code = 1;
   console.error(`FAIL: ${err.message}`);
 } finally {
   if (browser) await browser.close().catch(() => {});
+  await stopServer('SIGTERM', 5_000).catch(() => {});
 }
 console.log(`browser: ${passed} passed, ${code} failed`);
 process.exit(code);

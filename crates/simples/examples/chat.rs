@@ -17,8 +17,8 @@
 //!   `room {room, members}`, `said {nick, text}`, `system {text}`,
 //!   `online {count}` (every connected user, every room).
 //!
-//! Stop with Ctrl-C: connections get close 1001 and the server waits for
-//! their closing handshakes.
+//! Stop with Ctrl-C or SIGTERM: connections get close 1001 and the server
+//! waits for their closing handshakes.
 
 use std::time::Duration;
 
@@ -123,9 +123,28 @@ async fn main() {
     };
     println!("chat listening on http://{}", running.local_addr());
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => running.stop().await,
+        _ = stop_signal() => running.stop().await,
         _ = running.wait() => {}
     }
+}
+
+/// Ctrl-C (SIGINT), or SIGTERM on Unix (`kill`, `docker stop`, systemd).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => eprintln!("chat: cannot watch SIGTERM ({e}); Ctrl-C still stops gracefully"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `--addr HOST:PORT`, else `ADDR`, else 127.0.0.1:8080.

@@ -33,7 +33,11 @@
   socket.on('room', (data) => { $('current-room').textContent = data.room; });
   socket.on('said', (data) => add('msg', data.nick, data.text));
   socket.on('system', (data) => add('system', null, data.text));
-  socket.on('error', (e) => add('system', null, 'error: ' + (e.message || e.code)));
+  // Transport errors repeat on every reconnection attempt; #status already
+  // shows the state. The server's own error events are worth showing.
+  socket.on('error', (e) => {
+    if (e.code !== 'transport') add('system', null, 'error: ' + (e.message || e.code));
+  });
 
   $('nick-save').addEventListener('click', () => {
     const nick = $('nick').value.trim();
