@@ -30,13 +30,18 @@ use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};
 use crate::handler::BoxFuture;
 
-/// Runs `conn` over `io` (the upgraded connection) until it ends.
-pub(crate) async fn run<S>(io: S, extension: Option<Box<simples_ws::deflate::DeflateExtension>>, conn: WsConn)
-where
+/// Runs `conn` over `io` (the upgraded connection; `leftover`: bytes read
+/// past the handshake) until it ends.
+pub(crate) async fn run<S>(
+    io: S,
+    leftover: &[u8],
+    extension: Option<Box<simples_ws::deflate::DeflateExtension>>,
+    conn: WsConn,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let host = conn.inner.host.clone();
-    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), &[]);
+    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), leftover);
     if let Some(ext) = extension {
         ws.protocol_mut().set_extension(ext);
     }

@@ -5,7 +5,11 @@
 //! task once hyper hands the connection over.
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use simples_ws::deflate::DeflateExtension;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use simples_ws::handshake::{accept_key, header_has_token, WEBSOCKET_VERSION};
 
 use super::conn::{RequestInfo, WsConn};
@@ -15,6 +19,7 @@ use super::options::Origins;
 use crate::body::Body;
 use crate::conn::Conn;
 use crate::error::Error;
+use crate::handler::BoxFuture;
 use crate::response::{IntoResponse, Response};
 
 /// Answers a request to a WebSocket host's path.
@@ -104,10 +109,34 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
                 return;
             }
         };
-        driver::run(TokioIo::new(upgraded), extension, conn).await;
+        into_driver(upgraded, extension, conn).await;
     };
     tokio::spawn(fut);
     Ok(res)
+}
+
+/// The connection's task body. Back to the socket itself when it is one of
+/// the listeners' types: no dynamic dispatch per read and write, and
+/// hyper's read buffer (8 KiB or more, kept alive by the leftover bytes'
+/// view of it) is released, the few leftover bytes being copied. A plain
+/// function returning a boxed future, so that the task holds just the one
+/// driver that runs.
+fn into_driver(upgraded: Upgraded, extension: Option<Box<DeflateExtension>>, conn: WsConn) -> BoxFuture<'static, ()> {
+    let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let (io, leftover) = (parts.io.into_inner(), parts.read_buf.to_vec());
+            return Box::pin(async move { driver::run(io, &leftover, extension, conn).await });
+        }
+        Err(upgraded) => upgraded,
+    };
+    let upgraded = match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+        Ok(parts) => {
+            let (io, leftover) = (parts.io.into_inner(), parts.read_buf.to_vec());
+            return Box::pin(async move { driver::run(io, &leftover, extension, conn).await });
+        }
+        Err(upgraded) => upgraded,
+    };
+    Box::pin(driver::run(TokioIo::new(upgraded), &[], extension, conn))
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, Box<Response>> {
