@@ -42,7 +42,8 @@ pub struct WebSocket<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport whose opening handshake is done. `leftover` holds
     /// bytes read past the handshake (they belong to the first frames).
-    pub fn from_raw(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
+    /// `config` may be an `Arc<Config>` shared by many connections.
+    pub fn from_raw(io: S, role: Role, config: impl Into<std::sync::Arc<Config>>, leftover: &[u8]) -> Self {
         let mut proto = Protocol::new(role, config);
         proto.receive(leftover);
         WebSocket { io, proto, timer: Timer::default(), terminal: None, shutdown_done: false, finished: false }

@@ -13,12 +13,13 @@ use http::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
 use simples_ws::{CloseCode, Message};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::error::WsError;
 use super::host::WsShared;
 use super::object;
 use super::outbox::{Out, Outbox, Pushed};
+use super::signal::Signal;
 use crate::conn::Head;
 use crate::router::Params;
 use crate::session::{Session, SessionConfig};
@@ -51,8 +52,8 @@ pub(crate) struct ConnInner {
     pub(crate) host: Arc<WsShared>,
     pub(crate) request: RequestInfo,
     pub(crate) outbox: Mutex<Outbox>,
-    /// Wakes the driver: something was queued.
-    pub(crate) wake: Notify,
+    /// Wakes the driver: something was queued, or a forced shutdown.
+    pub(crate) wake: Signal,
     /// Channels this connection is bound to.
     pub(crate) channels: Mutex<Vec<String>>,
     pub(crate) dropped: AtomicU64,
@@ -86,7 +87,7 @@ impl WsConn {
                 host,
                 request,
                 outbox: Mutex::new(Outbox::new()),
-                wake: Notify::new(),
+                wake: Signal::default(),
                 channels: Mutex::new(Vec::new()),
                 dropped: AtomicU64::new(0),
                 pending: Mutex::new(Pending::default()),
@@ -288,7 +289,7 @@ impl WsConn {
             CloseCode::INTERNAL_ERROR
         };
         if self.inner.outbox().push_close(code, reason.to_string()) {
-            self.inner.wake.notify_one();
+            self.inner.wake.notify();
         }
     }
 
@@ -333,13 +334,13 @@ impl WsConn {
     /// Accounts for and reports a push's outcome.
     pub(crate) fn after_push(&self, pushed: Pushed) -> Result<(), WsError> {
         if pushed.wakes() {
-            self.inner.wake.notify_one();
+            self.inner.wake.notify();
         }
         if let Some(action) = pushed.slow_action() {
             self.inner.host.slow(self, action);
         }
         match pushed {
-            Pushed::Queued | Pushed::QueuedDropping(_) => Ok(()),
+            Pushed::Queued | Pushed::QueuedBehind | Pushed::QueuedDropping(_) => Ok(()),
             Pushed::Dropped => Err(WsError::Full),
             Pushed::Closing(_) | Pushed::Closed => Err(WsError::Closed),
         }

@@ -5,7 +5,7 @@
 //!   loop:
 //!     outbox --(while < HIGH_WATER bytes wait in the protocol)--> protocol
 //!     next pending message -> its handler (one at a time, in order)
-//!     wait for: forced shutdown | outbox wake-up | handler done |
+//!     wait for: outbox wake-up (or forced shutdown) | handler done |
 //!               the connection (a message, room to write, the end)
 //! ```
 //!
@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 
 use futures_util::FutureExt as _;
 use simples_ws::tokio::{Drive, WebSocket};
@@ -48,14 +49,13 @@ pub(crate) async fn run<S>(
     host.register(&conn);
     let (on_open, on_close) = host.lifecycle_handlers();
     let max_pending = host.options.max_pending_messages.max(1);
-    let mut force = host.force.subscribe();
-    let generation = *force.borrow_and_update();
+    let generation = host.force.load(Ordering::SeqCst);
     let mut pending = Pending::default();
     let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
     let mut batch = Vec::new();
 
     let close_frame: Option<CloseFrame> = loop {
-        if *force.borrow_and_update() != generation {
+        if host.force.load(Ordering::SeqCst) != generation {
             break None;
         }
         let backlog = pump(&mut ws, &conn, &mut batch);
@@ -70,8 +70,7 @@ pub(crate) async fn run<S>(
         let low_water = backlog.then_some(HIGH_WATER / 2);
         tokio::select! {
             biased;
-            _ = force.changed() => {}
-            _ = conn.inner.wake.notified() => {}
+            _ = conn.inner.wake.wait() => {}
             _ = async { task.as_mut().expect("guarded").await }, if task.is_some() => task = None,
             step = ws.drive(read, low_water) => match step {
                 Ok(Drive::Writable) => {}

@@ -17,7 +17,7 @@ use super::driver;
 use super::host::WsHost;
 use super::options::Origins;
 use crate::body::Body;
-use crate::conn::Conn;
+use crate::conn::{Conn, Head};
 use crate::error::Error;
 use crate::handler::BoxFuture;
 use crate::response::{IntoResponse, Response};
@@ -68,7 +68,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
     let on_upgrade = conn.upgrade().ok_or_else(|| Error::new(500, "the connection cannot be upgraded").into_response())?;
 
     let request = RequestInfo {
-        head: conn.head.clone(),
+        head: std::sync::Arc::new(detached(&conn.head)),
         params: conn.params().clone(),
         query: conn.query_pairs().to_vec(),
         cookies: conn.cookies().map(|c| c.to_vec()).unwrap_or_default(),
@@ -137,6 +137,27 @@ fn into_driver(upgraded: Upgraded, extension: Option<Box<DeflateExtension>>, con
         Err(upgraded) => upgraded,
     };
     Box::pin(driver::run(TokioIo::new(upgraded), &[], extension, conn))
+}
+
+/// A copy of the request head that owns its bytes: hyper's header values
+/// and URI are views of its 8 KiB read buffer, which they would keep alive
+/// for the connection's whole life.
+fn detached(head: &Head) -> Head {
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    for (name, value) in &head.headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copy);
+    }
+    Head {
+        method: head.method.clone(),
+        uri: head.uri.to_string().parse().unwrap_or_else(|_| head.uri.clone()),
+        version: head.version,
+        headers,
+        peer: head.peer,
+        secure: head.secure,
+        host: head.host.clone(),
+    }
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, Box<Response>> {

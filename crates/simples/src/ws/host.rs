@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use simples_ws::{CloseCode, CloseFrame, Message, PreparedFrame};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::channel::{Channel, ChannelEvent};
 use super::conn::WsConn;
@@ -126,7 +126,7 @@ pub(crate) struct WsShared {
     pub(crate) path: String,
     pub(crate) options: WsOptions,
     pub(crate) limits: Limits,
-    pub(crate) config: simples_ws::Config,
+    pub(crate) config: Arc<simples_ws::Config>,
     handlers: RwLock<Handlers>,
     pub(crate) conns: RwLock<HashMap<u64, WsConn>>,
     pub(crate) channels: Mutex<HashMap<String, HashMap<u64, WsConn>>>,
@@ -139,7 +139,7 @@ pub(crate) struct WsShared {
     /// Bumped when connections left after a shutdown deadline must be
     /// dropped: a connection ends when it differs from the value it saw at
     /// its start (so a restarted server's new connections are unaffected).
-    pub(crate) force: watch::Sender<u64>,
+    pub(crate) force: AtomicU64,
     /// Notified whenever a connection ends (or an upgrade fails).
     ended: Notify,
     /// Set from the start of a stop until the server starts again: new
@@ -180,7 +180,7 @@ impl WsHost {
             messages: options.max_queued_messages.max(1),
             policy: options.slow_policy,
         };
-        let config = options.protocol_config();
+        let config = Arc::new(options.protocol_config());
         WsHost {
             shared: Arc::new(WsShared {
                 path: path.to_string(),
@@ -196,7 +196,7 @@ impl WsHost {
                 dropped: AtomicU64::new(0),
                 slow_closed: AtomicU64::new(0),
                 templates: OnceLock::new(),
-                force: watch::channel(0).0,
+                force: AtomicU64::new(0),
                 ended: Notify::new(),
                 stopping: AtomicBool::new(false),
                 upgrading: AtomicUsize::new(0),
@@ -396,7 +396,10 @@ impl WsHost {
         };
         if tokio::time::timeout(deadline, all_ended).await.is_err() {
             tracing::warn!(path = %shared.path, left = self.len(), "WebSocket connections still open after the shutdown deadline; dropping them");
-            shared.force.send_modify(|generation| *generation += 1);
+            shared.force.fetch_add(1, Ordering::SeqCst);
+            for conn in self.connections() {
+                conn.inner.wake.notify();
+            }
         }
     }
 
@@ -532,9 +535,9 @@ pub(crate) fn deliver<'a>(
     for conn in targets {
         let pushed = conn.inner.outbox().push(Out::Frame(frame.clone()), &conn.inner.host.limits);
         if pushed.wakes() {
-            conn.inner.wake.notify_one();
+            conn.inner.wake.notify();
         }
-        if matches!(pushed, Pushed::Queued | Pushed::QueuedDropping(_)) {
+        if matches!(pushed, Pushed::Queued | Pushed::QueuedBehind | Pushed::QueuedDropping(_)) {
             queued += 1;
         }
         if pushed.slow_action().is_some() {

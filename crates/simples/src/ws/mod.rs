@@ -15,6 +15,7 @@
 //!              HTTP, sends through the bounded outbox, requests with acks
 //!   outbox     the bounded per-connection queue and the slow policy
 //!   driver     the task running one connection over simples-ws
+//!   signal     the lock-free wake-up of a connection's task
 //!   object     object mode's JSON wire format (assets/PROTOCOL.md)
 //!   client     simples.js, the browser client, served by `serve_client`
 //! ```
@@ -41,6 +42,7 @@ mod host;
 mod object;
 mod options;
 mod outbox;
+mod signal;
 
 pub use channel::{Channel, ChannelEvent};
 pub use conn::WsConn;

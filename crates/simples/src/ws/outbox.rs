@@ -50,8 +50,11 @@ pub(crate) struct Outbox {
 /// What became of a pushed item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
-    /// Queued (the driver must be woken).
+    /// Queued in an empty queue (the driver must be woken).
     Queued,
+    /// Queued behind other items: the driver, which takes items until the
+    /// queue is empty or comes back for the rest, needs no wake-up.
+    QueuedBehind,
     /// Queued after dropping this many old messages (`DropOldest`).
     QueuedDropping(usize),
     /// Not queued: the queue was full (`DropNewest`).
@@ -70,7 +73,7 @@ impl Pushed {
             Pushed::QueuedDropping(n) => Some(SlowAction::Dropped(n)),
             Pushed::Dropped => Some(SlowAction::Dropped(1)),
             Pushed::Closing(code) => Some(SlowAction::Closed(code)),
-            Pushed::Queued | Pushed::Closed => None,
+            Pushed::Queued | Pushed::QueuedBehind | Pushed::Closed => None,
         }
     }
 
@@ -101,8 +104,9 @@ impl Outbox {
         let size = out.size();
         let fits = |q: &Outbox| q.queue.len() < limits.messages && q.bytes + size <= limits.bytes;
         if fits(self) {
+            let was_empty = self.queue.is_empty();
             self.enqueue(out, size);
-            return Pushed::Queued;
+            return if was_empty { Pushed::Queued } else { Pushed::QueuedBehind };
         }
         match limits.policy {
             SlowPolicy::DropNewest => Pushed::Dropped,
@@ -204,8 +208,9 @@ mod tests {
     fn drop_newest_keeps_the_queue() {
         let mut q = Outbox::new();
         let l = limits(SlowPolicy::DropNewest);
-        for _ in 0..3 {
-            assert_eq!(q.push(msg(10), &l), Pushed::Queued);
+        assert_eq!(q.push(msg(10), &l), Pushed::Queued);
+        for _ in 0..2 {
+            assert_eq!(q.push(msg(10), &l), Pushed::QueuedBehind);
         }
         assert_eq!(q.push(msg(10), &l), Pushed::Dropped);
         assert_eq!(q.len(), (30, 3));
@@ -219,7 +224,7 @@ mod tests {
         q.push(msg(40), &l);
         assert_eq!(q.push(msg(50), &l), Pushed::QueuedDropping(1));
         assert_eq!(q.len(), (90, 2));
-        q.push(msg(1), &l);
+        assert_eq!(q.push(msg(1), &l), Pushed::QueuedBehind);
         assert_eq!(q.push(msg(1), &l), Pushed::QueuedDropping(1));
         assert_eq!(q.len(), (52, 3));
         // Larger than the whole queue: dropped alone.
