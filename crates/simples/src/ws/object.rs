@@ -162,6 +162,27 @@ mod tests {
         assert_eq!(parse(&deep, 32).unwrap_err().code, "too_deep");
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, parsing returns (never panics), and a
+        /// message nested deeper than the limit is refused before serde
+        /// sees it.
+        #[test]
+        fn any_input_is_parsed_or_refused(input in "[\\[\\]{}\":,a-z0-9\\\\ ]{0,200}", depth in 1usize..8) {
+            match parse(&input, depth) {
+                Ok(_) => proptest::prop_assert!(exceeds_depth(input.as_bytes(), depth).is_none()),
+                Err(r) => proptest::prop_assert!(!r.code.is_empty()),
+            }
+        }
+
+        /// What the server encodes, a client parses back unchanged.
+        #[test]
+        fn events_round_trip(event in "[a-z.:_-]{1,20}", text in ".{0,50}", n in proptest::num::i64::ANY, id in proptest::option::of(1u64..(1 << 53))) {
+            let data = serde_json::json!({ "text": text, "n": n, "list": [n, null, true] });
+            let json = event_json(&event, &data, id).unwrap();
+            proptest::prop_assert_eq!(parse(&json, 32), Ok(Incoming::Event { event, data, id }));
+        }
+    }
+
     #[test]
     fn encodes_envelopes() {
         assert_eq!(event_json("x", &json!([1]), None).unwrap(), r#"{"event":"x","data":[1]}"#);
