@@ -500,16 +500,7 @@ async fn regression_a_handshake_in_flight_during_stop_outlives_the_stop() {
     // Refusing the handshake would be fine; accepting it, the connection
     // must be closed with 1001 like the others.
     let Ok(mut client) = client.await.unwrap() else { return };
-    let outcome = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match client.recv().await {
-                Ok(Message::Close(frame)) => return Ok(frame.map(|f| f.code)),
-                Ok(_) => continue,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    })
-    .await;
+    let outcome = close_within(&mut client, Duration::from_secs(2)).await;
     assert!(
         outcome.is_ok(),
         "the connection accepted during stop() is still open 2 s after stop() returned ({} registered)",
@@ -536,16 +527,7 @@ async fn regression_close_with_a_code_not_allowed_on_the_wire_leaves_the_connect
     let running = common::start(server).await;
     let mut client = connect(running.local_addr(), "/ws").await;
     send(&mut client, "close me").await;
-    let outcome = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match client.recv().await {
-                Ok(Message::Close(frame)) => return Ok(frame.map(|f| f.code)),
-                Ok(_) => continue,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    })
-    .await;
+    let outcome = close_within(&mut client, Duration::from_secs(2)).await;
     let registered = host.len();
     drop(client);
     running.stop().await;
@@ -575,4 +557,22 @@ async fn after_a_restart_websocket_handshakes_are_accepted_again() {
     assert_eq!(host.len(), 1);
     drop(second);
     running.stop().await;
+}
+
+/// The close code the client gets within `limit` (`Err` if the connection
+/// fails instead; the outer `Err` on timeout).
+async fn close_within(
+    client: &mut common::ws::Client,
+    limit: Duration,
+) -> Result<Result<Option<CloseCode>, String>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(limit, async {
+        loop {
+            match client.recv().await {
+                Ok(Message::Close(frame)) => return Ok(frame.map(|f| f.code)),
+                Ok(_) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
 }

@@ -165,8 +165,7 @@ impl Channel {
         data: &T,
         filter: impl Fn(&WsConn) -> bool,
     ) -> Result<usize, WsError> {
-        let json = object::event_json(event, data, None).map_err(|e| WsError::Encode(e.to_string()))?;
-        Ok(self.broadcast_filter(Message::text(json), filter))
+        Ok(self.broadcast_filter(object::event_message(event, data)?, filter))
     }
 }
 

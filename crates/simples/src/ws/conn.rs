@@ -216,8 +216,7 @@ impl WsConn {
 
     /// Object mode: queues the event `{"event": event, "data": data}`.
     pub fn send_event<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), WsError> {
-        let json = object::event_json(event, data, None).map_err(|e| WsError::Encode(e.to_string()))?;
-        self.send_text(json)
+        self.send(object::event_message(event, data)?)
     }
 
     /// Object mode: sends an event with an id and waits for the client's

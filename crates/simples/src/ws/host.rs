@@ -348,8 +348,7 @@ impl WsHost {
         data: &T,
         filter: impl Fn(&WsConn) -> bool,
     ) -> Result<usize, WsError> {
-        let json = object::event_json(event, data, None).map_err(|e| WsError::Encode(e.to_string()))?;
-        Ok(self.broadcast_filter(Message::text(json), filter))
+        Ok(self.broadcast_filter(object::event_message(event, data)?, filter))
     }
 
     /// Renders template `name` with `data` once and broadcasts the text.

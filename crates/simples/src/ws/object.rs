@@ -114,6 +114,12 @@ pub(crate) fn event_json<T: Serialize + ?Sized>(event: &str, data: &T, id: Optio
     serde_json::to_string(&Out { event, data, id })
 }
 
+/// The event as a text message (for sends and broadcasts).
+pub(crate) fn event_message<T: Serialize + ?Sized>(event: &str, data: &T) -> Result<simples_ws::Message, super::WsError> {
+    let json = event_json(event, data, None).map_err(|e| super::WsError::Encode(e.to_string()))?;
+    Ok(simples_ws::Message::text(json))
+}
+
 /// The acknowledgement of event `id`.
 pub(crate) fn ack_json(id: u64, result: &Result<Value, String>) -> String {
     let value = match result {
