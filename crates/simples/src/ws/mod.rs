@@ -51,6 +51,8 @@ pub use host::{Ack, IntoAck, WsHost, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
 pub use client::SIMPLES_JS;
 pub(crate) use handshake::handshake;
+#[doc(hidden)]
+pub use object::fuzz_check as __fuzz_object;
 
 /// The protocol layer's types used in this API.
 pub use simples_ws::deflate::DeflateConfig;
