@@ -11,6 +11,8 @@
 //!   dropped for it and counted ([`DROPS`]), and the count is printed to
 //!   stderr when the server is stopped (SIGINT/SIGTERM).
 
+pub mod subscribers;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

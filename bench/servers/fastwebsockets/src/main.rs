@@ -17,7 +17,8 @@
 //! (counted). The payload is copied once into `Bytes` and shared; each
 //! subscriber frames it (fastwebsockets cannot share an encoded frame).
 
-use bench_server_common::{self as common, Role, MAX_MESSAGE, MAX_QUEUED};
+use bench_server_common::subscribers::Subscribers;
+use bench_server_common::{self as common, Role, MAX_MESSAGE};
 use bytes::Bytes;
 use fastwebsockets::upgrade::{upgrade, UpgradeFut};
 use fastwebsockets::{FragmentCollector, FragmentCollectorRead, Frame, OpCode, Payload, WebSocketError};
@@ -26,11 +27,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use slab::Slab;
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// What a subscriber's writer task writes.
 enum Out {
@@ -40,13 +38,7 @@ enum Out {
     Control(OpCode, Vec<u8>),
 }
 
-struct Subscriber {
-    tx: mpsc::UnboundedSender<Out>,
-    /// Bytes handed to this subscriber and not yet written.
-    queued: Rc<Cell<usize>>,
-}
-
-type Registry = Rc<RefCell<Slab<Subscriber>>>;
+type Registry = Rc<Subscribers<Out>>;
 
 fn main() {
     common::run("fastwebsockets", serve());
@@ -54,7 +46,7 @@ fn main() {
 
 async fn serve() -> std::io::Result<()> {
     let listener = TcpListener::bind(common::listen_addr()).await?;
-    let subscribers: Registry = Rc::new(RefCell::new(Slab::new()));
+    let subscribers: Registry = Rc::default();
     loop {
         let tcp = common::accept(&listener).await;
         let subscribers = subscribers.clone();
@@ -112,15 +104,7 @@ async fn connection(fut: UpgradeFut, role: Role, subscribers: &Registry) -> Resu
                     OpCode::Text | OpCode::Binary => {
                         let opcode = frame.opcode;
                         let payload = to_bytes(frame.payload);
-                        for (_, sub) in subscribers.borrow().iter() {
-                            if sub.queued.get() >= MAX_QUEUED {
-                                common::count_drop();
-                                continue;
-                            }
-                            if sub.tx.send(Out::Data(opcode, payload.clone())).is_ok() {
-                                sub.queued.set(sub.queued.get() + payload.len());
-                            }
-                        }
+                        subscribers.publish(payload.len(), || Out::Data(opcode, payload.clone()));
                     }
                     OpCode::Close => return Ok(()),
                     _ => {}
@@ -133,9 +117,8 @@ async fn connection(fut: UpgradeFut, role: Role, subscribers: &Registry) -> Resu
                 (r, tokio::io::BufWriter::with_capacity(128 * 1024, w))
             });
             let mut read = FragmentCollectorRead::new(read);
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let queued = Rc::new(Cell::new(0));
-            let key = subscribers.borrow_mut().insert(Subscriber { tx: tx.clone(), queued: queued.clone() });
+            let (subscription, mut rx) = subscribers.subscribe();
+            let (tx, budget) = (subscription.tx.clone(), subscription.budget());
             let writer = tokio::task::spawn_local(async move {
                 let mut write = write;
                 while let Some(first) = rx.recv().await {
@@ -163,7 +146,7 @@ async fn connection(fut: UpgradeFut, role: Role, subscribers: &Registry) -> Resu
                     if write.flush().await.is_err() || closing {
                         return;
                     }
-                    queued.set(queued.get() - bytes);
+                    budget.written(bytes);
                 }
             });
             // A subscriber sends nothing; read until it closes, handing the
@@ -179,7 +162,7 @@ async fn connection(fut: UpgradeFut, role: Role, subscribers: &Registry) -> Resu
                     Err(e) => break Err(e),
                 }
             };
-            subscribers.borrow_mut().remove(key);
+            drop(subscription);
             drop(tx);
             let _ = writer.await;
             result

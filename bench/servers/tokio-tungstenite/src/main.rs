@@ -13,24 +13,16 @@
 //! message (counted). tungstenite cannot share an encoded frame between
 //! connections, so the payload (`Bytes`, shared) is framed per subscriber.
 
-use bench_server_common::{self as common, Role, MAX_MESSAGE, MAX_QUEUED};
+use bench_server_common::subscribers::Subscribers;
+use bench_server_common::{self as common, Role, MAX_MESSAGE};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use slab::Slab;
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error, Message};
 
-struct Subscriber {
-    tx: mpsc::UnboundedSender<Message>,
-    /// Bytes handed to this subscriber and not yet written.
-    queued: Rc<Cell<usize>>,
-}
-
-type Registry = Rc<RefCell<Slab<Subscriber>>>;
+type Registry = Rc<Subscribers<Message>>;
 
 fn main() {
     common::run("tokio-tungstenite", serve());
@@ -38,7 +30,7 @@ fn main() {
 
 async fn serve() -> std::io::Result<()> {
     let listener = TcpListener::bind(common::listen_addr()).await?;
-    let subscribers: Registry = Rc::new(RefCell::new(Slab::new()));
+    let subscribers: Registry = Rc::default();
     loop {
         let tcp = common::accept(&listener).await;
         let subscribers = subscribers.clone();
@@ -80,10 +72,9 @@ async fn connection(tcp: TcpStream, subscribers: &Registry) -> Result<(), Error>
             }
         },
         Role::Subscriber => {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let queued = Rc::new(Cell::new(0));
-            let key = subscribers.borrow_mut().insert(Subscriber { tx, queued: queued.clone() });
-            let result = async {
+            let (subscription, mut rx) = subscribers.subscribe();
+            let budget = subscription.budget();
+            async {
                 loop {
                     tokio::select! {
                         m = rx.recv() => {
@@ -95,7 +86,7 @@ async fn connection(tcp: TcpStream, subscribers: &Registry) -> Result<(), Error>
                                 ws.feed(m).await?;
                             }
                             ws.flush().await?;
-                            queued.set(queued.get() - bytes);
+                            budget.written(bytes);
                         }
                         m = ws.next() => match m {
                             Some(Ok(_)) => {}
@@ -105,24 +96,13 @@ async fn connection(tcp: TcpStream, subscribers: &Registry) -> Result<(), Error>
                     }
                 }
             }
-            .await;
-            subscribers.borrow_mut().remove(key);
-            result
+            .await
         }
         Role::Publisher => loop {
             match ws.next().await {
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    let len = m.len();
-                    for (_, sub) in subscribers.borrow().iter() {
-                        if sub.queued.get() >= MAX_QUEUED {
-                            common::count_drop();
-                            continue;
-                        }
-                        // Text and Binary hold `Bytes`: the clone shares them.
-                        if sub.tx.send(m.clone()).is_ok() {
-                            sub.queued.set(sub.queued.get() + len);
-                        }
-                    }
+                    // Text and Binary hold `Bytes`: the clone shares them.
+                    subscribers.publish(m.len(), || m.clone());
                 }
                 Some(Ok(_)) => {}
                 Some(Err(Error::ConnectionClosed)) | None => return Ok(()),
