@@ -12,7 +12,7 @@ use simples_ws::Message;
 
 use super::conn::WsConn;
 use super::error::WsError;
-use super::host::{deliver, prepare, report, WsShared};
+use super::host::{broadcast_with, WsShared};
 use super::object;
 
 /// A channel membership change, as passed to
@@ -144,13 +144,11 @@ impl Channel {
 
     /// Sends `message` to the members `filter` keeps.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        let Some(frame) = prepare(&self.host, message.into()) else { return 0 };
-        let table = self.table();
-        let Some(members) = table.get(&self.name) else { return 0 };
-        let (queued, slow) = deliver(&frame, members.values().filter(|c| filter(c)));
-        drop(table);
-        report(slow);
-        queued
+        broadcast_with(&self.host, message.into(), |each| {
+            if let Some(members) = self.table().get(&self.name) {
+                members.values().filter(|c| filter(c)).for_each(each);
+            }
+        })
     }
 
     /// Object mode: broadcasts the event `{"event", "data"}` to the members.

@@ -328,12 +328,9 @@ impl WsHost {
 
     /// Sends `message` to every open connection for which `filter` is true.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        let Some(frame) = prepare(&self.shared, message.into()) else { return 0 };
-        let conns = read(&self.shared.conns);
-        let (queued, slow) = deliver(&frame, conns.values().filter(|c| filter(c)));
-        drop(conns);
-        report(slow);
-        queued
+        broadcast_with(&self.shared, message.into(), |each| {
+            read(&self.shared.conns).values().filter(|c| filter(c)).for_each(each)
+        })
     }
 
     /// Object mode: broadcasts the event `{"event", "data"}`.
@@ -522,17 +519,17 @@ pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame
     }
 }
 
-/// Queues `frame` on each target; returns how many queued it, and the
-/// slow-client outcomes to [`report`] once the caller's locks are released
-/// (hooks may call back into the host).
-pub(crate) fn deliver<'a>(
-    frame: &PreparedFrame,
-    targets: impl Iterator<Item = &'a WsConn>,
-) -> (usize, Vec<(WsConn, Pushed)>) {
+/// Broadcasts `message`, encoded once, to the connections `targets` hands
+/// to its callback (under whatever lock it needs: it is released when
+/// `targets` returns). Returns how many queued it. Slow-client outcomes are
+/// reported after that, with no lock held, as hooks may call back into the
+/// host.
+pub(crate) fn broadcast_with(host: &WsShared, message: Message, targets: impl FnOnce(&mut dyn FnMut(&WsConn))) -> usize {
+    let Some(frame) = prepare(host, message) else { return 0 };
     let mut queued = 0;
     let mut slow = Vec::new();
-    for conn in targets {
-        let pushed = conn.inner.outbox().push(Out::Frame(frame.clone()), &conn.inner.host.limits);
+    targets(&mut |conn: &WsConn| {
+        let pushed = conn.inner.outbox().push(Out::Frame(frame.clone()), &host.limits);
         if pushed.wakes() {
             conn.inner.wake.notify();
         }
@@ -542,15 +539,11 @@ pub(crate) fn deliver<'a>(
         if pushed.slow_action().is_some() {
             slow.push((conn.clone(), pushed));
         }
-    }
-    (queued, slow)
-}
-
-/// Reports the slow-client outcomes [`deliver`] collected.
-pub(crate) fn report(slow: Vec<(WsConn, Pushed)>) {
+    });
     for (conn, pushed) in slow {
         if let Some(action) = pushed.slow_action() {
-            conn.inner.host.slow(&conn, action);
+            host.slow(&conn, action);
         }
     }
+    queued
 }
