@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use simples_ws::close::ClosePayloadError;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{accept, connect, connect_with, Error, ServerOptions};
-use simples_ws::{handshake, CloseCode, Config, Message, ProtocolError};
+use simples_ws::tokio::{accept, connect, connect_with, Error, Receiver, Sender, ServerOptions, WebSocket};
+use simples_ws::{CloseCode, Config, Message, ProtocolError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -17,6 +17,14 @@ use tokio::sync::mpsc;
 
 fn short_close() -> Config {
     Config { close_timeout: Duration::from_millis(300), ..Config::default() }
+}
+
+/// Checks that the connection ended with the client's close 1000 "bye".
+async fn expect_server_saw_normal_bye(server: &mut TestServer) {
+    match server.ended().await {
+        Ok(Message::Close(Some(f))) => assert_eq!((f.code, f.reason.as_str()), (CloseCode::NORMAL, "bye")),
+        other => panic!("server saw {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -42,10 +50,7 @@ async fn client_close_is_echoed_and_server_closes_tcp_first() {
         assert!(t0.elapsed() < Duration::from_secs(2), "client waited {:?}", t0.elapsed());
         assert!(matches!(ws.recv().await, Err(Error::Closed)));
         assert!(matches!(ws.send(Message::text("x")).await, Err(Error::Closed)));
-        match server.ended().await {
-            Ok(Message::Close(Some(f))) => assert_eq!((f.code, f.reason.as_str()), (CloseCode::NORMAL, "bye")),
-            other => panic!("server saw {other:?}"),
-        }
+        expect_server_saw_normal_bye(&mut server).await;
     })
     .await
 }
@@ -53,17 +58,13 @@ async fn client_close_is_echoed_and_server_closes_tcp_first() {
 #[tokio::test]
 async fn raw_client_sees_close_echo_then_eof_from_server() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
         tcp.write_all(&client_frame(true, OP_CLOSE, &close_payload(1000, b"bye"))).await.unwrap();
         let f = expect_close(&mut tcp, 1000).await;
         assert!(f.fin && !f.masked);
         // The server closes TCP first; the client has not closed anything.
         expect_closed(&mut tcp).await;
-        match server.ended().await {
-            Ok(Message::Close(Some(f))) => assert_eq!((f.code, f.reason.as_str()), (CloseCode::NORMAL, "bye")),
-            other => panic!("server saw {other:?}"),
-        }
+        expect_server_saw_normal_bye(&mut server).await;
 
         // An empty close is answered with an empty close.
         let mut tcp = raw_connect(server.addr).await;
@@ -125,8 +126,8 @@ async fn failed_connection_lingers_until_peer_eof_or_close_timeout() {
     bounded(async {
         // A peer that stays connected: the error is reported once
         // close_timeout has passed.
-        let mut server = echo_server(ServerOptions { config: short_close(), ..ServerOptions::default() }).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
+        let (mut server, mut tcp) = echo_server_and_raw_client(options).await;
         let t0 = Instant::now();
         tcp.write_all(&server_frame(true, OP_TEXT, b"unmasked")).await.unwrap();
         expect_close(&mut tcp, 1002).await;
@@ -225,8 +226,7 @@ async fn unmasked_and_malformed_control_frames_get_1002() {
 #[tokio::test]
 async fn nothing_is_delivered_after_a_close_frame() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
         let mut bytes = client_frame(true, OP_TEXT, b"before");
         bytes.extend(client_frame(true, OP_CLOSE, &close_payload(1000, b"")));
         bytes.extend(client_frame(true, OP_TEXT, b"after close"));
@@ -328,43 +328,32 @@ async fn peer_that_drops_after_our_close_ends_recv_promptly() {
     .await
 }
 
-/// A raw server for our client: completes the handshake, then runs `script`.
-async fn raw_ws_server<F, Fut>(script: F) -> SocketAddr
+/// Our client with [`short_close`] against a [`raw_ws_server`] running
+/// `script`: closes, then returns what `recv` returned (within [`STEP`],
+/// else panics with `what`) and how long after the close.
+async fn client_close_against<F, Fut>(script: F, what: &str) -> (Result<Message, Error>, Duration)
 where
     F: FnOnce(TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
-        let req = read_http_head(&mut tcp).await.unwrap();
-        let key = req.header("Sec-WebSocket-Key").unwrap();
-        let resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            handshake::accept_key(key.as_bytes())
-        );
-        tcp.write_all(resp.as_bytes()).await.unwrap();
-        script(tcp).await;
-    });
-    addr
+    let addr = raw_ws_server(script).await;
+    let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), short_close()).await.unwrap();
+    let t0 = Instant::now();
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    let r = step(what, ws.recv()).await;
+    (r, t0.elapsed())
 }
 
 #[tokio::test]
 async fn client_close_timeout_when_server_never_answers() {
     bounded(async {
-        let addr = raw_ws_server(|mut tcp| async move {
+        let server = |mut tcp: TcpStream| async move {
             let f = read_frame(&mut tcp).await.unwrap();
             assert!(f.masked, "client frames are masked");
             assert_eq!(f.close_code(), Some(1000));
             tokio::time::sleep(Duration::from_secs(5)).await;
-        })
-        .await;
-        let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), short_close()).await.unwrap();
-        let t0 = Instant::now();
-        ws.close(CloseCode::NORMAL, "").await.unwrap();
-        let r = step("close timeout", ws.recv()).await;
-        let elapsed = t0.elapsed();
+        };
+        let (r, elapsed) = client_close_against(server, "close timeout").await;
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
         assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     })
@@ -375,19 +364,14 @@ async fn client_close_timeout_when_server_never_answers() {
 async fn client_stops_waiting_for_server_tcp_close_after_close_timeout() {
     bounded(async {
         // The server answers the close but never closes TCP.
-        let addr = raw_ws_server(|mut tcp| async move {
+        let server = |mut tcp: TcpStream| async move {
             let f = read_frame(&mut tcp).await.unwrap();
             assert_eq!(f.close_code(), Some(1000));
             tcp.write_all(&server_frame(true, OP_CLOSE, &close_payload(1000, b""))).await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
-        })
-        .await;
-        let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), short_close()).await.unwrap();
-        let t0 = Instant::now();
-        ws.close(CloseCode::NORMAL, "").await.unwrap();
-        let r = step("close", ws.recv()).await;
+        };
+        let (r, elapsed) = client_close_against(server, "close").await;
         assert!(matches!(r, Ok(Message::Close(Some(_)))), "{r:?}");
-        let elapsed = t0.elapsed();
         assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
     })
     .await
@@ -414,13 +398,31 @@ async fn masked_frame_from_server_fails_client_with_1002() {
     .await
 }
 
+/// A [`spawn_reporting_server`] that accepts with [`short_close`], splits
+/// the connection and reports what `serve` returns for the two halves.
+async fn split_short_close_server<T, F, Fut>(serve: F) -> (SocketAddr, mpsc::UnboundedReceiver<T>)
+where
+    T: Send + 'static,
+    F: Fn(Sender, Receiver<TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let serve = std::sync::Arc::new(serve);
+    spawn_reporting_server(move |tcp| {
+        let serve = serve.clone();
+        async move {
+            let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
+            let (ws, _) = accept(tcp, &options).await.unwrap();
+            let (sender, receiver) = ws.split(1 << 16);
+            serve(sender, receiver).await
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn split_peer_that_never_answers_our_close_times_out() {
     bounded(async {
-        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
-            let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
-            let (ws, _) = accept(tcp, &options).await.unwrap();
-            let (sender, mut receiver) = ws.split(1 << 16);
+        let (addr, mut rx) = split_short_close_server(|sender, mut receiver| async move {
             // Close first, then receive.
             let t0 = Instant::now();
             sender.close(CloseCode::NORMAL, "").await.unwrap();
@@ -444,10 +446,7 @@ async fn regression_split_close_timeout_when_receiver_already_waiting() {
     // `Receiver::recv` when another task calls `Sender::close`. The close
     // timeout must still end `recv` if the peer never answers.
     bounded(async {
-        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
-            let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
-            let (ws, _) = accept(tcp, &options).await.unwrap();
-            let (sender, mut receiver) = ws.split(1 << 16);
+        let (addr, mut rx) = split_short_close_server(|sender, mut receiver| async move {
             let reader = tokio::spawn(async move { receiver.recv().await });
             tokio::time::sleep(Duration::from_millis(100)).await;
             let t0 = Instant::now();
@@ -469,22 +468,39 @@ async fn regression_split_close_timeout_when_receiver_already_waiting() {
     .await
 }
 
+/// A server for one connection on a thread of its own, with a runtime of
+/// its own: accepts the handshake, runs `serve` on the connection, then
+/// drops the runtime before the thread returns what `serve` returned.
+fn thread_server<T, F, Fut>(serve: F) -> (SocketAddr, std::thread::JoinHandle<T>)
+where
+    T: Send + 'static,
+    F: FnOnce(WebSocket<TcpStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let out = rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = TcpListener::from_std(listener).unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            serve(ws).await
+        });
+        drop(rt);
+        out
+    });
+    (addr, server)
+}
+
 #[tokio::test]
 async fn unsplit_recv_returns_close_after_the_reply_is_written() {
     // The control for the split regression below: same scenario, unsplit.
     bounded(async {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                listener.set_nonblocking(true).unwrap();
-                let listener = TcpListener::from_std(listener).unwrap();
-                let (tcp, _) = listener.accept().await.unwrap();
-                let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-                let m = ws.recv().await.unwrap();
-                assert!(matches!(m, Message::Close(Some(_))), "{m:?}");
-            });
+        let (addr, server) = thread_server(|mut ws| async move {
+            let m = ws.recv().await.unwrap();
+            assert!(matches!(m, Message::Close(Some(_))), "{m:?}");
         });
         let mut tcp = raw_connect(addr).await;
         tcp.write_all(&client_frame(true, OP_CLOSE, &close_payload(1000, b"bye"))).await.unwrap();
@@ -502,22 +518,11 @@ async fn regression_split_receiver_returns_close_before_the_reply_is_written() {
     // Message::Close". A server that returns right after that (here: its
     // runtime ends) must still have answered the client's close frame.
     bounded(async {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let closed = rt.block_on(async move {
-                listener.set_nonblocking(true).unwrap();
-                let listener = TcpListener::from_std(listener).unwrap();
-                let (tcp, _) = listener.accept().await.unwrap();
-                let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-                let (sender, mut receiver) = ws.split(1 << 16);
-                let m = receiver.recv().await.unwrap();
-                assert!(matches!(m, Message::Close(Some(_))), "{m:?}");
-                sender.is_closed()
-            });
-            drop(rt);
-            closed
+        let (addr, server) = thread_server(|ws| async move {
+            let (sender, mut receiver) = ws.split(1 << 16);
+            let m = receiver.recv().await.unwrap();
+            assert!(matches!(m, Message::Close(Some(_))), "{m:?}");
+            sender.is_closed()
         });
         let mut tcp = raw_connect(addr).await;
         tcp.write_all(&client_frame(true, OP_CLOSE, &close_payload(1000, b"bye"))).await.unwrap();

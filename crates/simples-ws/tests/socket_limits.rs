@@ -8,6 +8,7 @@ use common::*;
 use simples_ws::tokio::{Error, ServerOptions};
 use simples_ws::{Config, Message, ProtocolError};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 fn limited(config: Config) -> ServerOptions {
     ServerOptions { config, ..ServerOptions::default() }
@@ -15,7 +16,7 @@ fn limited(config: Config) -> ServerOptions {
 
 /// After the close frame and the server's EOF, the client leaves and the
 /// server reports `expected`.
-async fn expect_server_error(server: &mut TestServer, tcp: tokio::net::TcpStream, check: impl Fn(&Error) -> bool) {
+async fn expect_server_error(server: &mut TestServer, tcp: TcpStream, check: impl Fn(&Error) -> bool) {
     drop(tcp);
     match server.ended().await {
         Err(e) if check(&e) => {}
@@ -23,11 +24,18 @@ async fn expect_server_error(server: &mut TestServer, tcp: tokio::net::TcpStream
     }
 }
 
+/// Expects a close frame with `code` and the server's EOF, then
+/// [`expect_server_error`].
+async fn expect_failed(server: &mut TestServer, mut tcp: TcpStream, code: u16, check: impl Fn(&Error) -> bool) {
+    expect_close(&mut tcp, code).await;
+    expect_closed(&mut tcp).await;
+    expect_server_error(server, tcp, check).await;
+}
+
 #[tokio::test]
 async fn message_over_limit_fails_from_the_header_alone() {
     bounded(async {
-        let mut server = echo_server(limited(Config { max_message_size: 1000, ..Config::default() })).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(limited(Config { max_message_size: 1000, ..Config::default() })).await;
         // Only the header of a 2000-byte binary frame; no payload follows.
         tcp.write_all(&frame_header(true, 0, OP_BINARY, Some(next_key()), 2000)).await.unwrap();
         let f = expect_close(&mut tcp, 1009).await;
@@ -50,13 +58,10 @@ async fn message_over_limit_fails_from_the_header_alone() {
 #[tokio::test]
 async fn frame_over_max_frame_size_fails_from_the_header_alone() {
     bounded(async {
-        let mut server = echo_server(limited(Config { max_frame_size: 1000, ..Config::default() })).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(limited(Config { max_frame_size: 1000, ..Config::default() })).await;
         // A 64-bit length header.
         tcp.write_all(&frame_header(true, 0, OP_TEXT, Some(next_key()), 1 << 40)).await.unwrap();
-        expect_close(&mut tcp, 1009).await;
-        expect_closed(&mut tcp).await;
-        expect_server_error(&mut server, tcp, |e| matches!(e, Error::Protocol(ProtocolError::FrameTooBig { .. }))).await;
+        expect_failed(&mut server, tcp, 1009, |e| matches!(e, Error::Protocol(ProtocolError::FrameTooBig { .. }))).await;
     })
     .await
 }
@@ -64,8 +69,7 @@ async fn frame_over_max_frame_size_fails_from_the_header_alone() {
 #[tokio::test]
 async fn fragmented_message_over_limit_gets_1009() {
     bounded(async {
-        let mut server = echo_server(limited(Config { max_message_size: 1000, ..Config::default() })).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(limited(Config { max_message_size: 1000, ..Config::default() })).await;
         tcp.write_all(&client_frame(false, OP_BINARY, &pattern(600, 2))).await.unwrap();
         // A control frame in between is fine.
         tcp.write_all(&client_frame(true, OP_PING, b"x")).await.unwrap();
@@ -73,9 +77,7 @@ async fn fragmented_message_over_limit_gets_1009() {
         assert_eq!(f.opcode, OP_PONG);
         // The second fragment's header pushes the message past the limit.
         tcp.write_all(&frame_header(false, 0, OP_CONT, Some(next_key()), 600)).await.unwrap();
-        expect_close(&mut tcp, 1009).await;
-        expect_closed(&mut tcp).await;
-        expect_server_error(&mut server, tcp, |e| {
+        expect_failed(&mut server, tcp, 1009, |e| {
             matches!(e, Error::Protocol(ProtocolError::MessageTooBig { size: 1200, max: 1000 }))
         })
         .await;
@@ -88,9 +90,7 @@ async fn fragmented_message_over_limit_gets_1009() {
         }
         bytes.extend(client_frame(true, OP_CONT, b"a"));
         tcp.write_all(&bytes).await.unwrap();
-        expect_close(&mut tcp, 1009).await;
-        expect_closed(&mut tcp).await;
-        expect_server_error(&mut server, tcp, |e| matches!(e, Error::Protocol(ProtocolError::MessageTooBig { .. }))).await;
+        expect_failed(&mut server, tcp, 1009, |e| matches!(e, Error::Protocol(ProtocolError::MessageTooBig { .. }))).await;
     })
     .await
 }
@@ -98,8 +98,7 @@ async fn fragmented_message_over_limit_gets_1009() {
 #[tokio::test]
 async fn invalid_utf8_mid_frame_fails_before_the_rest_arrives() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
         let key = next_key();
         let mut payload = b"valid ".to_vec();
         payload.push(0xFF); // never valid in UTF-8
@@ -125,21 +124,16 @@ async fn invalid_utf8_mid_frame_fails_before_the_rest_arrives() {
 #[tokio::test]
 async fn invalid_utf8_in_a_later_fragment_gets_1007() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
         // "\xE2\x82" starts a 3-byte character; "(" cannot continue it.
         tcp.write_all(&client_frame(false, OP_TEXT, b"ok \xE2\x82")).await.unwrap();
         tcp.write_all(&client_frame(true, OP_CONT, b"(")).await.unwrap();
-        expect_close(&mut tcp, 1007).await;
-        expect_closed(&mut tcp).await;
-        expect_server_error(&mut server, tcp, |e| matches!(e, Error::Protocol(ProtocolError::InvalidUtf8))).await;
+        expect_failed(&mut server, tcp, 1007, |e| matches!(e, Error::Protocol(ProtocolError::InvalidUtf8))).await;
 
         // A message that ends inside a character.
         let mut tcp = raw_connect(server.addr).await;
         tcp.write_all(&client_frame(true, OP_TEXT, b"ends badly \xE2\x82")).await.unwrap();
-        expect_close(&mut tcp, 1007).await;
-        expect_closed(&mut tcp).await;
-        expect_server_error(&mut server, tcp, |e| matches!(e, Error::Protocol(ProtocolError::InvalidUtf8))).await;
+        expect_failed(&mut server, tcp, 1007, |e| matches!(e, Error::Protocol(ProtocolError::InvalidUtf8))).await;
     })
     .await
 }

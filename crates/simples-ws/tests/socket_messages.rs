@@ -5,12 +5,13 @@
 mod common;
 
 use common::*;
-use simples_ws::tokio::{accept, connect, ServerOptions};
+use simples_ws::tokio::{accept, connect, Error, Receiver, Sender, ServerOptions, WebSocket};
 use simples_ws::{CloseCode, Message};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// Payload sizes at every length-encoding boundary (RFC 6455 §5.2).
 const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
@@ -158,8 +159,7 @@ async fn our_client_tungstenite_server_echo_all_sizes() {
 #[tokio::test]
 async fn raw_ping_gets_pong_with_same_payload() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
         for payload in [&b""[..], b"hello ping", &[0xAB; 125][..]] {
             tcp.write_all(&client_frame(true, OP_PING, payload)).await.unwrap();
             let f = expect_frame(&mut tcp).await;
@@ -392,71 +392,80 @@ async fn trickle_client(addr: SocketAddr) {
     expect_closed(&mut tcp).await;
 }
 
+/// A server connection, unsplit or split, for [`echo_racing_a_sleep`].
+trait EchoConn {
+    async fn recv(&mut self) -> Result<Message, Error>;
+    async fn send(&mut self, m: Message) -> Result<(), Error>;
+}
+
+impl EchoConn for WebSocket<TcpStream> {
+    async fn recv(&mut self) -> Result<Message, Error> {
+        WebSocket::recv(self).await
+    }
+    async fn send(&mut self, m: Message) -> Result<(), Error> {
+        WebSocket::send(self, m).await
+    }
+}
+
+impl EchoConn for (Sender, Receiver<TcpStream>) {
+    async fn recv(&mut self) -> Result<Message, Error> {
+        self.1.recv().await
+    }
+    async fn send(&mut self, m: Message) -> Result<(), Error> {
+        self.0.send(m).await
+    }
+}
+
+/// Receives until a close, racing every `recv` against a 300 µs sleep and
+/// echoing data messages; returns the messages and how many times `recv`
+/// was cancelled.
+async fn echo_racing_a_sleep(conn: &mut impl EchoConn) -> (Vec<Message>, usize) {
+    let mut got = Vec::new();
+    let mut cancelled = 0usize;
+    loop {
+        tokio::select! {
+            r = conn.recv() => match r {
+                Ok(Message::Close(_)) => break,
+                Ok(m) => {
+                    if m.is_data() {
+                        conn.send(m.clone()).await.unwrap();
+                    }
+                    got.push(m);
+                }
+                Err(e) => panic!("recv failed: {e:?}"),
+            },
+            _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
+        }
+    }
+    (got, cancelled)
+}
+
+/// Runs [`trickle_client`] against a server that runs [`echo_racing_a_sleep`]
+/// on each connection (split first if `split`), and checks what it got.
+async fn expect_cancel_safe(split: bool) {
+    let (addr, mut rx) = spawn_reporting_server(move |tcp| async move {
+        let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+        if split {
+            echo_racing_a_sleep(&mut ws.split(1 << 16)).await
+        } else {
+            echo_racing_a_sleep(&mut ws).await
+        }
+    })
+    .await;
+    trickle_client(addr).await;
+    let (got, cancelled) = step("server result", rx.recv()).await.unwrap();
+    assert_eq!(got, trickle_frames().1);
+    assert!(cancelled > 50, "recv was cancelled only {cancelled} times");
+}
+
 #[tokio::test]
 async fn recv_is_cancel_safe_under_select() {
-    bounded(async {
-        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
-            let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-            let mut got = Vec::new();
-            let mut cancelled = 0usize;
-            loop {
-                tokio::select! {
-                    r = ws.recv() => match r {
-                        Ok(Message::Close(_)) => break,
-                        Ok(m) => {
-                            if m.is_data() {
-                                ws.send(m.clone()).await.unwrap();
-                            }
-                            got.push(m);
-                        }
-                        Err(e) => panic!("recv failed: {e:?}"),
-                    },
-                    _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
-                }
-            }
-            (got, cancelled)
-        })
-        .await;
-        trickle_client(addr).await;
-        let (got, cancelled) = step("server result", rx.recv()).await.unwrap();
-        assert_eq!(got, trickle_frames().1);
-        assert!(cancelled > 50, "recv was cancelled only {cancelled} times");
-    })
-    .await
+    bounded(expect_cancel_safe(false)).await
 }
 
 #[tokio::test]
 async fn split_receiver_is_cancel_safe_under_select() {
-    bounded(async {
-        let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
-            let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
-            let (sender, mut receiver) = ws.split(1 << 16);
-            let mut got = Vec::new();
-            let mut cancelled = 0usize;
-            loop {
-                tokio::select! {
-                    r = receiver.recv() => match r {
-                        Ok(Message::Close(_)) => break,
-                        Ok(m) => {
-                            if m.is_data() {
-                                sender.send(m.clone()).await.unwrap();
-                            }
-                            got.push(m);
-                        }
-                        Err(e) => panic!("recv failed: {e:?}"),
-                    },
-                    _ = tokio::time::sleep(Duration::from_micros(300)) => cancelled += 1,
-                }
-            }
-            (got, cancelled)
-        })
-        .await;
-        trickle_client(addr).await;
-        let (got, cancelled) = step("server result", rx.recv()).await.unwrap();
-        assert_eq!(got, trickle_frames().1);
-        assert!(cancelled > 50, "recv was cancelled only {cancelled} times");
-    })
-    .await
+    bounded(expect_cancel_safe(true)).await
 }
 
 #[tokio::test]

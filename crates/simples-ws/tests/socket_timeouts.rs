@@ -5,12 +5,13 @@ mod common;
 
 use common::*;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{accept, connect_with, Error, ServerOptions};
+use simples_ws::tokio::{accept, connect_with, Error, ServerOptions, WebSocket};
 use simples_ws::{CloseCode, Config, Message, ProtocolError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -19,11 +20,22 @@ fn with_config(config: Config) -> ServerOptions {
     ServerOptions { config, ..ServerOptions::default() }
 }
 
+/// A 300 ms idle timeout and a 300 ms close timeout.
+fn idle_300ms() -> Config {
+    Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() }
+}
+
+/// Checks that the server's connection ended with `IdleTimeout`.
+async fn expect_idle_timeout_end(server: &mut TestServer) {
+    let r = server.ended().await;
+    assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+}
+
 #[tokio::test]
 async fn silent_client_receives_keepalive_pings() {
     bounded(async {
-        let mut server = echo_server(with_config(Config { ping_interval: Some(MS(100)), ..Config::default() })).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let config = Config { ping_interval: Some(MS(100)), ..Config::default() };
+        let (mut server, mut tcp) = echo_server_and_raw_client(with_config(config)).await;
         let t0 = Instant::now();
         let f = expect_frame(&mut tcp).await;
         let first = t0.elapsed();
@@ -50,9 +62,7 @@ async fn silent_client_receives_keepalive_pings() {
 #[tokio::test]
 async fn idle_timeout_closes_a_silent_client_with_1001() {
     bounded(async {
-        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
-        let mut server = echo_server(with_config(config)).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(with_config(idle_300ms())).await;
         let t0 = Instant::now();
         let f = expect_close(&mut tcp, 1001).await;
         let closed_at = t0.elapsed();
@@ -62,8 +72,7 @@ async fn idle_timeout_closes_a_silent_client_with_1001() {
         expect_closed(&mut tcp).await;
         let eof_at = t0.elapsed();
         assert!(eof_at < MS(1200), "TCP closed after {eof_at:?}");
-        let r = server.ended().await;
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+        expect_idle_timeout_end(&mut server).await;
     })
     .await
 }
@@ -71,9 +80,7 @@ async fn idle_timeout_closes_a_silent_client_with_1001() {
 #[tokio::test]
 async fn idle_timeout_with_answered_close_is_a_clean_close() {
     bounded(async {
-        let config = Config { idle_timeout: Some(MS(200)), ..Config::default() };
-        let mut server = echo_server(with_config(config)).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(with_config(Config { idle_timeout: Some(MS(200)), ..Config::default() })).await;
         expect_close(&mut tcp, 1001).await;
         tcp.write_all(&client_frame(true, OP_CLOSE, &close_payload(1001, b""))).await.unwrap();
         expect_closed(&mut tcp).await;
@@ -86,9 +93,7 @@ async fn idle_timeout_with_answered_close_is_a_clean_close() {
 #[tokio::test]
 async fn idle_timer_restarts_on_received_data() {
     bounded(async {
-        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
-        let server = echo_server(with_config(config)).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (_server, mut tcp) = echo_server_and_raw_client(with_config(idle_300ms())).await;
         let t0 = Instant::now();
         // Data every 150 ms for 900 ms keeps the connection open.
         for i in 0..6 {
@@ -109,8 +114,7 @@ async fn idle_timer_restarts_on_received_data() {
 async fn raw_client_answering_pings_stays_open() {
     bounded(async {
         let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
-        let server = echo_server(with_config(config)).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (_server, mut tcp) = echo_server_and_raw_client(with_config(config)).await;
         let t0 = Instant::now();
         let mut pings = 0;
         while t0.elapsed() < MS(1000) {
@@ -133,32 +137,43 @@ async fn raw_client_answering_pings_stays_open() {
     .await
 }
 
+/// Receives on our client for a second, where only pings may arrive;
+/// returns how many did.
+async fn pings_for_a_second(ws: &mut WebSocket<TcpStream>) -> usize {
+    let deadline = tokio::time::Instant::now() + MS(1000);
+    let mut pings = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Err(_) => return pings,
+            Ok(Ok(Message::Ping(_))) => pings += 1,
+            Ok(other) => panic!("connection did not stay open: {other:?}"),
+        }
+    }
+}
+
+/// Checks that the connection still echoes a message (pings may come first).
+async fn still_echoes(ws: &mut WebSocket<TcpStream>) {
+    ws.send(Message::text("still open")).await.unwrap();
+    loop {
+        match step("echo", ws.recv()).await.unwrap() {
+            Message::Ping(_) => {}
+            m => {
+                assert_eq!(m, Message::text("still open"));
+                break;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn our_client_driving_recv_keeps_connection_past_three_idle_timeouts() {
     bounded(async {
         let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
         let server = echo_server(with_config(config)).await;
         let (mut ws, _) = connect_with(&server.url("/"), &ClientConfig::default(), Config::default()).await.unwrap();
-        let deadline = tokio::time::Instant::now() + MS(1000);
-        let mut pings = 0;
-        loop {
-            match tokio::time::timeout_at(deadline, ws.recv()).await {
-                Err(_) => break,
-                Ok(Ok(Message::Ping(_))) => pings += 1,
-                Ok(other) => panic!("connection did not stay open: {other:?}"),
-            }
-        }
+        let pings = pings_for_a_second(&mut ws).await;
         assert!(pings >= 5, "{pings} pings");
-        ws.send(Message::text("still open")).await.unwrap();
-        loop {
-            match step("echo", ws.recv()).await.unwrap() {
-                Message::Ping(_) => {}
-                m => {
-                    assert_eq!(m, Message::text("still open"));
-                    break;
-                }
-            }
-        }
+        still_echoes(&mut ws).await;
     })
     .await
 }
@@ -168,21 +183,12 @@ async fn our_client_sends_keepalive_pings_and_idles_out() {
     bounded(async {
         // Our client as the keepalive side, against a silent raw server.
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            let req = read_http_head(&mut tcp).await.unwrap();
-            let key = req.header("Sec-WebSocket-Key").unwrap();
-            let resp = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                simples_ws::handshake::accept_key(key.as_bytes())
-            );
-            tcp.write_all(resp.as_bytes()).await.unwrap();
+        let addr = raw_ws_server(move |mut tcp| async move {
             while let Ok(f) = read_frame(&mut tcp).await {
                 tx.send(f).unwrap();
             }
-        });
+        })
+        .await;
         let config =
             Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(350)), close_timeout: MS(200), ..Config::default() };
         let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), config).await.unwrap();
@@ -237,16 +243,37 @@ async fn split_echo_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiv
     (addr, rx)
 }
 
+/// Reads one frame within 1.5 s, panicking with `what` on a timeout.
+async fn frame_within_1500ms(tcp: &mut TcpStream, what: &str) -> RawFrame {
+    match tokio::time::timeout(MS(1500), read_frame(tcp)).await {
+        Ok(f) => f.unwrap(),
+        Err(_) => panic!("{what}"),
+    }
+}
+
+/// Against a [`split_echo_server`] with a 300 ms idle timeout, a raw client
+/// sends `first` (may be empty), then waits: the 1001 close must come within
+/// 1.5 s (`what` otherwise), then the end of stream, and `recv` must end
+/// with `IdleTimeout`.
+async fn split_idle_timeout(first: &[u8], what: &str) {
+    let (addr, mut rx) = split_echo_server(idle_300ms()).await;
+    let mut tcp = raw_connect(addr).await;
+    tcp.write_all(first).await.unwrap();
+    let f = frame_within_1500ms(&mut tcp, what).await;
+    assert_eq!(f.close_code(), Some(1001), "{f:?}");
+    expect_closed(&mut tcp).await;
+    let r = step("server result", rx.recv()).await.unwrap();
+    assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+}
+
 #[tokio::test]
 async fn split_receiver_sends_keepalive_pings() {
     bounded(async {
         let (addr, _rx) = split_echo_server(Config { ping_interval: Some(MS(100)), ..Config::default() }).await;
         let mut tcp = raw_connect(addr).await;
         let t0 = Instant::now();
-        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
-            Ok(f) => f.unwrap(),
-            Err(_) => panic!("no keepalive ping from a split connection within 1.5 s (ping_interval 100 ms)"),
-        };
+        let what = "no keepalive ping from a split connection within 1.5 s (ping_interval 100 ms)";
+        let f = frame_within_1500ms(&mut tcp, what).await;
         assert_eq!(f.opcode, OP_PING);
         assert!(t0.elapsed() < MS(600), "{:?}", t0.elapsed());
     })
@@ -256,17 +283,7 @@ async fn split_receiver_sends_keepalive_pings() {
 #[tokio::test]
 async fn split_receiver_idle_timeout() {
     bounded(async {
-        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
-        let (addr, mut rx) = split_echo_server(config).await;
-        let mut tcp = raw_connect(addr).await;
-        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
-            Ok(f) => f.unwrap(),
-            Err(_) => panic!("a split connection did not idle out within 1.5 s (idle_timeout 300 ms)"),
-        };
-        assert_eq!(f.close_code(), Some(1001), "{f:?}");
-        expect_closed(&mut tcp).await;
-        let r = step("server result", rx.recv()).await.unwrap();
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+        split_idle_timeout(b"", "a split connection did not idle out within 1.5 s (idle_timeout 300 ms)").await;
     })
     .await
 }
@@ -277,24 +294,8 @@ async fn split_receiver_answering_client_stays_open() {
         let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
         let (addr, _rx) = split_echo_server(config).await;
         let (mut ws, _) = connect_with(&format!("ws://{addr}/"), &ClientConfig::default(), Config::default()).await.unwrap();
-        let deadline = tokio::time::Instant::now() + MS(1000);
-        loop {
-            match tokio::time::timeout_at(deadline, ws.recv()).await {
-                Err(_) => break,
-                Ok(Ok(Message::Ping(_))) => {}
-                Ok(other) => panic!("connection did not stay open: {other:?}"),
-            }
-        }
-        ws.send(Message::text("still open")).await.unwrap();
-        loop {
-            match step("echo", ws.recv()).await.unwrap() {
-                Message::Ping(_) => {}
-                m => {
-                    assert_eq!(m, Message::text("still open"));
-                    break;
-                }
-            }
-        }
+        pings_for_a_second(&mut ws).await;
+        still_echoes(&mut ws).await;
     })
     .await
 }
@@ -312,16 +313,13 @@ fn stalled_frame() -> Vec<u8> {
 async fn idle_timeout_fires_for_a_peer_stalled_mid_frame() {
     // Control for the split regression below: the unsplit driver.
     bounded(async {
-        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
-        let mut server = echo_server(with_config(config)).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(with_config(idle_300ms())).await;
         tcp.write_all(&stalled_frame()).await.unwrap();
         let t0 = Instant::now();
         expect_close(&mut tcp, 1001).await;
         assert!(t0.elapsed() < MS(800), "{:?}", t0.elapsed());
         expect_closed(&mut tcp).await;
-        let r = server.ended().await;
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+        expect_idle_timeout_end(&mut server).await;
     })
     .await
 }
@@ -330,8 +328,8 @@ async fn idle_timeout_fires_for_a_peer_stalled_mid_frame() {
 async fn keepalive_ping_for_a_peer_stalled_mid_frame() {
     // Control for the split regression below: the unsplit driver.
     bounded(async {
-        let server = echo_server(with_config(Config { ping_interval: Some(MS(100)), ..Config::default() })).await;
-        let mut tcp = raw_connect(server.addr).await;
+        let config = Config { ping_interval: Some(MS(100)), ..Config::default() };
+        let (_server, mut tcp) = echo_server_and_raw_client(with_config(config)).await;
         tcp.write_all(&stalled_frame()).await.unwrap();
         let f = expect_frame(&mut tcp).await;
         assert_eq!(f.opcode, OP_PING, "{f:?}");
@@ -342,18 +340,8 @@ async fn keepalive_ping_for_a_peer_stalled_mid_frame() {
 #[tokio::test]
 async fn regression_split_receiver_idle_timeout_for_a_peer_stalled_mid_frame() {
     bounded(async {
-        let config = Config { idle_timeout: Some(MS(300)), close_timeout: MS(300), ..Config::default() };
-        let (addr, mut rx) = split_echo_server(config).await;
-        let mut tcp = raw_connect(addr).await;
-        tcp.write_all(&stalled_frame()).await.unwrap();
-        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
-            Ok(f) => f.unwrap(),
-            Err(_) => panic!("a split connection stalled mid-frame did not idle out within 1.5 s (idle_timeout 300 ms)"),
-        };
-        assert_eq!(f.close_code(), Some(1001), "{f:?}");
-        expect_closed(&mut tcp).await;
-        let r = step("server result", rx.recv()).await.unwrap();
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
+        let what = "a split connection stalled mid-frame did not idle out within 1.5 s (idle_timeout 300 ms)";
+        split_idle_timeout(&stalled_frame(), what).await;
     })
     .await
 }
@@ -364,10 +352,8 @@ async fn regression_split_receiver_keepalive_ping_for_a_peer_stalled_mid_frame()
         let (addr, _rx) = split_echo_server(Config { ping_interval: Some(MS(100)), ..Config::default() }).await;
         let mut tcp = raw_connect(addr).await;
         tcp.write_all(&stalled_frame()).await.unwrap();
-        let f = match tokio::time::timeout(MS(1500), read_frame(&mut tcp)).await {
-            Ok(f) => f.unwrap(),
-            Err(_) => panic!("no keepalive ping within 1.5 s from a split connection stalled mid-frame (ping_interval 100 ms)"),
-        };
+        let what = "no keepalive ping within 1.5 s from a split connection stalled mid-frame (ping_interval 100 ms)";
+        let f = frame_within_1500ms(&mut tcp, what).await;
         assert_eq!(f.opcode, OP_PING, "{f:?}");
     })
     .await

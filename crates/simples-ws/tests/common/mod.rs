@@ -98,6 +98,29 @@ where
     addr
 }
 
+/// A raw server for one connection of our client: completes the handshake
+/// (answering the request's key), then runs `script` on the TCP stream.
+pub async fn raw_ws_server<F, Fut>(script: F) -> SocketAddr
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let req = read_http_head(&mut tcp).await.unwrap();
+        let key = req.header("Sec-WebSocket-Key").unwrap();
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            simples_ws::handshake::accept_key(key.as_bytes())
+        );
+        tcp.write_all(resp.as_bytes()).await.unwrap();
+        script(tcp).await;
+    });
+    addr
+}
+
 /// What a test server reports about its connections.
 #[derive(Debug)]
 pub enum Event {
@@ -190,6 +213,14 @@ where
 /// An echo server with `options`; every connection is accepted.
 pub async fn echo_server(options: ServerOptions) -> TestServer {
     echo_server_with(options, |_| Ok(Accept::default())).await
+}
+
+/// An [`echo_server`] with `options` and a raw client connected to it
+/// with [`raw_connect`].
+pub async fn echo_server_and_raw_client(options: ServerOptions) -> (TestServer, TcpStream) {
+    let server = echo_server(options).await;
+    let tcp = raw_connect(server.addr).await;
+    (server, tcp)
 }
 
 /// An echo server whose handshakes are decided by `check`.
