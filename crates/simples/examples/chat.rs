@@ -117,7 +117,9 @@ async fn main() {
     let running = match server.start().await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("chat: {e}");
+            // A start-up error (address taken, invalid): its reason, not
+            // the HTTP status the error type also carries.
+            eprintln!("chat: {}", e.reason());
             std::process::exit(1);
         }
     };
