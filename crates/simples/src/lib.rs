@@ -45,6 +45,8 @@
 //!   session/     cookie sessions, typed values, SessionStore trait and
 //!                the expiring MemoryStore
 //!   template     TemplateEngine trait and the minijinja engine
+//!   backplane/   scale-out across nodes: the Backplane trait (a leaf),
+//!                the envelope format, RedisBackplane (feature `redis`)
 //!   ws/          WebSocket hosts (`Host::ws`): plain and object mode,
 //!                broadcasts, channels, bounded outboxes, the browser
 //!                client simples.js (see the module's own map)
@@ -61,6 +63,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backplane;
 mod body;
 mod compress;
 mod conn;
