@@ -306,4 +306,5 @@ pub(crate) fn leave_all(host: &Arc<WsShared>, conn: &WsConn) {
             host.membership(&name, conn, false);
         }
     }
+    host.forget_presence_info(conn.id());
 }

@@ -336,12 +336,17 @@ impl WsConn {
     }
 
     /// What this connection shows in channel presence (for example
-    /// `{"nick": "ana"}`; keep it small): set it before binding, since a
-    /// join is announced with the value it has then. Only with
-    /// [`WsOptions::presence`](crate::ws::WsOptions::presence) on.
+    /// `{"nick": "ana"}`; keep it small). In the channels it is already in,
+    /// the change is announced as a new `Join` of the same member (an
+    /// update). Only with [`WsOptions::presence`](crate::ws::WsOptions::presence)
+    /// on.
     pub fn set_presence(&self, info: Value) {
-        if self.inner.host.options.presence {
-            self.inner.host.set_presence_info(self.id(), info);
+        let host = &self.inner.host;
+        if host.options.presence {
+            host.set_presence_info(self.id(), info);
+            for name in self.channels() {
+                host.presence_change(&name, self, true);
+            }
         }
     }
 

@@ -539,9 +539,6 @@ impl WsShared {
 
     pub(crate) fn unregister(&self, conn: &WsConn) {
         self.conns.remove(conn.id(), |_| {});
-        if self.options.presence {
-            self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn.id());
-        }
         self.ended.notify_waiters();
     }
 
@@ -603,22 +600,14 @@ impl WsShared {
         self.presence_change(name, conn, false);
     }
 
-    /// Presence: the backplane's entry, the other nodes' `on_presence`
-    /// hooks (published), then this node's.
-    fn presence_change(&self, name: &str, conn: &WsConn, joined: bool) {
+    /// Presence: the backplane's entry, then the other nodes' `on_presence`
+    /// hooks (announced once the entry is written), and this node's.
+    pub(crate) fn presence_change(&self, name: &str, conn: &WsConn, joined: bool) {
         let member = self.presence_member(conn);
-        if let Some(relay) = &self.options.relay {
-            let topic = channel_topic(&self.path, name);
-            if joined {
-                relay.presence_join(topic.clone(), member.clone());
-            } else {
-                relay.presence_leave(topic.clone(), conn.id());
-            }
+        if let (Some(relay), Ok(json)) = (&self.options.relay, serde_json::to_vec(&member)) {
             let kind = if joined { Kind::PresenceJoin } else { Kind::PresenceLeave };
-            if let Ok(json) = serde_json::to_vec(&member) {
-                let envelope = self.envelope(kind, name, None, None, false, json.into());
-                self.publish(&topic, &envelope);
-            }
+            let announce = self.envelope(kind, name, None, None, false, json.into());
+            relay.presence(channel_topic(&self.path, name), member.clone(), joined, &announce);
         }
         self.presence_event(name, member, joined);
     }
@@ -631,6 +620,14 @@ impl WsShared {
 
     pub(crate) fn set_presence_info(&self, conn: u64, info: Value) {
         self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).insert(conn, info);
+    }
+
+    /// The connection ended and has left its channels (their leaves were
+    /// announced with its info): forget the info.
+    pub(crate) fn forget_presence_info(&self, conn: u64) {
+        if self.options.presence {
+            self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn);
+        }
     }
 
     /// This node's id: the relay's, or `"local"` without one.

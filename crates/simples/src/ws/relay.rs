@@ -29,9 +29,14 @@ pub(crate) trait Remote: Send + Sync {
 /// Presence updates waiting for the backplane, applied in order.
 const PRESENCE_QUEUE: usize = 10_000;
 
-enum PresenceOp {
-    Join(String, PresenceMember),
-    Leave(String, u64),
+/// A presence change: the entry to write, then (once written, so that a
+/// node reading presence on the announcement sees it) the envelope that
+/// announces it to the other nodes.
+struct PresenceOp {
+    topic: String,
+    member: PresenceMember,
+    joined: bool,
+    announce: Bytes,
 }
 
 /// A node's link to the backplane (cheap to clone). Create one per
@@ -145,16 +150,17 @@ impl Relay {
         }
     }
 
-    /// Queues a presence update (applied in order on the relay's task).
-    pub(crate) fn presence_join(&self, topic: String, member: PresenceMember) {
-        self.presence_op(PresenceOp::Join(topic, member));
-    }
-
-    pub(crate) fn presence_leave(&self, topic: String, conn: u64) {
-        self.presence_op(PresenceOp::Leave(topic, conn));
-    }
-
-    fn presence_op(&self, op: PresenceOp) {
+    /// Queues a presence change (applied in order on the relay's task):
+    /// `member` joined (or left) `topic`, then `announce` is published.
+    pub(crate) fn presence(&self, topic: String, member: PresenceMember, joined: bool, announce: &Envelope) {
+        let announce = match announce.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot announce a presence change");
+                return;
+            }
+        };
+        let op = PresenceOp { topic, member, joined, announce };
         let mut slot = self.inner.presence.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -190,16 +196,20 @@ impl Inner {
     }
 }
 
-/// Applies presence updates one after the other, so a leave never
-/// overtakes its join.
+/// Applies presence changes one after the other (a leave never overtakes
+/// its join), each announced once written.
 async fn apply_presence(backplane: Arc<dyn Backplane>, mut rx: mpsc::Receiver<PresenceOp>) {
     while let Some(op) = rx.recv().await {
-        let result = match op {
-            PresenceOp::Join(topic, member) => backplane.presence_join(&topic, member).await,
-            PresenceOp::Leave(topic, conn) => backplane.presence_leave(&topic, conn).await,
+        let written = if op.joined {
+            backplane.presence_join(&op.topic, op.member).await
+        } else {
+            backplane.presence_leave(&op.topic, op.member.conn).await
         };
-        if let Err(e) = result {
+        if let Err(e) = written {
             tracing::warn!(error = %e, "presence update failed");
+        }
+        if let Err(e) = backplane.publish(&op.topic, op.announce) {
+            tracing::debug!(error = %e, "presence change not announced");
         }
     }
 }
