@@ -229,7 +229,7 @@ async fn scale_out(url: &str) -> Result<(Relay, Arc<dyn SessionStore>), String> 
     let backplane = RedisBackplane::connect(RedisBackplaneOptions::new(url))
         .await
         .map_err(|e| format!("cannot use Redis at {url}: {e}"))?;
-    let store = simples::RedisSessionStore::connect(url).await.map_err(|e| format!("cannot use Redis at {url} for sessions: {e}"))?;
+    let store = simples::RedisSessionStore::connect(url, "simples").await.map_err(|e| format!("cannot use Redis at {url} for sessions: {e}"))?;
     Ok((Relay::new(backplane), Arc::new(store)))
 }
 
