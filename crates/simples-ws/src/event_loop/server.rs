@@ -1,6 +1,6 @@
 //! The loop: accept, read, dispatch, cork, close.
 
-use super::conn::{self, Conn, ConnState, Stamp, DEAD, PENDING, SHRINK, SHUTDOWN, TERMINAL};
+use super::conn::{self, Conn, ConnState, Stamp, DEAD, PAUSED, PENDING, SHRINK, SHUTDOWN, TERMINAL};
 use super::{Accept, Broadcast, CloseReason, ConnId, Handler, Options};
 use crate::close::CloseCode;
 use crate::handshake::server::{accept_response, parse_request};
@@ -104,7 +104,7 @@ impl<H: Handler> EventLoop<H> {
         let registry = poll.registry().try_clone()?;
         Ok(EventLoop {
             poll,
-            events: Events::with_capacity(1024),
+            events: Events::with_capacity(options.events.max(1)),
             listener,
             core: Core {
                 conns: Slab::new(),
@@ -167,56 +167,54 @@ impl<H: Handler> EventLoop<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let core = &mut self.core;
+        let EventLoop { events, listener, core, accept_retry, .. } = self;
         core.now = Instant::now();
         core.fire_timers(handler);
-        if self.accept_retry.is_some_and(|t| t <= core.now) {
-            self.accept_retry = None;
-            self.accept_all(handler);
+        if accept_retry.is_some_and(|t| t <= core.now) {
+            *accept_retry = None;
+            core.accept_all(listener, accept_retry);
         }
-        for i in 0..self.events.iter().count() {
-            // Events borrows self.events; copy what we need out of it.
-            let (token, readable, writable, read_closed) = {
-                let ev = self.events.iter().nth(i).expect("event index");
-                (ev.token(), ev.is_readable(), ev.is_writable(), ev.is_read_closed() || ev.is_error())
-            };
-            match token {
-                LISTENER => self.accept_all(handler),
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => core.accept_all(listener, accept_retry),
                 WAKER => {}
                 Token(key) => {
-                    if readable || read_closed {
-                        self.core.on_readable(handler, key, read_closed);
+                    let read_closed = ev.is_read_closed() || ev.is_error();
+                    if ev.is_readable() || read_closed {
+                        core.on_readable(handler, key, read_closed);
                     }
-                    if writable {
-                        self.core.mark(key);
+                    if ev.is_writable() {
+                        core.mark(key);
                     }
                 }
             }
         }
-        self.core.settle_dirty(handler);
-        self.core.sweep_idle();
+        core.settle_dirty(handler);
+        core.sweep_idle();
         Ok(())
     }
+}
 
-    fn accept_all(&mut self, handler: &mut H) {
+impl Core {
+    /// Accepts every pending connection; on an error such as EMFILE,
+    /// retries after `ACCEPT_BACKOFF` (edge-triggered: the listener's
+    /// backlog raises no new edge by itself).
+    fn accept_all(&mut self, listener: &TcpListener, retry: &mut Option<Instant>) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => self.core.add(stream),
+            match listener.accept() {
+                Ok((stream, _)) => self.add(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     tracing::debug!(error = %e, "accept failed; retrying in 10 ms");
-                    self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
-                    let _ = handler;
+                    *retry = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
             }
         }
     }
-}
 
-impl Core {
     fn add(&mut self, mut stream: TcpStream) {
         if self.conns.vacant_key() >= MAX_CONNS {
             return;
@@ -278,8 +276,14 @@ impl Core {
         }
     }
 
-    /// The socket of `key` is readable (or reported the peer's end).
+    /// The socket of `key` is readable (or reported the peer's end);
+    /// `read_closed`: read until the socket is empty (see "Reading
+    /// (edge-triggered)" in the module docs).
     fn on_readable<H: Handler>(&mut self, handler: &mut H, key: usize, read_closed: bool) {
+        if self.conns.get(key).is_some_and(|c| c.has(PAUSED)) {
+            // Back-pressure: `settle` reads it again once its output drains.
+            return;
+        }
         self.mark(key);
         let mut window = FIRST_WINDOW;
         loop {
@@ -288,6 +292,24 @@ impl Core {
                 return;
             }
             let terminal = c.has(TERMINAL);
+            if let ConnState::Open(p) = &mut c.state {
+                let high = self.options.read_high_water;
+                if !terminal && p.output().len() > high {
+                    // Write now rather than at the end of the iteration; stop
+                    // reading only if the socket does not take it.
+                    match conn::write_output(&mut c.stream, p.output()) {
+                        Err(e) => {
+                            self.fail_io(handler, key, e);
+                            return;
+                        }
+                        Ok(_) if p.output().len() > high => {
+                            c.flags |= PAUSED;
+                            return;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }
             let (res, step) = match &mut c.state {
                 ConnState::Handshaking { buf } => {
                     let res = read_scratch(&mut c.stream, &mut self.scratch, |b| buf.extend_from_slice(b));
@@ -475,6 +497,11 @@ impl Core {
                 return;
             }
         };
+        let low = self.options.read_low_water.min(self.options.read_high_water);
+        let resume = *flags & PAUSED != 0 && p.output().len() <= low;
+        if resume {
+            *flags &= !PAUSED;
+        }
         if *flags & TERMINAL != 0 {
             // As tokio::stream's poll_close_transport (RFC 6455 §7.1.1).
             loop {
@@ -520,6 +547,11 @@ impl Core {
             // (madvise) the heap when a burst's buffers are all freed.
             *flags |= SHRINK;
             self.shrink.push((key, c.gen));
+        }
+        if resume {
+            // What arrived while paused raised no edge that was acted on:
+            // read until the socket is empty.
+            self.on_readable(handler, key, true);
         }
     }
 
@@ -672,6 +704,12 @@ impl Ctx<'_> {
     /// Bytes waiting to be written on `id` (`None`: gone).
     pub fn queued(&mut self, id: ConnId) -> Option<usize> {
         self.core.live(id).map(|(p, _)| p.output().len())
+    }
+
+    /// True while reading `id` is paused because its output is over
+    /// [`Options::read_high_water`] (see the module's "Back-pressure").
+    pub fn is_paused(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some_and(|(_, flags)| *flags & PAUSED != 0)
     }
 
     /// True while `id` is open (not closed, not gone).
