@@ -58,10 +58,18 @@ pub struct EventLoop<H> {
     listener: TcpListener,
     core: Core,
     handle: Handle,
-    /// When to retry `accept` after an error (edge-triggered: the
-    /// listener's backlog raises no new edge by itself).
-    accept_retry: Option<Instant>,
+    accepting: Accepting,
     _handler: PhantomData<fn(H)>,
+}
+
+/// The listener's state after `accept` failed.
+#[derive(Default)]
+struct Accepting {
+    /// When to retry `accept` (edge-triggered: the listener's backlog
+    /// raises no new edge by itself).
+    retry: Option<Instant>,
+    /// `accept` failed and has not succeeded since (the failure was logged).
+    failing: bool,
 }
 
 /// Everything the handlers may touch through [`Ctx`].
@@ -121,7 +129,7 @@ impl<H: Handler> EventLoop<H> {
                 epoch: Instant::now(),
             },
             handle: Handle { stop: Arc::new(AtomicBool::new(false)), waker },
-            accept_retry: None,
+            accepting: Accepting::default(),
             _handler: PhantomData,
         })
     }
@@ -157,7 +165,7 @@ impl<H: Handler> EventLoop<H> {
         let now = Instant::now();
         let mut wait = timeout;
         let sweep = (!self.core.shrink.is_empty()).then_some(self.core.shrink_at);
-        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accept_retry).chain(sweep).min();
+        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accepting.retry).chain(sweep).min();
         if let Some(d) = next {
             let until = d.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
@@ -167,16 +175,16 @@ impl<H: Handler> EventLoop<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let EventLoop { events, listener, core, accept_retry, .. } = self;
+        let EventLoop { events, listener, core, accepting, .. } = self;
         core.now = Instant::now();
         core.fire_timers(handler);
-        if accept_retry.is_some_and(|t| t <= core.now) {
-            *accept_retry = None;
-            core.accept_all(listener, accept_retry);
+        if accepting.retry.is_some_and(|t| t <= core.now) {
+            accepting.retry = None;
+            core.accept_all(listener, accepting);
         }
         for ev in events.iter() {
             match ev.token() {
-                LISTENER => core.accept_all(listener, accept_retry),
+                LISTENER => core.accept_all(listener, accepting),
                 WAKER => {}
                 Token(key) => {
                     let read_closed = ev.is_read_closed() || ev.is_error();
@@ -196,21 +204,28 @@ impl<H: Handler> EventLoop<H> {
 }
 
 impl Core {
-    /// Accepts every pending connection; on an error such as EMFILE,
-    /// retries after `ACCEPT_BACKOFF` (edge-triggered: the listener's
-    /// backlog raises no new edge by itself).
-    fn accept_all(&mut self, listener: &TcpListener, retry: &mut Option<Instant>) {
+    /// Accepts every pending connection. On an error such as EMFILE (out
+    /// of file descriptors), logs once per episode and retries after
+    /// `ACCEPT_BACKOFF`; open connections are served meanwhile.
+    fn accept_all(&mut self, listener: &TcpListener, state: &mut Accepting) {
         loop {
-            match listener.accept() {
-                Ok((stream, _)) => self.add(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            let res = listener.accept();
+            match &res {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "accept failed; retrying in 10 ms");
-                    *retry = Some(Instant::now() + ACCEPT_BACKOFF);
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                    if !std::mem::replace(&mut state.failing, true) {
+                        tracing::warn!(error = %e, "accept failed; serving the open connections, retrying every 10 ms");
+                    }
+                    state.retry = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }
+                _ if std::mem::take(&mut state.failing) => tracing::info!("accepting connections again"),
+                _ => {}
+            }
+            match res {
+                Ok((stream, _)) => self.add(stream),
+                _ => return, // WouldBlock: the backlog is empty
             }
         }
     }
