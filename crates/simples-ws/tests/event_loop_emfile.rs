@@ -9,12 +9,12 @@
 
 mod common;
 
+use common::shared::{use_up_descriptors, Capture};
 use common::{client_frame, server_frame, upgrade_request, OP_TEXT};
 use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handler, Options};
 use simples_ws::Message;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Echo;
@@ -24,26 +24,6 @@ impl Handler for Echo {
         if msg.is_data() {
             ctx.send(id, msg);
         }
-    }
-}
-
-/// The log lines written by the loop (on this thread).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
     }
 }
 
@@ -108,21 +88,13 @@ fn accept_out_of_descriptors_logs_once_serves_the_open_and_recovers() {
 
     // Use up every descriptor, then free one for the next client's socket:
     // the kernel completes its TCP handshake, the loop cannot accept it.
-    let mut hog = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(f) => hog.push(f),
-            Err(e) if e.raw_os_error() == Some(24) => break, // EMFILE
-            Err(e) => panic!("open: {e}"),
-        }
-    }
-    hog.pop();
+    let hog = use_up_descriptors(1);
     let mut waiting = request(addr);
 
     // Many retries (every 10 ms), one warning; the open connection is served.
     let failing = Instant::now();
     run_until(&mut lp, "accept failing for 200 ms", || failing.elapsed() >= Duration::from_millis(200));
-    assert_eq!(logs.count("accept failed"), 1, "{}", String::from_utf8_lossy(&logs.0.lock().unwrap()));
+    assert_eq!(logs.count("accept failed"), 1, "{}", logs.text());
     echo(&mut lp, &mut open, "while out of descriptors");
     let mut nothing = Vec::new();
     assert!(!has(&mut waiting, &mut nothing, 1), "the waiting client was answered without a descriptor");

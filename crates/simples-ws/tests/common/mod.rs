@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod shared;
+
 use simples_ws::handshake::server::Request;
 use simples_ws::tokio::{accept_with, Accept, Error, ServerOptions, WebSocket};
 use simples_ws::Message;

@@ -238,24 +238,6 @@ pub mod ws_extra {
     }
 }
 
-/// A `tracing` writer that keeps what is logged, for tests that check log
-/// lines (`tracing_subscriber::fmt().with_writer(move || capture.clone())`).
-#[derive(Clone, Default)]
-pub struct Capture(pub Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    /// Everything logged so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+#[path = "../../../simples-ws/tests/common/shared.rs"]
+pub mod shared;
+pub use shared::Capture;
