@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::shared::Capture;
 use common::*;
 use simples::{AccessLog, Conn};
 

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::ws::{connect, send, text};
-use common::Capture;
+use common::shared::Capture;
 use simples::ws::WsOptions;
 use simples::Conn;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -240,4 +240,3 @@ pub mod ws_extra {
 
 #[path = "../../../simples-ws/tests/common/shared.rs"]
 pub mod shared;
-pub use shared::Capture;
