@@ -11,7 +11,7 @@ mod common;
 use common::{client_frame, read_frame, server_frame, upgrade_request, OP_BINARY, OP_TEXT};
 use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handle, Handler, Options, Request};
 use simples_ws::handshake::HandshakeError;
-use simples_ws::Message;
+use simples_ws::{CloseCode, Config, Message};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 /// Echoes every data message. The connection opened on `/abuse` is
-/// watched: the largest output it had queued after an echo is kept, and a
+/// watched: the largest output it had queued after an echo is kept; a
 /// `status` message (from any other connection) is answered with its
-/// state, `paused=<bool> queued=<bytes>`.
+/// state, `open=<bool> paused=<bool> queued=<bytes> conns=<connections>`,
+/// and `kick` closes it (answered `kicked=<bool>`).
 #[derive(Default)]
 struct Echo {
     abusive: Option<ConnId>,
@@ -44,8 +45,14 @@ impl Handler for Echo {
         self.messages += 1;
         match (&msg, self.abusive) {
             (Message::Text(t), Some(a)) if t.as_str() == "status" => {
-                let status = format!("paused={} queued={}", ctx.is_paused(a), ctx.queued(a).unwrap_or(0));
+                let (open, paused) = (ctx.is_open(a), ctx.is_paused(a));
+                let queued = ctx.queued(a).unwrap_or(0);
+                let status = format!("open={open} paused={paused} queued={queued} conns={}", ctx.connections());
                 ctx.send(id, Message::text(status));
+            }
+            (Message::Text(t), Some(a)) if t.as_str() == "kick" => {
+                let kicked = ctx.close(a, CloseCode::GOING_AWAY, "kicked");
+                ctx.send(id, Message::text(format!("kicked={kicked}")));
             }
             _ if msg.is_data() => {
                 ctx.send(id, msg);
@@ -91,11 +98,60 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
     p
 }
 
-/// Asks the server for the abusive connection's state over `ws`.
-async fn status(ws: &mut tokio::net::TcpStream) -> String {
-    ws.write_all(&client_frame(true, OP_TEXT, b"status")).await.unwrap();
+/// Sends `command` over `ws` and returns the text answer.
+async fn ask(ws: &mut tokio::net::TcpStream, command: &str) -> String {
+    ws.write_all(&client_frame(true, OP_TEXT, command.as_bytes())).await.unwrap();
     let f = common::expect_frame(ws).await;
     String::from_utf8(f.payload).unwrap()
+}
+
+/// A field of a `status` answer.
+fn field<'a>(status: &'a str, name: &str) -> &'a str {
+    let prefix = format!("{name}=");
+    status.split(' ').find_map(|kv| kv.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
+/// Asks over `ws` for the abusive connection's state until `done` says
+/// yes (within 2 s: on a busy machine the loop may be behind the clients).
+async fn status_until(ws: &mut tokio::net::TcpStream, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut state = ask(ws, "status").await;
+    for _ in 0..100 {
+        if done(&state) {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        state = ask(ws, "status").await;
+    }
+    panic!("{what}: the server says {state}");
+}
+
+/// `count` echo requests of `len` bytes each, as masked frames.
+fn echo_requests(count: usize, len: usize) -> Vec<u8> {
+    let mut requests = Vec::with_capacity(count * (len + 8));
+    for i in 0..count {
+        requests.extend_from_slice(&client_frame(true, OP_BINARY, &payload(i, len)));
+    }
+    requests
+}
+
+/// Writes `bytes` on `tcp` without reading until the writes block for
+/// 500 ms (or all is written); how much was written.
+async fn write_until_blocked(tcp: &tokio::net::TcpStream, bytes: &[u8]) -> usize {
+    let mut written = 0;
+    let mut last_progress = Instant::now();
+    while written < bytes.len() && last_progress.elapsed() < Duration::from_millis(500) {
+        match tcp.try_write(&bytes[written..]) {
+            Ok(n) => {
+                written += n;
+                last_progress = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("the write failed: {e}"),
+        }
+    }
+    written
 }
 
 /// The regression of issue 13: a client that sent 50 MiB of echo requests
@@ -118,41 +174,14 @@ async fn client_that_never_reads_is_paused_not_buffered() {
 
     let (abusive, _) = common::raw_connect_with(server.addr, "/abuse", &[]).await;
     let (mut good, _) = common::raw_connect_with(server.addr, "/good", &[]).await;
-    let mut requests = Vec::with_capacity(COUNT * (LEN + 8));
-    for i in 0..COUNT {
-        requests.extend_from_slice(&client_frame(true, OP_BINARY, &payload(i, LEN)));
-    }
-
-    // Write without reading until the writes block for 500 ms.
-    let mut written = 0;
-    let mut last_progress = Instant::now();
-    while written < requests.len() && last_progress.elapsed() < Duration::from_millis(500) {
-        match abusive.try_write(&requests[written..]) {
-            Ok(n) => {
-                written += n;
-                last_progress = Instant::now();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(e) => panic!("the abusive client's write failed: {e}"),
-        }
-    }
+    let requests = echo_requests(COUNT, LEN);
+    let written = write_until_blocked(&abusive, &requests).await;
     println!("the client wrote {written} of {} bytes before its writes blocked", requests.len());
     assert!(written < requests.len(), "the server read all {written} bytes: no back-pressure");
 
-    // The server is not reading it (asked until it says so: on a busy
-    // machine the loop may be behind the client), and holds little for it.
-    let mut state = status(&mut good).await;
-    for _ in 0..100 {
-        if state.starts_with("paused=true ") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        state = status(&mut good).await;
-    }
-    assert!(state.starts_with("paused=true "), "{state}");
-    let queued: usize = state.rsplit('=').next().unwrap().parse().unwrap();
+    // The server is not reading it, and holds little for it.
+    let state = status_until(&mut good, "paused", |s| field(s, "paused") == "true").await;
+    let queued: usize = field(&state, "queued").parse().unwrap();
     assert!(queued <= bound, "{queued} bytes queued, bound {bound}");
     // The other client keeps being served.
     for i in 0..10 {
@@ -179,6 +208,32 @@ async fn client_that_never_reads_is_paused_not_buffered() {
     let max = max_queued.load(Ordering::Relaxed);
     println!("largest queued output of the abusive connection: {max} bytes (bound {bound})");
     assert!(max <= bound, "queued output reached {max} bytes, bound {bound}");
+    drop(server);
+}
+
+/// A paused connection is not wedged: the application can still close it,
+/// and a peer that neither reads nor answers is dropped after the close
+/// timeout, which frees its slot; the other clients are served throughout.
+#[tokio::test]
+async fn paused_connection_can_still_be_closed_and_leaves() {
+    let config = Config { close_timeout: Duration::from_millis(300), ..Config::default() };
+    let server = Server::start(Options { config, ..Options::default() }, Echo::default());
+    let (abusive, _) = common::raw_connect_with(server.addr, "/abuse", &[]).await;
+    let (mut good, _) = common::raw_connect_with(server.addr, "/good", &[]).await;
+    let requests = echo_requests(50 * 64, 16 * 1024);
+    let written = write_until_blocked(&abusive, &requests).await;
+    assert!(written < requests.len(), "the server read all {written} bytes: no back-pressure");
+    status_until(&mut good, "paused", |s| field(s, "paused") == "true").await;
+
+    assert_eq!(ask(&mut good, "kick").await, "kicked=true");
+    let kicked = Instant::now();
+    let state = status_until(&mut good, "the kicked connection leaves", |s| field(s, "conns") == "1").await;
+    assert_eq!(field(&state, "open"), "false", "{state}");
+    assert!(kicked.elapsed() >= Duration::from_millis(250), "left before the close timeout: {:?}", kicked.elapsed());
+    let m = payload(7, 100);
+    good.write_all(&client_frame(true, OP_BINARY, &m)).await.unwrap();
+    assert_eq!(common::expect_frame(&mut good).await.payload, m);
+    drop(abusive);
     drop(server);
 }
 
