@@ -8,12 +8,11 @@
 
 mod common;
 
-use common::{client_frame, read_frame, server_frame, upgrade_request, OP_BINARY, OP_TEXT};
-use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handle, Handler, Options, Request};
+use common::{client_frame, read_frame, server_frame, upgrade_request, LoopServer, OP_BINARY, OP_TEXT};
+use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handler, Options, Request};
 use simples_ws::handshake::HandshakeError;
 use simples_ws::{CloseCode, Config, Message};
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,32 +60,6 @@ impl Handler for Echo {
                 }
             }
             _ => {}
-        }
-    }
-}
-
-/// The loop on its own thread; stopped and joined on drop.
-struct Server {
-    addr: SocketAddr,
-    handle: Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(options: Options, handler: Echo) -> Server {
-        let mut lp: EventLoop<Echo> = EventLoop::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
-        let addr = lp.local_addr().unwrap();
-        let handle = lp.handle();
-        let thread = Some(std::thread::spawn(move || lp.run(handler).unwrap()));
-        Server { addr, handle, thread }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }
@@ -170,7 +143,7 @@ async fn client_that_never_reads_is_paused_not_buffered() {
     let bound = high + 64 * 1024 + LEN + 64;
     let handler = Echo::default();
     let max_queued = handler.max_queued.clone();
-    let server = Server::start(options, handler);
+    let server = LoopServer::start(options, handler);
 
     let (abusive, _) = common::raw_connect_with(server.addr, "/abuse", &[]).await;
     let (mut good, _) = common::raw_connect_with(server.addr, "/good", &[]).await;
@@ -217,7 +190,7 @@ async fn client_that_never_reads_is_paused_not_buffered() {
 #[tokio::test]
 async fn paused_connection_can_still_be_closed_and_leaves() {
     let config = Config { close_timeout: Duration::from_millis(300), ..Config::default() };
-    let server = Server::start(Options { config, ..Options::default() }, Echo::default());
+    let server = LoopServer::start(Options { config, ..Options::default() }, Echo::default());
     let (abusive, _) = common::raw_connect_with(server.addr, "/abuse", &[]).await;
     let (mut good, _) = common::raw_connect_with(server.addr, "/good", &[]).await;
     let requests = echo_requests(50 * 64, 16 * 1024);

@@ -109,6 +109,14 @@
 //! (so a failed connection's close frame is not destroyed by a reset), up to
 //! the close timeout, and only then closes the socket and frees the slot.
 //!
+//! ## Stopping
+//!
+//! [`Handle::stop`] makes [`EventLoop::run`] return and leaves the
+//! connections open; [`Handle::shutdown`] (or [`EventLoop::shutdown`])
+//! stops gracefully: no new clients, every connection closed with 1001
+//! after the replies already queued, the closing handshakes awaited up to
+//! a deadline.
+//!
 //! ## Timers
 //!
 //! No timer wheel: a binary heap of `(deadline, connection, generation)`
@@ -129,6 +137,7 @@
 
 mod conn;
 mod server;
+mod shutdown;
 
 pub use server::{Ctx, EventLoop, Handle};
 

@@ -17,7 +17,7 @@ use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -39,14 +39,25 @@ const MAX_CONNS: usize = u32::MAX as usize;
 #[derive(Clone, Debug)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
+    /// Set by [`Handle::shutdown`]: `run` shuts down gracefully, with this
+    /// deadline, before it returns.
+    pub(super) graceful: Arc<Mutex<Option<Duration>>>,
     waker: Arc<Waker>,
 }
 
 impl Handle {
-    /// Makes [`EventLoop::run`] return after the current iteration.
+    /// Makes [`EventLoop::run`] return after the current iteration;
+    /// connections still open stay in the loop.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.waker.wake();
+    }
+
+    /// Makes [`EventLoop::run`] stop gracefully: it runs
+    /// [`EventLoop::shutdown`] with `timeout`, then returns.
+    pub fn shutdown(&self, timeout: Duration) {
+        *self.graceful.lock().unwrap_or_else(|e| e.into_inner()) = Some(timeout);
+        self.stop();
     }
 }
 
@@ -55,16 +66,19 @@ impl Handle {
 pub struct EventLoop<H> {
     poll: Poll,
     events: Events,
-    listener: TcpListener,
-    core: Core,
+    /// `None` once [`EventLoop::shutdown`] closed it.
+    pub(super) listener: Option<TcpListener>,
+    /// The address listened on.
+    addr: SocketAddr,
+    pub(super) core: Core,
     handle: Handle,
-    accepting: Accepting,
+    pub(super) accepting: Accepting,
     _handler: PhantomData<fn(H)>,
 }
 
 /// The listener's state after `accept` failed.
 #[derive(Default)]
-struct Accepting {
+pub(super) struct Accepting {
     /// When to retry `accept` (edge-triggered: the listener's backlog
     /// raises no new edge by itself).
     retry: Option<Instant>,
@@ -74,7 +88,7 @@ struct Accepting {
 
 /// Everything the handlers may touch through [`Ctx`].
 pub(super) struct Core {
-    conns: Slab<Conn>,
+    pub(super) conns: Slab<Conn>,
     next_gen: u32,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     /// Connections to flush and re-arm at the end of the iteration.
@@ -88,7 +102,7 @@ pub(super) struct Core {
     options: Options,
     /// `options.config`, shared by every connection (not copied into each).
     config: Arc<Config>,
-    registry: Registry,
+    pub(super) registry: Registry,
     /// The iteration's time.
     now: Instant,
     /// When the loop started (for [`Stamp`]s).
@@ -99,7 +113,7 @@ pub(super) struct Core {
 /// connection of the loop. Sends are queued and written at the end of the
 /// loop iteration, one vectored write per connection.
 pub struct Ctx<'a> {
-    core: &'a mut Core,
+    pub(super) core: &'a mut Core,
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -107,13 +121,15 @@ impl<H: Handler> EventLoop<H> {
     pub fn bind(addr: SocketAddr, options: Options) -> io::Result<EventLoop<H>> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let registry = poll.registry().try_clone()?;
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(options.events.max(1)),
-            listener,
+            listener: Some(listener),
+            addr,
             core: Core {
                 conns: Slab::new(),
                 next_gen: 0,
@@ -128,7 +144,7 @@ impl<H: Handler> EventLoop<H> {
                 now: Instant::now(),
                 epoch: Instant::now(),
             },
-            handle: Handle { stop: Arc::new(AtomicBool::new(false)), waker },
+            handle: Handle { stop: Arc::new(AtomicBool::new(false)), graceful: Arc::default(), waker },
             accepting: Accepting::default(),
             _handler: PhantomData,
         })
@@ -136,7 +152,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// The address listened on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.addr)
     }
 
     /// A handle that stops [`EventLoop::run`] from another thread.
@@ -150,10 +166,16 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// Runs until [`Handle::stop`]; connections still open stay in the
-    /// loop (call `run` or [`EventLoop::run_once`] again to go on).
+    /// loop (call `run` or [`EventLoop::run_once`] again to go on). After
+    /// [`Handle::shutdown`], shuts down gracefully first
+    /// ([`EventLoop::shutdown`]).
     pub fn run(&mut self, mut handler: H) -> io::Result<()> {
         while !self.handle.stop.swap(false, Ordering::AcqRel) {
             self.run_once(&mut handler, None)?;
+        }
+        let graceful = self.handle.graceful.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(timeout) = graceful {
+            self.shutdown(&mut handler, timeout)?;
         }
         Ok(())
     }
@@ -180,11 +202,17 @@ impl<H: Handler> EventLoop<H> {
         core.fire_timers(handler);
         if accepting.retry.is_some_and(|t| t <= core.now) {
             accepting.retry = None;
-            core.accept_all(listener, accepting);
+            if let Some(listener) = listener {
+                core.accept_all(listener, accepting);
+            }
         }
         for ev in events.iter() {
             match ev.token() {
-                LISTENER => core.accept_all(listener, accepting),
+                LISTENER => {
+                    if let Some(listener) = listener {
+                        core.accept_all(listener, accepting);
+                    }
+                }
                 WAKER => {}
                 Token(key) => {
                     let read_closed = ev.is_read_closed() || ev.is_error();
@@ -255,7 +283,7 @@ impl Core {
     }
 
     /// Adds a connection to the end-of-iteration list.
-    fn mark(&mut self, key: usize) {
+    pub(super) fn mark(&mut self, key: usize) {
         if let Some(c) = self.conns.get_mut(key) {
             if !c.has(PENDING) {
                 c.flags |= PENDING;
@@ -610,7 +638,7 @@ impl Core {
         }
     }
 
-    fn remove(&mut self, key: usize) {
+    pub(super) fn remove(&mut self, key: usize) {
         if let Some(mut c) = self.conns.try_remove(key) {
             let _ = self.registry.deregister(&mut c.stream);
         }
