@@ -228,6 +228,8 @@ fn read_head(tcp: &mut std::net::TcpStream) -> String {
 fn more_than_1024_ready_connections_in_one_poll_are_all_served() {
     const CONNS: usize = 1500;
     const BATCH: usize = 100;
+    // Both ends of every connection are in this process.
+    common::shared::ensure_descriptors(2 * CONNS as u64 + 100);
     let options = Options { events: 2048, ..Options::default() };
     let mut lp: EventLoop<Echo> = EventLoop::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
     let addr = lp.local_addr().unwrap();

@@ -47,3 +47,26 @@ pub fn use_up_descriptors(spare: usize) -> Vec<std::fs::File> {
     hog.truncate(hog.len().saturating_sub(spare));
     hog
 }
+
+/// Makes sure this process may open `wanted` descriptors: raises its soft
+/// `RLIMIT_NOFILE` towards the hard limit with `prlimit(1)` when it is
+/// lower, and panics with the reason if that is not enough.
+pub fn ensure_descriptors(wanted: u64) {
+    let limits = |what: usize| -> u64 {
+        let text = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+        let line = text.lines().find(|l| l.starts_with("Max open files")).expect("Max open files");
+        let value = line["Max open files".len()..].split_whitespace().nth(what).expect("a limit");
+        value.parse().unwrap_or(u64::MAX) // "unlimited"
+    };
+    let (soft, hard) = (limits(0), limits(1));
+    if soft >= wanted {
+        return;
+    }
+    let target = wanted.min(hard);
+    let pid = std::process::id().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={target}:{hard}")])
+        .status();
+    let soft = limits(0);
+    assert!(soft >= wanted, "this test needs {wanted} file descriptors, the limit is {soft} (hard {hard}; prlimit: {status:?})");
+}
