@@ -36,6 +36,10 @@ impl Capture {
 /// nothing more until the returned files are dropped. Only for a test
 /// binary of its own.
 pub fn use_up_descriptors(spare: usize) -> Vec<std::fs::File> {
+    // A high limit (up to millions) would take long to fill.
+    if descriptor_limits().0 > 4096 {
+        set_soft_descriptor_limit(4096);
+    }
     let mut hog = Vec::new();
     loop {
         match std::fs::File::open("/dev/null") {
@@ -48,25 +52,32 @@ pub fn use_up_descriptors(spare: usize) -> Vec<std::fs::File> {
     hog
 }
 
+/// This process's `RLIMIT_NOFILE`: (soft, hard).
+pub fn descriptor_limits() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    let line = text.lines().find(|l| l.starts_with("Max open files")).expect("Max open files");
+    let mut values = line["Max open files".len()..].split_whitespace().map(|v| v.parse().unwrap_or(u64::MAX)); // "unlimited"
+    (values.next().expect("soft limit"), values.next().expect("hard limit"))
+}
+
+/// Sets this process's soft `RLIMIT_NOFILE` to `soft` (at most the hard
+/// limit) with `prlimit(1)`; the limits after the attempt.
+pub fn set_soft_descriptor_limit(soft: u64) -> (u64, u64) {
+    let (_, hard) = descriptor_limits();
+    let pid = std::process::id().to_string();
+    let hard_text = if hard == u64::MAX { "unlimited".to_string() } else { hard.to_string() };
+    let _ = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={}:{hard_text}", soft.min(hard))])
+        .status();
+    descriptor_limits()
+}
+
 /// Makes sure this process may open `wanted` descriptors: raises its soft
-/// `RLIMIT_NOFILE` towards the hard limit with `prlimit(1)` when it is
-/// lower, and panics with the reason if that is not enough.
+/// limit when it is lower, and panics with the reason if that fails.
 pub fn ensure_descriptors(wanted: u64) {
-    let limits = |what: usize| -> u64 {
-        let text = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
-        let line = text.lines().find(|l| l.starts_with("Max open files")).expect("Max open files");
-        let value = line["Max open files".len()..].split_whitespace().nth(what).expect("a limit");
-        value.parse().unwrap_or(u64::MAX) // "unlimited"
-    };
-    let (soft, hard) = (limits(0), limits(1));
-    if soft >= wanted {
+    if descriptor_limits().0 >= wanted {
         return;
     }
-    let target = wanted.min(hard);
-    let pid = std::process::id().to_string();
-    let status = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, &format!("--nofile={target}:{hard}")])
-        .status();
-    let soft = limits(0);
-    assert!(soft >= wanted, "this test needs {wanted} file descriptors, the limit is {soft} (hard {hard}; prlimit: {status:?})");
+    let (soft, hard) = set_soft_descriptor_limit(wanted);
+    assert!(soft >= wanted, "this test needs {wanted} file descriptors, the limit is {soft} (hard {hard})");
 }
