@@ -239,3 +239,6 @@ pub mod ws_extra {
             .header("sec-websocket-key", SAMPLE_KEY)
     }
 }
+
+#[path = "../../../simples-ws/tests/common/shared.rs"]
+pub mod shared;
