@@ -7,7 +7,9 @@
 //! - [`WebSocket`]: one connection driven from one task (`recv` is
 //!   cancel-safe and does all the protocol's housekeeping);
 //! - [`WebSocket::split`]: a cloneable, bounded [`Sender`] and a
-//!   [`Receiver`], for sending from many tasks.
+//!   [`Receiver`], for sending from many tasks;
+//! - `futures` traits: `WebSocket` is a `Stream` and a `Sink<Message>`,
+//!   `Receiver` a `Stream` (see the `futures` module below).
 //!
 //! No queue is unbounded: the send queue is limited in bytes, and the
 //! receive side reads only when the application asks for a message.
@@ -15,6 +17,7 @@
 mod accept;
 mod connect;
 mod error;
+mod futures;
 mod io;
 mod split;
 mod stream;

@@ -268,7 +268,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         if self.finished {
             return Poll::Ready(Err(Error::Closed));
         }
@@ -364,6 +364,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             }
             return Poll::Pending;
         }
+    }
+
+    /// Whether the connection is over (`recv` only returns `Error::Closed`).
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished
     }
 
     /// Keeps reading until the peer's end of stream or the close timeout,

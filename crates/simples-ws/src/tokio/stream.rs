@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Output bytes above which [`WebSocket::feed`] writes before returning.
-const FEED_HIGH_WATER: usize = 128 * 1024;
+pub(super) const FEED_HIGH_WATER: usize = 128 * 1024;
 
 /// What [`WebSocket::drive`] returned for.
 #[derive(Debug)]
@@ -75,11 +75,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// violations fail the connection with the right close code and return
     /// [`Error::Protocol`].
     pub async fn recv(&mut self) -> Result<Message, Error> {
-        let step = poll_fn(|cx| self.poll_drive(cx, true, None)).await?;
-        match step {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](WebSocket::recv) as a poll function.
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        self.poll_drive(cx, true, None).map(|step| match step? {
             Drive::Message(m) => Ok(m),
             Drive::Writable => unreachable!("no low-water mark was given"),
-        }
+        })
+    }
+
+    /// Whether the connection is over (`recv` only returns `Error::Closed`).
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Bytes waiting in the output queue (for the `Sink`).
+    pub(super) fn queued_output(&mut self) -> usize {
+        self.proto.output().len()
     }
 
     /// Runs the connection as [`recv`](WebSocket::recv) does (writes what
@@ -140,14 +154,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
-    fn check_open(&self) -> Result<(), Error> {
+    pub(super) fn check_open(&self) -> Result<(), Error> {
         if self.finished || self.terminal.is_some() {
             return Err(Error::Closed);
         }
         Ok(())
     }
 
-    fn poll_drive(&mut self, cx: &mut Context<'_>, read: bool, low_water: Option<usize>) -> Poll<Result<Drive, Error>> {
+    pub(super) fn poll_drive(&mut self, cx: &mut Context<'_>, read: bool, low_water: Option<usize>) -> Poll<Result<Drive, Error>> {
         if self.finished {
             return Poll::Ready(Err(Error::Closed));
         }
@@ -218,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Writes queued output; a write error ends the connection.
-    fn poll_flush_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub(super) fn poll_flush_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match poll_write_output(&mut self.io, self.proto.output(), cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(e)) => {
