@@ -214,14 +214,17 @@ impl Channel {
         if !self.host.options.presence {
             return Err(WsError::PresenceOff);
         }
-        match &self.host.options.relay {
-            Some(relay) => relay
-                .backplane()
-                .presence(&channel_topic(&self.host.path, &self.name))
-                .await
-                .map_err(|e| WsError::Backplane(e.to_string())),
-            None => Ok(self.members().iter().map(|c| self.host.presence_member(c)).collect()),
-        }
+        let local: Vec<PresenceMember> = self.members().iter().map(|c| self.host.presence_member(c)).collect();
+        let Some(relay) = &self.host.options.relay else { return Ok(local) };
+        let stored = relay
+            .backplane()
+            .presence(&channel_topic(&self.host.path, &self.name))
+            .await
+            .map_err(|e| WsError::Backplane(e.to_string()))?;
+        // This node's own members as it knows them now (its writes to the
+        // backplane may still be queued), the other nodes' from the backplane.
+        let node = self.host.node_id();
+        Ok(stored.into_iter().filter(|m| m.node != node).chain(local).collect())
     }
 
     /// Sends `message` to every member, on every node with a relay (the

@@ -377,7 +377,14 @@ impl WsConn {
 
     /// Queues `out`, applying the slow-client policy; wakes the driver.
     pub(crate) fn push(&self, out: Out) -> Result<(), WsError> {
+        let size = match &out {
+            Out::Message(m) => Some(m.payload().len()),
+            _ => None,
+        };
         let pushed = self.inner.outbox().push(out, &self.inner.host.limits);
+        if let (Some(size), Pushed::Queued | Pushed::QueuedBehind | Pushed::QueuedDropping(_)) = (size, pushed) {
+            self.inner.host.metrics().sent(1, size);
+        }
         self.after_push(pushed)
     }
 

@@ -91,6 +91,7 @@ pub(crate) async fn run<S>(
     drop(task);
     drop(ws);
     host.unregister(&conn);
+    host.metrics().closed(close_frame.as_ref().map(|f| f.code.0));
     leave_all(&host, &conn);
     conn.end_requests();
     if let Some(close) = on_close {
@@ -132,6 +133,9 @@ where
 fn receive(conn: &WsConn, message: Message, pending: &mut Pending) {
     let host = &conn.inner.host;
     let size = message.payload().len();
+    let metrics = host.metrics();
+    metrics.messages_in.increment(1);
+    metrics.bytes_in.increment(size as u64);
     if host.options.mode == Mode::Plain {
         pending.push(Job::Plain(message), size);
         return;

@@ -24,33 +24,38 @@ use crate::response::{IntoResponse, Response};
 
 /// Answers a request to a WebSocket host's path.
 pub(crate) async fn handshake(ws: WsHost, conn: Conn) -> Response {
+    let started = std::time::Instant::now();
+    let (path, peer) = (conn.path().to_string(), conn.head.peer);
     match accept(&ws, conn).await {
-        Ok(res) => res,
-        Err(res) => {
+        Ok(res) => {
+            ws.shared.metrics().accepted(started.elapsed());
+            res
+        }
+        Err(e) => {
             ws.shared.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let status = e.status();
+            ws.shared.metrics().refused(status.as_u16());
+            tracing::debug!(%path, %peer, status = status.as_u16(), reason = e.reason(), "WebSocket handshake refused");
+            let mut res = e.into_response();
+            if status == StatusCode::UPGRADE_REQUIRED {
+                // RFC 6455 §4.4: name the version this server speaks.
+                res.headers_mut().insert("sec-websocket-version", HeaderValue::from_static(WEBSOCKET_VERSION));
+                res.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            }
             res
         }
     }
 }
 
-async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
-    let key = validate(conn.head.version, conn.headers()).map_err(|e| {
-        let upgrade = e.status() == StatusCode::UPGRADE_REQUIRED;
-        let mut res = e.into_response();
-        if upgrade {
-            // RFC 6455 §4.4: name the version this server speaks.
-            res.headers_mut().insert("sec-websocket-version", HeaderValue::from_static(WEBSOCKET_VERSION));
-            res.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        }
-        res
-    })?;
-    check_origin(&ws.shared.options.origins, &conn).map_err(|e| e.into_response())?;
+async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
+    let key = validate(conn.head.version, conn.headers())?;
+    check_origin(&ws.shared.options.origins, &conn)?;
     let authorize = ws.shared.authorize_hook();
     if let Some(hook) = authorize {
-        conn = hook(conn).await.map_err(|e| e.into_response())?;
+        conn = hook(conn).await?;
     }
     let session = match conn.host.options.session.clone() {
-        Some(config) => Some((conn.session().await.map_err(|e| e.into_response())?, config)),
+        Some(config) => Some((conn.session().await?, config)),
         None => None,
     };
     let options = &ws.shared.options;
@@ -67,7 +72,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
         .and_then(|d| d.accept_offers(values(conn.headers(), "sec-websocket-extensions")));
     // `validate` refused what hyper cannot upgrade (HTTP/1.0, a body):
     // without an upgrade now, the application's `authorize` hook took it.
-    let on_upgrade = conn.upgrade().ok_or_else(|| Error::new(500, "the connection cannot be upgraded").into_response())?;
+    let on_upgrade = conn.upgrade().ok_or_else(|| Error::new(500, "the connection cannot be upgraded"))?;
 
     let request = RequestInfo {
         head: std::sync::Arc::new(detached(&conn.head)),
@@ -85,18 +90,18 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
     let headers = res.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert("sec-websocket-accept", header_value(&accept_key(key.as_bytes())).map_err(|r| *r)?);
+    headers.insert("sec-websocket-accept", header_value(&accept_key(key.as_bytes()))?);
     if let Some(p) = &protocol {
-        headers.insert("sec-websocket-protocol", header_value(p).map_err(|r| *r)?);
+        headers.insert("sec-websocket-protocol", header_value(p)?);
     }
     if let Some((_, agreed)) = &deflate {
-        headers.insert("sec-websocket-extensions", header_value(agreed).map_err(|r| *r)?);
+        headers.insert("sec-websocket-extensions", header_value(agreed)?);
     }
 
     // Counted from here until the connection registers, so that a stop
     // that starts meanwhile waits for it and closes it.
     if !ws.shared.begin_upgrade() {
-        return Err(Error::new(503, "the server is shutting down").into_response());
+        return Err(Error::new(503, "the server is shutting down"));
     }
     // What waits for hyper to hand the connection over is kept small: it is
     // part of every connection's task for the connection's whole life.
@@ -162,8 +167,8 @@ fn detached(head: &Head) -> Head {
     }
 }
 
-fn header_value(s: &str) -> Result<HeaderValue, Box<Response>> {
-    HeaderValue::from_str(s).map_err(|_| Box::new(Error::new(500, "invalid handshake header value").into_response()))
+fn header_value(s: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(s).map_err(|_| Error::new(500, "invalid handshake header value"))
 }
 
 /// Every value of header `name`, as text.

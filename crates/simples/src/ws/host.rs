@@ -16,6 +16,7 @@ use super::channel::{Channel, ChannelEvent, Rooms};
 use super::conn::WsConn;
 use super::error::WsError;
 use super::members::Members;
+use super::metrics::Metrics;
 use super::object;
 use super::options::{SlowAction, WsOptions};
 use super::outbox::{Limits, Out, Pushed};
@@ -161,6 +162,8 @@ pub(crate) struct WsShared {
     remote_refused: AtomicU64,
     /// What each connection shows in presence (`WsConn::set_presence`).
     presence_info: Mutex<HashMap<u64, Value>>,
+    /// The metric handles, resolved on first use.
+    metrics: OnceLock<Metrics>,
     templates: OnceLock<Arc<dyn TemplateEngine>>,
     /// Bumped when connections left after a shutdown deadline must be
     /// dropped: a connection ends when it differs from the value it saw at
@@ -226,6 +229,7 @@ impl WsHost {
                 remote: AtomicU64::new(0),
                 remote_refused: AtomicU64::new(0),
                 presence_info: Mutex::new(HashMap::new()),
+                metrics: OnceLock::new(),
                 templates: OnceLock::new(),
                 force: AtomicU64::new(0),
                 ended: Notify::new(),
@@ -506,6 +510,11 @@ impl WsShared {
         read(&self.handlers).events.get(event).cloned()
     }
 
+    /// The host's metric handles.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        self.metrics.get_or_init(|| Metrics::new(&self.path))
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -531,6 +540,7 @@ impl WsShared {
     pub(crate) fn register(&self, conn: &WsConn) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         self.conns.insert(conn, || true);
+        self.metrics().connections.increment(1.0);
         self.upgrading.fetch_sub(1, Ordering::SeqCst);
         if self.stopping.load(Ordering::SeqCst) {
             conn.close(CloseCode::GOING_AWAY, "server shutting down");
@@ -538,7 +548,9 @@ impl WsShared {
     }
 
     pub(crate) fn unregister(&self, conn: &WsConn) {
-        self.conns.remove(conn.id(), |_| {});
+        if self.conns.remove(conn.id(), |_| {}).is_some() {
+            self.metrics().connections.decrement(1.0);
+        }
         self.ended.notify_waiters();
     }
 
@@ -553,6 +565,7 @@ impl WsShared {
         match action {
             SlowAction::Dropped(n) => {
                 self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                self.metrics().dropped.increment(n as u64);
                 conn.inner.dropped.fetch_add(n as u64, Ordering::Relaxed);
             }
             SlowAction::Closed(_) => {
@@ -751,6 +764,8 @@ pub(crate) fn broadcast_with(
 ) -> usize {
     let Some(frame) = prepare(host, message) else { return 0 };
     let mut queued = 0;
+    let metrics = host.metrics();
+    metrics.broadcasts.increment(1);
     for conn in targets.iter().filter(|c| filter(c)) {
         let pushed = conn.inner.outbox().push(Out::Frame(frame.clone()), &host.limits);
         if pushed.wakes() {
@@ -763,6 +778,7 @@ pub(crate) fn broadcast_with(
             host.slow(conn, action);
         }
     }
+    metrics.sent(queued, frame.as_bytes().len());
     queued
 }
 

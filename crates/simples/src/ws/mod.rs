@@ -22,6 +22,7 @@
 //!   relay      Relay: this node's link to a backplane (scale-out): routes
 //!              remote broadcasts to hosts, subscribes channels by interest
 //!   presence   PresenceEvent: joins and leaves, local and remote
+//!   metrics    the host's counters through the `metrics` facade
 //!   client     simples.js, the browser client, served by `serve_client`
 //! ```
 //!
@@ -45,6 +46,7 @@ mod error;
 mod handshake;
 mod host;
 mod members;
+mod metrics;
 mod object;
 mod options;
 mod outbox;
