@@ -19,13 +19,19 @@
 //! being queued inside fred until the server comes back. Reconnection runs
 //! in the background with exponential backoff, forever.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{
+use fred::prelude::{EventInterface as _, 
     Builder, Client, ClientLike as _, Config, ConnectionConfig, Options, PerformanceConfig, ReconnectPolicy, Server,
     ServerConfig, TcpConfig,
 };
 
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use super::Counters;
 use crate::backplane::BackplaneError;
 
 /// A parsed Redis URL.
@@ -161,6 +167,51 @@ pub(crate) async fn connect_client(url: &RedisUrl, settings: &ClientSettings) ->
             let _ = client.quit().await;
             Err(BackplaneError::Unavailable(format!("cannot connect to Redis at {}: timed out", nodes.join(","))))
         }
+    }
+}
+
+/// Whether one client's connection is up, as its events say: down at
+/// the first error (a lost connection; fred tells at once, while its own
+/// state still says "connected" until the first reconnection attempt),
+/// up at the next reconnection. Each loss is counted in
+/// `Counters::disconnects`.
+pub(crate) struct Link {
+    up: AtomicBool,
+}
+
+impl Link {
+    /// Watches `client` (connected now) until `stop`.
+    pub fn watch(client: &Client, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) -> Arc<Link> {
+        let link = Arc::new(Link { up: AtomicBool::new(true) });
+        let mut errors = client.error_rx();
+        let mut reconnects = client.reconnect_rx();
+        let watched = link.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                    r = reconnects.recv() => match r {
+                        Err(RecvError::Closed) => break,
+                        _ => watched.up.store(true, Ordering::SeqCst),
+                    },
+                    r = errors.recv() => match r {
+                        Err(RecvError::Closed) => break,
+                        _ => {
+                            if watched.up.swap(false, Ordering::SeqCst) {
+                                counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    },
+                }
+            }
+        });
+        link
+    }
+
+    /// Whether the connection is up (by the events and by fred's state).
+    pub fn up(&self, client: &Client) -> bool {
+        self.up.load(Ordering::SeqCst) && client.is_connected()
     }
 }
 

@@ -46,7 +46,7 @@ mod presence;
 mod publisher;
 mod subscriber;
 
-pub(crate) use connect::{connect_client, fail_fast, ClientSettings, RedisUrl};
+pub(crate) use connect::{connect_client, fail_fast, ClientSettings, Link, RedisUrl};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -184,6 +184,9 @@ impl Counters {
 /// The scale-out [`Backplane`] on Redis: one server or a Redis Cluster.
 /// See the [module documentation](self) for the design.
 ///
+/// `stats().disconnects` counts each lost connection: a node has two (one
+/// per primary on a cluster), so one Redis restart counts two.
+///
 /// Its background tasks stop, and its connections close, when the last
 /// `Arc` to it is dropped; [`shutdown`](RedisBackplane::shutdown) also
 /// removes this node's presence from Redis first.
@@ -196,8 +199,8 @@ pub struct RedisBackplane {
     subscriptions: Arc<Subscriptions>,
     presence: Arc<Presence>,
     queue: mpsc::Sender<Outgoing>,
-    publisher: Client,
-    subscriber: Client,
+    /// The publishing and the subscribed connections, with their health.
+    links: [(Client, Arc<Link>); 2],
     /// Dropped (or set) to stop every task.
     stop: watch::Sender<bool>,
 }
@@ -234,7 +237,9 @@ impl RedisBackplane {
             return Err(e);
         }
         let (queue, queue_rx) = mpsc::channel(options.publish_queue);
-        publisher::spawn(publisher.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
+        let publisher_link = Link::watch(&publisher, counters.clone(), stop_rx.clone());
+        let subscriber_link = Link::watch(&subscriber, counters.clone(), stop_rx.clone());
+        publisher::spawn(publisher.clone(), publisher_link.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
         let subscriptions = Arc::new(Subscriptions::new(format!("{}:", options.prefix)));
         subscriber::spawn(
             subscriber.clone(),
@@ -255,8 +260,7 @@ impl RedisBackplane {
             subscriptions,
             presence,
             queue,
-            publisher,
-            subscriber,
+            links: [(publisher, publisher_link), (subscriber, subscriber_link)],
             stop,
         }))
     }
@@ -355,7 +359,7 @@ impl Backplane for RedisBackplane {
             lost: Counters::get(&c.lost),
             topics: self.subscriptions.len(),
             disconnects: Counters::get(&c.disconnects),
-            connected: self.publisher.is_connected() && self.subscriber.is_connected(),
+            connected: self.links.iter().all(|(client, link)| link.up(client)),
         }
     }
 }

@@ -3,7 +3,11 @@
 //! (`SPUBLISH` on a cluster: each command goes to the shard of its
 //! channel). One pipeline is in flight at a time, so messages reach Redis
 //! in queue order. While the connection is down a batch fails at once and
-//! is counted: nothing is kept to be delivered late.
+//! is counted: nothing is kept to be delivered late. (fred cannot take
+//! back a command it has accepted: a batch handed over in the instant the
+//! connection breaks, before fred reports it, may time out here, be
+//! counted as failed, and still be written, in order, after the
+//! reconnection.)
 
 use std::sync::Arc;
 
@@ -12,7 +16,7 @@ use fred::clients::Pipeline;
 use fred::prelude::{Client, ClientLike as _, PubsubInterface as _, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{fail_fast, OutageLog};
+use super::connect::{fail_fast, Link, OutageLog};
 use super::Counters;
 
 /// One message to publish.
@@ -26,17 +30,19 @@ pub(super) struct Outgoing {
 /// or `stop` fires.
 pub(super) fn spawn(
     client: Client,
+    link: Arc<Link>,
     cluster: bool,
     queue: mpsc::Receiver<Outgoing>,
     batch: usize,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
 ) {
-    tokio::spawn(run(client, cluster, queue, batch, counters, stop));
+    tokio::spawn(run(client, link, cluster, queue, batch, counters, stop));
 }
 
 async fn run(
     client: Client,
+    link: Arc<Link>,
     cluster: bool,
     mut queue: mpsc::Receiver<Outgoing>,
     batch_max: usize,
@@ -62,7 +68,7 @@ async fn run(
             }
         }
         let n = batch.len() as u64;
-        if !client.is_connected() {
+        if !link.up(&client) {
             batch.clear();
             Counters::add(&counters.failed, n);
             log.failed(n, &"not connected to Redis");

@@ -5,8 +5,7 @@
 //! with what Redis has (`applied`) and sends the difference. After a
 //! reconnection Redis has nothing, so `applied` is cleared and everything
 //! is subscribed again; a command that failed is retried after a delay.
-//! The control task also counts disconnections (fred's error events while
-//! connected) and, at stop, quits the subscriber connection.
+//! At stop, the control task quits the subscriber connection.
 //!
 //! The receive task takes fred's messages, strips the prefix and hands
 //! `(topic, payload)` to the receiver (cloned out of its lock first, so
@@ -75,21 +74,18 @@ pub(super) fn spawn(
 ) {
     let messages = client.message_rx();
     tokio::spawn(receive(messages, subscriptions.prefix.clone(), receiver, counters.clone(), stop.clone()));
-    tokio::spawn(control(client, cluster, subscriptions, counters, retry, stop));
+    tokio::spawn(control(client, cluster, subscriptions, retry, stop));
 }
 
 async fn control(
     client: Client,
     cluster: bool,
     subscriptions: Arc<Subscriptions>,
-    counters: Arc<Counters>,
     retry: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut reconnects = client.reconnect_rx();
-    let mut errors = client.error_rx();
     let mut applied = BTreeSet::new();
-    let mut connected = true;
     let mut log = OutageLog::new("subscribing");
     loop {
         let pending = !reconcile(&client, cluster, &subscriptions, &mut applied, &mut log).await;
@@ -107,20 +103,8 @@ async fn control(
                 if matches!(r, Err(RecvError::Closed)) {
                     break;
                 }
-                connected = true;
                 // The new connection has no subscription.
                 applied.clear();
-            }
-            r = errors.recv() => {
-                if matches!(r, Err(RecvError::Closed)) {
-                    break;
-                }
-                // fred reports connection-level errors only: a lost
-                // connection, a failed reconnection attempt.
-                if connected {
-                    connected = false;
-                    Counters::add(&counters.disconnects, 1);
-                }
             }
             _ = subscriptions.wake.notified() => {}
             _ = retry_after => {}
