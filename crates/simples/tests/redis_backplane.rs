@@ -110,6 +110,15 @@ async fn one_server_delivers_in_order_exactly_once_to_subscribers_only() {
     eventually(Duration::from_secs(5), "NUMSUB back to 0", || numsub("simples:room") == 0).await;
     assert_eq!(b.stats().topics, 0);
     assert_eq!(numsub("simples:other"), 1, "C's subscription is untouched");
+
+    // Dropping the last Arc stops the tasks and closes the connections:
+    // B's two and redis-cli's own are left.
+    drop((a, c));
+    eventually(Duration::from_secs(5), "the dropped backplanes' connections to close", || {
+        redis.cli(&["CLIENT", "LIST"]).lines().count() == 3
+    })
+    .await;
+    assert_eq!(numsub("simples:other"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +170,17 @@ async fn a_cluster_uses_sharded_pubsub_on_the_owning_shard() {
     let owner = cluster.owner("simples:t0");
     eventually(Duration::from_secs(5), "SHARDNUMSUB back to 0", || shardnumsub(owner, "t0") == 0).await;
     assert_eq!(b.stats().topics, 8);
+
+    // Presence: single-key commands, the keys on different shards.
+    for t in &topics {
+        a.presence_join(t, member(1, "ana")).await.unwrap();
+        b.presence_join(t, member(2, "bob")).await.unwrap();
+    }
+    for t in &topics {
+        assert_eq!(nicks(&a.presence(t).await.unwrap()), ["ana", "bob"], "{t}");
+    }
+    b.presence_leave("t3", 2).await.unwrap();
+    assert_eq!(nicks(&a.presence("t3").await.unwrap()), ["ana"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,10 +208,25 @@ async fn an_outage_counts_failures_and_resubscribes_by_itself() {
         a.publish("t", Bytes::from(format!("lost{i}"))).expect("queued even while Redis is down");
     }
     eventually(Duration::from_secs(5), "the 50 failures", || a.stats().failed == 50).await;
+    // Interest and presence changed during the outage are not lost.
+    b.subscribe("later");
+    assert!(matches!(
+        b.presence_join("room", member(7, "eve")).await,
+        Err(BackplaneError::Unavailable(_))
+    ));
 
     redis.restart();
     eventually(Duration::from_secs(10), "the reconnection", || a.stats().connected && b.stats().connected).await;
-    eventually(Duration::from_secs(10), "the automatic resubscription", || numsub() == 1).await;
+    eventually(Duration::from_secs(10), "the automatic resubscription", || {
+        numsub() == 1 && count(&cli(port, &["PUBSUB", "NUMSUB", "simples:later"])) == 1
+    })
+    .await;
+    // Redis came back empty: B writes its presence again.
+    eventually(Duration::from_secs(10), "B's presence rewritten", || {
+        cli(port, &["HLEN", "simples:presence:room"]) == "1"
+    })
+    .await;
+    assert_eq!(nicks(&a.presence("room").await.unwrap()), ["eve"]);
     for i in 100..200 {
         a.publish("t", Bytes::from(i.to_string())).unwrap();
     }
@@ -204,7 +239,7 @@ async fn an_outage_counts_failures_and_resubscribes_by_itself() {
     let (sa, sb) = (a.stats(), b.stats());
     assert_eq!((sa.published, sa.failed, sa.dropped), (201, 50, 0));
     assert_eq!((sa.disconnects, sb.disconnects), (2, 2), "each lost connection counted once");
-    assert_eq!(sb.topics, 1);
+    assert_eq!(sb.topics, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

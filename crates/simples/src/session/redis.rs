@@ -18,7 +18,7 @@ use std::sync::Arc;
 use fred::prelude::{Client, ClientLike as _, Expiration, KeysInterface as _};
 use tokio::sync::watch;
 
-use crate::backplane::redis::{connect_client, fail_fast, Counters, Link, RedisUrl};
+use crate::backplane::redis::{connect_client, Counters, Link, RedisUrl};
 use crate::backplane::{BackplaneError, RedisBackplaneOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handler::BoxFuture;
@@ -26,7 +26,6 @@ use crate::session::{SessionData, SessionStore};
 
 /// Sessions in Redis: see the [module documentation](self).
 pub struct RedisSessionStore {
-    client: Client,
     link: Arc<Link>,
     prefix: String,
     /// Dropped with the store: stops the link's watcher.
@@ -57,17 +56,14 @@ impl RedisSessionStore {
         let settings = RedisBackplaneOptions::default().client_settings();
         let client = connect_client(&url, &settings).await.map_err(|e: BackplaneError| store_error("cannot connect", e))?;
         let (stop, stop_rx) = watch::channel(false);
-        let link = Link::watch(&client, Arc::new(Counters::default()), stop_rx);
-        Ok(RedisSessionStore { client, link, prefix: prefix.to_string(), _stop: stop })
+        let link = Link::watch(client, Arc::new(Counters::default()), stop_rx);
+        Ok(RedisSessionStore { link, prefix: prefix.to_string(), _stop: stop })
     }
 
     /// The client for one command: fails at once while the connection is
     /// known to be down.
     fn client(&self) -> Result<fred::clients::WithOptions<Client>> {
-        if !self.link.up(&self.client) {
-            return Err(store_error("unavailable", "not connected to Redis"));
-        }
-        Ok(self.client.with_options(&fail_fast()))
+        self.link.commands().map_err(|e| store_error("unavailable", e))
     }
 
     fn key(&self, id: &str) -> String {
@@ -78,7 +74,7 @@ impl RedisSessionStore {
 impl Drop for RedisSessionStore {
     fn drop(&mut self) {
         // fred's connection task runs until QUIT.
-        let client = self.client.clone();
+        let client = self.link.client().clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = client.quit().await;

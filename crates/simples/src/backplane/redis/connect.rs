@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fred::clients::WithOptions;
 use fred::prelude::{EventInterface as _, 
     Builder, Client, ClientLike as _, Config, ConnectionConfig, Options, PerformanceConfig, ReconnectPolicy, Server,
     ServerConfig, TcpConfig,
@@ -170,21 +171,23 @@ pub(crate) async fn connect_client(url: &RedisUrl, settings: &ClientSettings) ->
     }
 }
 
-/// Whether one client's connection is up, as its events say: down at
-/// the first error (a lost connection; fred tells at once, while its own
-/// state still says "connected" until the first reconnection attempt),
+/// One client and whether its connection is up, as its events say: down
+/// at the first error (a lost connection; fred tells at once, while its
+/// own state still says "connected" until the first reconnection attempt,
+/// and a command sent meanwhile would wait in fred for the reconnection),
 /// up at the next reconnection. Each loss is counted in
 /// `Counters::disconnects`.
 pub(crate) struct Link {
+    client: Client,
     up: AtomicBool,
 }
 
 impl Link {
     /// Watches `client` (connected now) until `stop`.
-    pub fn watch(client: &Client, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) -> Arc<Link> {
-        let link = Arc::new(Link { up: AtomicBool::new(true) });
+    pub fn watch(client: Client, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) -> Arc<Link> {
         let mut errors = client.error_rx();
         let mut reconnects = client.reconnect_rx();
+        let link = Arc::new(Link { client, up: AtomicBool::new(true) });
         let watched = link.clone();
         tokio::spawn(async move {
             loop {
@@ -209,15 +212,24 @@ impl Link {
         link
     }
 
-    /// Whether the connection is up (by the events and by fred's state).
-    pub fn up(&self, client: &Client) -> bool {
-        self.up.load(Ordering::SeqCst) && client.is_connected()
+    /// The client (for events, `quit`).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
-}
 
-/// Per-command options: fail at once while disconnected, one attempt.
-pub(crate) fn fail_fast() -> Options {
-    Options { fail_fast: true, max_attempts: Some(1), ..Options::default() }
+    /// Whether the connection is up (by the events and by fred's state).
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::SeqCst) && self.client.is_connected()
+    }
+
+    /// The client for commands that fail at once (one attempt); an
+    /// [`BackplaneError::Unavailable`] error while the connection is down.
+    pub fn commands(&self) -> Result<WithOptions<Client>, BackplaneError> {
+        if !self.up() {
+            return Err(BackplaneError::Unavailable("not connected to Redis".into()));
+        }
+        Ok(self.client.with_options(&Options { fail_fast: true, max_attempts: Some(1), ..Options::default() }))
+    }
 }
 
 /// A Redis error as the backplane's error.

@@ -46,14 +46,14 @@ mod presence;
 mod publisher;
 mod subscriber;
 
-pub(crate) use connect::{connect_client, fail_fast, ClientSettings, Link, RedisUrl};
+pub(crate) use connect::{connect_client, ClientSettings, Link, RedisUrl};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{Client, ClientLike as _};
+use fred::prelude::ClientLike as _;
 use futures_core::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
@@ -200,7 +200,7 @@ pub struct RedisBackplane {
     presence: Arc<Presence>,
     queue: mpsc::Sender<Outgoing>,
     /// The publishing and the subscribed connections, with their health.
-    links: [(Client, Arc<Link>); 2],
+    links: [Arc<Link>; 2],
     /// Dropped (or set) to stop every task.
     stop: watch::Sender<bool>,
 }
@@ -230,19 +230,19 @@ impl RedisBackplane {
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let receiver = Arc::new(Mutex::new(None));
-        let presence = Arc::new(Presence::new(publisher.clone(), &options, &node));
+        let publisher_link = Link::watch(publisher.clone(), counters.clone(), stop_rx.clone());
+        let subscriber_link = Link::watch(subscriber.clone(), counters.clone(), stop_rx.clone());
+        let presence = Arc::new(Presence::new(publisher_link.clone(), &options, &node));
         if let Err(e) = presence.heartbeat().await {
             let _ = publisher.quit().await;
             let _ = subscriber.quit().await;
             return Err(e);
         }
         let (queue, queue_rx) = mpsc::channel(options.publish_queue);
-        let publisher_link = Link::watch(&publisher, counters.clone(), stop_rx.clone());
-        let subscriber_link = Link::watch(&subscriber, counters.clone(), stop_rx.clone());
-        publisher::spawn(publisher.clone(), publisher_link.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
+        publisher::spawn(publisher_link.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
         let subscriptions = Arc::new(Subscriptions::new(format!("{}:", options.prefix)));
         subscriber::spawn(
-            subscriber.clone(),
+            subscriber_link.clone(),
             url.cluster,
             subscriptions.clone(),
             receiver.clone(),
@@ -260,7 +260,7 @@ impl RedisBackplane {
             subscriptions,
             presence,
             queue,
-            links: [(publisher, publisher_link), (subscriber, subscriber_link)],
+            links: [publisher_link, subscriber_link],
             stop,
         }))
     }
@@ -359,7 +359,7 @@ impl Backplane for RedisBackplane {
             lost: Counters::get(&c.lost),
             topics: self.subscriptions.len(),
             disconnects: Counters::get(&c.disconnects),
-            connected: self.links.iter().all(|(client, link)| link.up(client)),
+            connected: self.links.iter().all(|link| link.up()),
         }
     }
 }

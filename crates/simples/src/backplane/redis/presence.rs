@@ -25,18 +25,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{
-    Client, ClientLike as _, EventInterface as _, Expiration, HashesInterface as _, KeysInterface as _,
-};
+use fred::prelude::{ClientLike as _, EventInterface as _, Expiration, HashesInterface as _, KeysInterface as _};
 use tokio::sync::watch;
 
-use super::connect::{engine_error, fail_fast, OutageLog};
+use super::connect::{engine_error, Link, OutageLog};
 use super::RedisBackplaneOptions;
 use crate::backplane::{BackplaneError, PresenceMember};
 
 /// This node's presence: its members and the commands on Redis.
 pub(super) struct Presence {
-    client: Client,
+    link: Arc<Link>,
     node: String,
     node_key: String,
     prefix: String,
@@ -54,9 +52,9 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl Presence {
-    pub fn new(client: Client, options: &RedisBackplaneOptions, node: &str) -> Presence {
+    pub fn new(link: Arc<Link>, options: &RedisBackplaneOptions, node: &str) -> Presence {
         Presence {
-            client,
+            link,
             node: node.to_string(),
             node_key: node_key(&options.prefix, node),
             prefix: options.prefix.clone(),
@@ -87,7 +85,7 @@ impl Presence {
     /// HSET `fields` in `topic`'s hash and sets its expiry.
     async fn write(&self, topic: &str, fields: Vec<(String, String)>) -> Result<(), BackplaneError> {
         let key = self.hash_key(topic);
-        let client = self.client.with_options(&fail_fast());
+        let client = self.link.commands()?;
         let _: () = client.hset(&key, fields).await.map_err(|e| engine_error("presence join", e))?;
         let _: () = client.pexpire(&key, millis(self.hash_ttl), None).await.map_err(|e| engine_error("presence join", e))?;
         Ok(())
@@ -104,7 +102,7 @@ impl Presence {
                 }
             }
         }
-        let client = self.client.with_options(&fail_fast());
+        let client = self.link.commands()?;
         let _: () = client
             .hdel(self.hash_key(topic), field(&self.node, conn))
             .await
@@ -115,7 +113,7 @@ impl Presence {
     /// The live members of `topic`, sorted by node then connection.
     pub async fn members(&self, topic: &str) -> Result<Vec<PresenceMember>, BackplaneError> {
         let key = self.hash_key(topic);
-        let client = self.client.with_options(&fail_fast());
+        let client = self.link.commands()?;
         let entries: HashMap<String, Bytes> =
             client.hgetall(&key).await.map_err(|e| engine_error(&format!("presence of {topic:?}"), e))?;
         let mut members = Vec::with_capacity(entries.len());
@@ -163,7 +161,7 @@ impl Presence {
         if *closing {
             return Ok(());
         }
-        let client = self.client.with_options(&fail_fast());
+        let client = self.link.commands()?;
         let _: () = client
             .set(&self.node_key, "1", Some(Expiration::PX(millis(self.ttl))), None, false)
             .await
@@ -198,7 +196,7 @@ impl Presence {
     pub async fn remove_node(&self) -> Result<(), BackplaneError> {
         let mut closing = self.closing.lock().await;
         *closing = true;
-        let client = self.client.with_options(&fail_fast());
+        let client = self.link.commands()?;
         let _: () = client.del(&self.node_key).await.map_err(|e| engine_error("presence shutdown", e))?;
         let all: Vec<(String, Vec<u64>)> =
             self.local().drain().map(|(topic, members)| (topic, members.into_keys().collect())).collect();
@@ -229,7 +227,7 @@ fn decode(field_name: &str, value: &[u8]) -> Option<PresenceMember> {
 /// closes the publishing connection.
 pub(super) fn spawn_heartbeat(presence: Arc<Presence>, interval: Duration, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
-        let mut reconnects = presence.client.reconnect_rx();
+        let mut reconnects = presence.link.client().reconnect_rx();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -263,6 +261,6 @@ pub(super) fn spawn_heartbeat(presence: Arc<Presence>, interval: Duration, mut s
                 }
             }
         }
-        let _ = presence.client.quit().await;
+        let _ = presence.link.client().quit().await;
     });
 }

@@ -12,11 +12,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fred::clients::Pipeline;
-use fred::prelude::{Client, ClientLike as _, PubsubInterface as _, Value};
+use fred::clients::{Pipeline, WithOptions};
+use fred::prelude::{Client, PubsubInterface as _, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{fail_fast, Link, OutageLog};
+use super::connect::{Link, OutageLog};
 use super::Counters;
 
 /// One message to publish.
@@ -29,7 +29,6 @@ pub(super) struct Outgoing {
 /// Starts the publisher task; it ends when the queue's senders are gone
 /// or `stop` fires.
 pub(super) fn spawn(
-    client: Client,
     link: Arc<Link>,
     cluster: bool,
     queue: mpsc::Receiver<Outgoing>,
@@ -37,11 +36,10 @@ pub(super) fn spawn(
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
 ) {
-    tokio::spawn(run(client, link, cluster, queue, batch, counters, stop));
+    tokio::spawn(run(link, cluster, queue, batch, counters, stop));
 }
 
 async fn run(
-    client: Client,
     link: Arc<Link>,
     cluster: bool,
     mut queue: mpsc::Receiver<Outgoing>,
@@ -68,13 +66,16 @@ async fn run(
             }
         }
         let n = batch.len() as u64;
-        if !link.up(&client) {
-            batch.clear();
-            Counters::add(&counters.failed, n);
-            log.failed(n, &"not connected to Redis");
-            continue;
-        }
-        let (ok, error) = publish_batch(&client, cluster, &mut batch).await;
+        let client = match link.commands() {
+            Ok(client) => client,
+            Err(e) => {
+                batch.clear();
+                Counters::add(&counters.failed, n);
+                log.failed(n, &e);
+                continue;
+            }
+        };
+        let (ok, error) = publish_batch(client, cluster, &mut batch).await;
         Counters::add(&counters.published, ok);
         match error {
             None => log.succeeded(),
@@ -95,8 +96,12 @@ async fn run(
 
 /// Writes `batch` (emptied) as one pipeline: how many were accepted by
 /// Redis, and the first error if some were not.
-async fn publish_batch(client: &Client, cluster: bool, batch: &mut Vec<Outgoing>) -> (u64, Option<fred::error::Error>) {
-    let pipeline = Pipeline::from(client.with_options(&fail_fast()));
+async fn publish_batch(
+    client: WithOptions<Client>,
+    cluster: bool,
+    batch: &mut Vec<Outgoing>,
+) -> (u64, Option<fred::error::Error>) {
+    let pipeline = Pipeline::from(client);
     let n = batch.len();
     for m in batch.drain(..) {
         // Queuing into the pipeline is in memory: it cannot fail.
