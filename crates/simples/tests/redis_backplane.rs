@@ -196,6 +196,11 @@ async fn an_outage_counts_failures_and_resubscribes_by_itself() {
         a.publish("t", Bytes::from(i.to_string())).unwrap();
     }
     eventually(Duration::from_secs(5), "the first 100", || ib.on("t").len() == 100).await;
+    b.presence_join("room", member(8, "dan")).await.unwrap();
+    b.presence_join("room", member(9, "fay")).await.unwrap();
+    // Snapshot: the restarted server loads the presence hash as it was.
+    redis.cli(&["SET", "snapshot-marker", "1"]);
+    assert_eq!(redis.cli(&["SAVE"]), "OK");
 
     redis.kill();
     // Each backplane has two connections (publishing, subscribed): both lost.
@@ -210,23 +215,22 @@ async fn an_outage_counts_failures_and_resubscribes_by_itself() {
     eventually(Duration::from_secs(5), "the 50 failures", || a.stats().failed == 50).await;
     // Interest and presence changed during the outage are not lost.
     b.subscribe("later");
-    assert!(matches!(
-        b.presence_join("room", member(7, "eve")).await,
-        Err(BackplaneError::Unavailable(_))
-    ));
+    let down = |r: Result<(), BackplaneError>| matches!(r, Err(BackplaneError::Unavailable(_)));
+    assert!(down(b.presence_join("room", member(7, "eve")).await));
+    assert!(down(b.presence_leave("room", 9).await));
 
     redis.restart();
+    assert_eq!(redis.cli(&["EXISTS", "snapshot-marker"]), "1", "the snapshot was loaded");
     eventually(Duration::from_secs(10), "the reconnection", || a.stats().connected && b.stats().connected).await;
     eventually(Duration::from_secs(10), "the automatic resubscription", || {
         numsub() == 1 && count(&cli(port, &["PUBSUB", "NUMSUB", "simples:later"])) == 1
     })
     .await;
-    // Redis came back empty: B writes its presence again.
-    eventually(Duration::from_secs(10), "B's presence rewritten", || {
-        cli(port, &["HLEN", "simples:presence:room"]) == "1"
-    })
-    .await;
-    assert_eq!(nicks(&a.presence("room").await.unwrap()), ["eve"]);
+    // B writes its presence again: the join made during the outage is
+    // added, the leave removes the snapshot's entry.
+    let entry = |conn: u64| cli(port, &["HEXISTS", "simples:presence:room", &format!("{}:{conn}", b.node_id())]);
+    eventually(Duration::from_secs(10), "B's presence rewritten", || entry(7) == "1" && entry(9) == "0").await;
+    assert_eq!(nicks(&a.presence("room").await.unwrap()), ["dan", "eve"]);
     for i in 100..200 {
         a.publish("t", Bytes::from(i.to_string())).unwrap();
     }

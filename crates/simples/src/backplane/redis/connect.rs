@@ -232,6 +232,16 @@ impl Link {
     }
 }
 
+/// Sleeps `delay` when `pending`, forever otherwise: the retry arm of a
+/// background task's `select!`.
+pub(crate) async fn retry_after(pending: bool, delay: Duration) {
+    if pending {
+        tokio::time::sleep(delay).await
+    } else {
+        std::future::pending().await
+    }
+}
+
 /// A Redis error as the backplane's error.
 pub(crate) fn engine_error(what: &str, e: fred::error::Error) -> BackplaneError {
     use fred::error::ErrorKind;

@@ -250,7 +250,7 @@ impl RedisBackplane {
             options.reconnect_min,
             stop_rx.clone(),
         );
-        presence::spawn_heartbeat(presence.clone(), options.heartbeat_interval, stop_rx);
+        presence::spawn_heartbeat(presence.clone(), options.heartbeat_interval, options.reconnect_min, stop_rx);
         Ok(Arc::new(RedisBackplane {
             node,
             presence_ttl: options.presence_ttl,

@@ -20,7 +20,7 @@ use fred::types::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{watch, Notify};
 
-use super::connect::{engine_error, Link, OutageLog};
+use super::connect::{engine_error, retry_after, Link, OutageLog};
 use super::{BackplaneError, Counters, Receiver};
 
 /// Channels per (un)subscribe command on one server.
@@ -89,13 +89,6 @@ async fn control(
     let mut log = OutageLog::new("subscribing");
     loop {
         let pending = !reconcile(&link, cluster, &subscriptions, &mut applied, &mut log).await;
-        let retry_after = async {
-            if pending {
-                tokio::time::sleep(retry).await
-            } else {
-                std::future::pending().await
-            }
-        };
         tokio::select! {
             biased;
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -107,7 +100,7 @@ async fn control(
                 applied.clear();
             }
             _ = subscriptions.wake.notified() => {}
-            _ = retry_after => {}
+            _ = retry_after(pending, retry) => {}
         }
     }
     let _ = link.client().quit().await;
