@@ -47,6 +47,9 @@ pub(super) struct Presence {
     closing: tokio::sync::Mutex<bool>,
 }
 
+/// Hash fields and values to write.
+type Fields = Vec<(String, String)>;
+
 /// Most left connections remembered for removal after an outage.
 const MAX_STALE: usize = 65_536;
 
@@ -114,7 +117,7 @@ impl Presence {
     }
 
     /// HSET `fields` in `topic`'s hash and sets its expiry.
-    async fn write(&self, topic: &str, fields: Vec<(String, String)>) -> Result<(), BackplaneError> {
+    async fn write(&self, topic: &str, fields: Fields) -> Result<(), BackplaneError> {
         let key = self.hash_key(topic);
         let client = self.link.commands()?;
         let _: () = client.hset(&key, fields).await.map_err(|e| engine_error("presence join", e))?;
@@ -213,7 +216,7 @@ impl Presence {
     /// After a reconnection: writes every member of this node again, and
     /// removes the entries of connections that left meanwhile.
     async fn rewrite(&self) -> Result<(), BackplaneError> {
-        let (members, stale): (Vec<(String, Vec<(String, String)>)>, Vec<(String, Vec<u64>)>) = {
+        let (members, stale): (Vec<(String, Fields)>, Vec<(String, Vec<u64>)>) = {
             let local = self.local();
             let members = local.members.iter().map(|(topic, members)| {
                 (topic.clone(), members.iter().map(|(conn, json)| (field(&self.node, *conn), json.clone())).collect())
