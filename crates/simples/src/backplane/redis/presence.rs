@@ -216,13 +216,16 @@ impl Presence {
     /// After a reconnection: writes every member of this node again, and
     /// removes the entries of connections that left meanwhile.
     async fn rewrite(&self) -> Result<(), BackplaneError> {
-        let (members, stale): (Vec<(String, Fields)>, Vec<(String, Vec<u64>)>) = {
+        let members: Vec<(String, Fields)> = {
             let local = self.local();
-            let members = local.members.iter().map(|(topic, members)| {
-                (topic.clone(), members.iter().map(|(conn, json)| (field(&self.node, *conn), json.clone())).collect())
-            });
-            let stale = local.stale.iter().map(|(topic, conns)| (topic.clone(), conns.iter().copied().collect()));
-            (members.collect(), stale.collect())
+            let fields = |members: &HashMap<u64, String>| {
+                members.iter().map(|(conn, json)| (field(&self.node, *conn), json.clone())).collect()
+            };
+            local.members.iter().map(|(topic, members)| (topic.clone(), fields(members))).collect()
+        };
+        let stale: Vec<(String, Vec<u64>)> = {
+            let local = self.local();
+            local.stale.iter().map(|(topic, conns)| (topic.clone(), conns.iter().copied().collect())).collect()
         };
         let writes = members.into_iter().map(|(topic, fields)| async move { self.write(&topic, fields).await });
         for result in futures_util::future::join_all(writes).await {
