@@ -1,19 +1,11 @@
 //! [`RedisSessionStore`]: sessions in Redis (feature `redis`), shared by
 //! every node of an application.
 //!
-//! One key per session, `{prefix}:session:{id}`, holding the session's JSON
-//! object, written with `SET ... PX ttl` so Redis itself expires it; `GET`
-//! reads it back (a value that is not a JSON object is an error, never a
-//! panic) and `DEL` destroys it. Every command names one key, so a Redis
-//! Cluster works too. The connection is the backplane's kind (see
-//! `backplane::redis::connect`): it fails fast while Redis is known to be
-//! down (the request gets a `500`; a command sent in the instant the
-//! connection breaks fails after the command timeout, 5 s) and reconnects
-//! in the background.
-
-use std::time::Duration;
+//! The design is documented on [`RedisSessionStore`] (public, unlike
+//! this module).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fred::prelude::{Client, ClientLike as _, Expiration, KeysInterface as _};
 use tokio::sync::watch;
@@ -24,7 +16,17 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::handler::BoxFuture;
 use crate::session::{SessionData, SessionStore};
 
-/// Sessions in Redis: see the [module documentation](self).
+/// Sessions in Redis, shared by every node of an application.
+///
+/// One key per session, `{prefix}:session:{id}`, holding the session's JSON
+/// object, written with `SET ... PX ttl` so Redis itself expires it; `GET`
+/// reads it back (a value that is not a JSON object is an error, never a
+/// panic) and `DEL` destroys it. Every command names one key, so a Redis
+/// Cluster works too. The connection is made like the backplane's (same
+/// URL forms, timeouts and reconnection): it fails fast while Redis is known to be
+/// down (the request gets a `500`; a command sent in the instant the
+/// connection breaks fails after the command timeout, 5 s) and reconnects
+/// in the background.
 pub struct RedisSessionStore {
     link: Arc<Link>,
     prefix: String,

@@ -57,7 +57,8 @@ impl Subscriptions {
         self.lock().len()
     }
 
-    fn channel(&self, topic: &str) -> String {
+    /// The Redis channel of `topic`: `{prefix}:{topic}`.
+    pub fn channel(&self, topic: &str) -> String {
         format!("{}{topic}", self.prefix)
     }
 }
