@@ -62,6 +62,11 @@ impl RedisSessionStore {
         Ok(RedisSessionStore { link, prefix: prefix.to_string(), _stop: stop })
     }
 
+    /// Whether the connection to Redis is up now (for health checks).
+    pub fn is_connected(&self) -> bool {
+        self.link.up()
+    }
+
     /// The client for one command: fails at once while the connection is
     /// known to be down.
     fn client(&self) -> Result<fred::clients::WithOptions<Client>> {
