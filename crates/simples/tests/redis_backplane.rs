@@ -381,3 +381,65 @@ async fn start_up_errors_are_clear() {
     assert!(matches!(&e, BackplaneError::Unavailable(m) if m.contains(&port.to_string())), "{e}");
     assert!(started.elapsed() < Duration::from_secs(4), "fails fast: {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_arrive_byte_for_byte() {
+    let Some(redis) = RedisServer::start() else { return };
+    let (a, b) = (connect(&redis.url()).await, connect(&redis.url()).await);
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    b.set_receiver(Arc::new(move |_: &str, payload: Bytes| sink.lock().unwrap().push(payload)));
+    b.subscribe("bin");
+    eventually(Duration::from_secs(5), "the subscription", || {
+        count(&redis.cli(&["PUBSUB", "NUMSUB", "simples:bin"])) == 1
+    })
+    .await;
+    let payloads: Vec<Bytes> = vec![
+        Bytes::from_static(&[0xff, 0x00, 0x80, 0xfe]),
+        Bytes::new(),
+        Bytes::from_static(b"123"),
+        Bytes::from_static("é\r\n$-1\r\n".as_bytes()),
+        Bytes::from(vec![7u8; 1 << 20]),
+    ];
+    for p in &payloads {
+        a.publish("bin", p.clone()).unwrap();
+    }
+    eventually(Duration::from_secs(10), "every payload", || got.lock().unwrap().len() == payloads.len()).await;
+    assert_eq!(*got.lock().unwrap(), payloads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_loses_what_overflows_its_buffer_and_counts_it() {
+    let Some(redis) = RedisServer::start() else { return };
+    let a = connect(&redis.url()).await;
+    let b = RedisBackplane::connect(RedisBackplaneOptions { receive_buffer: 16, ..options(&redis.url()) })
+        .await
+        .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    // A receiver breaking the contract (it blocks) stands for a node that
+    // cannot keep up.
+    b.set_receiver(Arc::new(move |_: &str, payload: Bytes| {
+        std::thread::sleep(Duration::from_micros(500));
+        sink.lock().unwrap().push(String::from_utf8_lossy(&payload).into_owned());
+    }));
+    b.subscribe("fast");
+    eventually(Duration::from_secs(5), "the subscription", || {
+        count(&redis.cli(&["PUBSUB", "NUMSUB", "simples:fast"])) == 1
+    })
+    .await;
+    for i in 0..2000 {
+        a.publish("fast", Bytes::from(i.to_string())).unwrap();
+    }
+    eventually(Duration::from_secs(20), "every message received or lost", || {
+        let s = b.stats();
+        s.received + s.lost == 2000
+    })
+    .await;
+    let s = b.stats();
+    assert!(s.lost > 0, "the burst overflowed the 16-message buffer: {s:?}");
+    // What arrived is in order, with holes.
+    let got: Vec<u32> = got.lock().unwrap().iter().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(got.len() as u64, s.received);
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
+}
