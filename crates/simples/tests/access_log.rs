@@ -3,38 +3,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use simples::{AccessLog, Conn};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 // A current-thread runtime, so the thread-local subscriber sees the
 // server's tasks.
 #[tokio::test(flavor = "current_thread")]
 async fn lines_follow_the_format() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_level(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
     let mut s = server();
     s.options_mut().log = Some(AccessLog::new("{ip} {method} {path} {status} {bytes} {host} ua={user_agent} ref={referer} {ms}ms {unknown}"));
@@ -44,7 +20,7 @@ async fn lines_follow_the_format() {
     get(a, "/hello?x=1").await;
     send(a, req("POST", "/nope").header("user-agent", "curl/8")).await;
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("simples::access")).collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("127.0.0.1 GET /hello?x=1 200 5 localhost ua=- ref=- "), "{}", lines[0]);

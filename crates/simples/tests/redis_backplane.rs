@@ -443,3 +443,30 @@ async fn a_slow_receiver_loses_what_overflows_its_buffer_and_counts_it() {
     assert_eq!(got.len() as u64, s.received);
     assert!(got.windows(2).all(|w| w[0] < w[1]), "in order");
 }
+
+// A current-thread runtime, so the thread-local log capture sees the
+// backplane's tasks.
+#[tokio::test(flavor = "current_thread")]
+async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let (capture, _guard) = common::LogCapture::start();
+    let a = connect(&redis.url()).await;
+    redis.kill();
+    eventually(Duration::from_secs(5), "the outage to be seen", || a.stats().disconnects == 2).await;
+    for i in 0..30 {
+        a.publish("t", Bytes::from(i.to_string())).unwrap();
+        // Several batches, not one.
+        tokio::task::yield_now().await;
+    }
+    eventually(Duration::from_secs(5), "the failures", || a.stats().failed == 30).await;
+    redis.restart();
+    eventually(Duration::from_secs(10), "the reconnection", || a.stats().connected).await;
+    a.publish("t", Bytes::from_static(b"back")).unwrap();
+    eventually(Duration::from_secs(5), "a publication", || a.stats().published == 1).await;
+
+    let text = capture.text();
+    let lines = |what: &str| text.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(lines("publishing fails"), 1, "one warning:\n{text}");
+    assert_eq!(lines("WARN"), lines("fails"), "warnings are outage starts only:\n{text}");
+    assert_eq!(lines("publishing works again; 30 operations failed meanwhile"), 1, "one end line:\n{text}");
+}
