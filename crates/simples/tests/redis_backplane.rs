@@ -127,9 +127,8 @@ async fn a_cluster_uses_sharded_pubsub_on_the_owning_shard() {
     let (a, b) = (connect(&cluster.url()).await, connect(&cluster.url()).await);
     let ib = Inbox::of(&b);
     let topics: Vec<String> = (0..9).map(|i| format!("t{i}")).collect();
-    let shardnumsub = |node: &RedisServer, topic: &str| {
-        count(&node.cli(&["PUBSUB", "SHARDNUMSUB", &format!("simples:{topic}")]))
-    };
+    let shardnumsub =
+        |node: &RedisServer, topic: &str| count(&node.cli(&["PUBSUB", "SHARDNUMSUB", &format!("simples:{topic}")]));
     let owners: Vec<u16> = topics.iter().map(|t| cluster.owner(&format!("simples:{t}")).port()).collect();
     let mut distinct = owners.clone();
     distinct.sort();
@@ -249,9 +248,10 @@ async fn an_outage_counts_failures_and_resubscribes_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_the_newest_and_counts_them() {
     let Some(redis) = RedisServer::start() else { return };
-    let a = RedisBackplane::connect(RedisBackplaneOptions { publish_queue: 8, publish_batch: 4, ..options(&redis.url()) })
-        .await
-        .unwrap();
+    let a =
+        RedisBackplane::connect(RedisBackplaneOptions { publish_queue: 8, publish_batch: 4, ..options(&redis.url()) })
+            .await
+            .unwrap();
     let b = connect(&redis.url()).await;
     let ib = Inbox::of(&b);
     b.subscribe("burst");
@@ -361,11 +361,9 @@ async fn presence_spans_nodes_and_forgets_dead_ones_within_the_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_errors_are_clear() {
-    for (url, says) in [
-        ("http://127.0.0.1:6379", "scheme"),
-        ("redis://127.0.0.1", "no :port"),
-        ("redis://a:1,b:2", "one server"),
-    ] {
+    for (url, says) in
+        [("http://127.0.0.1:6379", "scheme"), ("redis://127.0.0.1", "no :port"), ("redis://a:1,b:2", "one server")]
+    {
         let e = RedisBackplane::connect(options(url)).await.unwrap_err();
         assert!(matches!(&e, BackplaneError::Config(m) if m.contains(says)), "{url}: {e}");
     }
@@ -412,9 +410,8 @@ async fn payloads_arrive_byte_for_byte() {
 async fn a_slow_receiver_loses_what_overflows_its_buffer_and_counts_it() {
     let Some(redis) = RedisServer::start() else { return };
     let a = connect(&redis.url()).await;
-    let b = RedisBackplane::connect(RedisBackplaneOptions { receive_buffer: 16, ..options(&redis.url()) })
-        .await
-        .unwrap();
+    let b =
+        RedisBackplane::connect(RedisBackplaneOptions { receive_buffer: 16, ..options(&redis.url()) }).await.unwrap();
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
     // A receiver breaking the contract (it blocks) stands for a node that

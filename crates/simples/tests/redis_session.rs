@@ -38,7 +38,8 @@ async fn save_load_destroy_expire_and_corrupt_values() {
     // Expiry is Redis's: the key goes by itself.
     store.save("short", data(3), Duration::from_millis(200)).await.unwrap();
     assert_eq!(store.load("short").await.unwrap(), Some(data(3)));
-    eventually(Duration::from_secs(3), "the key to expire", || redis.cli(&["EXISTS", "app:session:short"]) == "0").await;
+    eventually(Duration::from_secs(3), "the key to expire", || redis.cli(&["EXISTS", "app:session:short"]) == "0")
+        .await;
     assert!(store.load("short").await.unwrap().is_none());
 
     // What is not a JSON object is an error, not a panic.

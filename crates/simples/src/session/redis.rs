@@ -56,7 +56,8 @@ impl RedisSessionStore {
         }
         let url = RedisUrl::parse(url).map_err(|e| store_error("cannot connect", e))?;
         let settings = RedisBackplaneOptions::default().client_settings();
-        let client = connect_client(&url, &settings).await.map_err(|e: BackplaneError| store_error("cannot connect", e))?;
+        let client =
+            connect_client(&url, &settings).await.map_err(|e: BackplaneError| store_error("cannot connect", e))?;
         let (stop, stop_rx) = watch::channel(false);
         let link = Link::watch(client, Arc::new(Counters::default()), stop_rx);
         Ok(RedisSessionStore { link, prefix: prefix.to_string(), _stop: stop })
@@ -119,8 +120,7 @@ impl SessionStore for RedisSessionStore {
 
     fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let _: () =
-                self.client()?.del(self.key(id)).await.map_err(|e| store_error("DEL", e))?;
+            let _: () = self.client()?.del(self.key(id)).await.map_err(|e| store_error("DEL", e))?;
             Ok(())
         })
     }

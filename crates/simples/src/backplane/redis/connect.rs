@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::WithOptions;
-use fred::prelude::{EventInterface as _, 
-    Builder, Client, ClientLike as _, Config, ConnectionConfig, Options, PerformanceConfig, ReconnectPolicy, Server,
-    ServerConfig, TcpConfig,
+use fred::prelude::{
+    Builder, Client, ClientLike as _, Config, ConnectionConfig, EventInterface as _, Options, PerformanceConfig,
+    ReconnectPolicy, Server, ServerConfig, TcpConfig,
 };
 
 use tokio::sync::broadcast::error::RecvError;
@@ -52,7 +52,9 @@ impl RedisUrl {
     /// Parses `url`; the error says what is wrong with it.
     pub fn parse(url: &str) -> Result<RedisUrl, BackplaneError> {
         let bad = |why: &str| BackplaneError::Config(format!("bad Redis URL {url:?}: {why}"));
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected redis://host:port or redis-cluster://host:port[,host:port...]"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected redis://host:port or redis-cluster://host:port[,host:port...]"))?;
         let cluster = match scheme {
             "redis" => false,
             "redis-cluster" => true,
@@ -96,7 +98,11 @@ impl RedisUrl {
             if host.is_empty() || host.contains(['?', '#', ' ']) {
                 return Err(bad(&format!("{node:?} has no valid host")));
             }
-            let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad(&format!("{node:?} has no valid port")))?;
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(&format!("{node:?} has no valid port")))?;
             nodes.push((host.trim_start_matches('[').trim_end_matches(']').to_string(), port));
         }
         if !cluster && nodes.len() != 1 {
@@ -139,8 +145,7 @@ pub(crate) async fn connect_client(url: &RedisUrl, settings: &ClientSettings) ->
         ..Config::default()
     };
     let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1);
-    let policy =
-        ReconnectPolicy::new_exponential(0, millis(settings.reconnect_min), millis(settings.reconnect_max), 2);
+    let policy = ReconnectPolicy::new_exponential(0, millis(settings.reconnect_min), millis(settings.reconnect_max), 2);
     let connection = ConnectionConfig {
         connection_timeout: settings.connect_timeout,
         internal_command_timeout: settings.command_timeout,

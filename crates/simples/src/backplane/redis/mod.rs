@@ -253,7 +253,14 @@ impl RedisBackplane {
             return Err(e);
         }
         let (queue, queue_rx) = mpsc::channel(options.publish_queue);
-        publisher::spawn(publisher_link.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
+        publisher::spawn(
+            publisher_link.clone(),
+            url.cluster,
+            queue_rx,
+            options.publish_batch,
+            counters.clone(),
+            stop_rx.clone(),
+        );
         let subscriptions = Arc::new(Subscriptions::new(format!("{}:", options.prefix)));
         subscriber::spawn(
             subscriber_link.clone(),

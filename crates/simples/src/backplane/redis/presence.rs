@@ -121,7 +121,8 @@ impl Presence {
         let key = self.hash_key(topic);
         let client = self.link.commands()?;
         let _: () = client.hset(&key, fields).await.map_err(|e| engine_error("presence join", e))?;
-        let _: () = client.pexpire(&key, millis(self.hash_ttl), None).await.map_err(|e| engine_error("presence join", e))?;
+        let _: () =
+            client.pexpire(&key, millis(self.hash_ttl), None).await.map_err(|e| engine_error("presence join", e))?;
         Ok(())
     }
 
@@ -137,7 +138,10 @@ impl Presence {
             }
         }
         let removed = match self.link.commands() {
-            Ok(client) => client.hdel::<(), _, _>(self.hash_key(topic), field(&self.node, conn)).await.map_err(|e| engine_error("presence leave", e)),
+            Ok(client) => client
+                .hdel::<(), _, _>(self.hash_key(topic), field(&self.node, conn))
+                .await
+                .map_err(|e| engine_error("presence leave", e)),
             Err(e) => Err(e),
         };
         if removed.is_err() {
@@ -239,7 +243,8 @@ impl Presence {
                 conns.into_iter().filter(|c| local.stale.get(&topic).is_some_and(|s| s.contains(c))).collect()
             };
             let fields: Vec<String> = conns.iter().map(|c| field(&self.node, *c)).collect();
-            let _: () = client.hdel(self.hash_key(&topic), fields).await.map_err(|e| engine_error("presence leave", e))?;
+            let _: () =
+                client.hdel(self.hash_key(&topic), fields).await.map_err(|e| engine_error("presence leave", e))?;
             let mut local = self.local();
             for conn in conns {
                 local.unstale(&topic, conn);
@@ -263,7 +268,8 @@ impl Presence {
         };
         for (topic, conns) in all {
             let fields: Vec<String> = conns.iter().map(|c| field(&self.node, *c)).collect();
-            let _: () = client.hdel(self.hash_key(&topic), fields).await.map_err(|e| engine_error("presence shutdown", e))?;
+            let _: () =
+                client.hdel(self.hash_key(&topic), fields).await.map_err(|e| engine_error("presence shutdown", e))?;
         }
         Ok(())
     }
