@@ -170,7 +170,8 @@ pub(crate) async fn connect_client(url: &RedisUrl, settings: &ClientSettings) ->
         Ok(Ok(_task)) => Ok(client),
         Ok(Err(e)) => Err(BackplaneError::Unavailable(format!("cannot connect to Redis at {}: {e}", nodes.join(",")))),
         Err(_) => {
-            let _ = client.quit().await;
+            // Stop its reconnection task; never wait long for that either.
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.quit()).await;
             Err(BackplaneError::Unavailable(format!("cannot connect to Redis at {}: timed out", nodes.join(","))))
         }
     }
