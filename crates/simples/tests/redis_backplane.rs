@@ -378,6 +378,19 @@ async fn start_up_errors_are_clear() {
     let e = RedisBackplane::connect(options(&format!("redis://127.0.0.1:{port}"))).await.unwrap_err();
     assert!(matches!(&e, BackplaneError::Unavailable(m) if m.contains(&port.to_string())), "{e}");
     assert!(started.elapsed() < Duration::from_secs(4), "fails fast: {:?}", started.elapsed());
+
+    // Something listens but never answers: an error too, not a hang.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", mute.local_addr().unwrap());
+    let started = Instant::now();
+    let quick = RedisBackplaneOptions {
+        connect_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(1),
+        ..options(&url)
+    };
+    let e = RedisBackplane::connect(quick).await.unwrap_err();
+    assert!(matches!(e, BackplaneError::Unavailable(_)), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
