@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::shared::Capture;
 use common::*;
 use simples::{AccessLog, Conn};
 
@@ -10,7 +11,15 @@ use simples::{AccessLog, Conn};
 // server's tasks.
 #[tokio::test(flavor = "current_thread")]
 async fn lines_follow_the_format() {
-    let (capture, _guard) = LogCapture::start();
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_level(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut s = server();
     s.options_mut().log = Some(AccessLog::new("{ip} {method} {path} {status} {bytes} {host} ua={user_agent} ref={referer} {ms}ms {unknown}"));
@@ -20,7 +29,7 @@ async fn lines_follow_the_format() {
     get(a, "/hello?x=1").await;
     send(a, req("POST", "/nope").header("user-agent", "curl/8")).await;
 
-    let text = capture.text();
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("simples::access")).collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("127.0.0.1 GET /hello?x=1 200 5 localhost ua=- ref=- "), "{}", lines[0]);

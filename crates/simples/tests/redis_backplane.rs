@@ -459,7 +459,10 @@ async fn a_slow_receiver_loses_what_overflows_its_buffer_and_counts_it() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let Some(mut redis) = RedisServer::start() else { return };
-    let (capture, _guard) = common::LogCapture::start();
+    let capture = common::shared::Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let a = connect(&redis.url()).await;
     redis.kill();
     eventually(Duration::from_secs(5), "the outage to be seen", || a.stats().disconnects == 2).await;

@@ -21,6 +21,10 @@
 //! framework names *topics* (one per WebSocket host for host-wide
 //! broadcasts, one per channel) and hands the backplane opaque payloads.
 
+mod envelope;
+
+pub use envelope::{Envelope, EnvelopeError, Kind, VERSION as ENVELOPE_VERSION};
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -17,38 +17,6 @@ use simples::{Running, Server};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// What `tracing` logs on this thread (levels included, no time, no
-/// colours) while the guard of [`LogCapture::start`] lives. Use a
-/// current-thread runtime so every task logs on the test's thread.
-#[derive(Clone, Default)]
-pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogCapture {
-    /// Starts capturing on this thread.
-    pub fn start() -> (LogCapture, tracing::subscriber::DefaultGuard) {
-        let capture = LogCapture::default();
-        let writer = capture.clone();
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
-        (capture, tracing::subscriber::set_default(subscriber))
-    }
-
-    /// Everything logged so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// A fresh server on an ephemeral port.
 pub fn server() -> Server {
     Server::new("127.0.0.1:0")
@@ -271,3 +239,6 @@ pub mod ws_extra {
             .header("sec-websocket-key", SAMPLE_KEY)
     }
 }
+
+#[path = "../../../simples-ws/tests/common/shared.rs"]
+pub mod shared;

@@ -181,7 +181,8 @@ impl Counters {
 /// is queued (up to [`RedisBackplaneOptions::publish_batch`] messages) and
 /// writes it as one pipeline, so many PUBLISH are in flight per round
 /// trip, in queue order (so in order per topic). While Redis is
-/// unreachable, messages fail at once and are counted (`stats().failed`),
+/// unreachable (either connection lost: `stats().connected` is false),
+/// messages fail at once and are counted (`stats().failed`),
 /// never buffered to be delivered late; the outage is logged once when it
 /// starts and once when it ends.
 ///
@@ -254,7 +255,7 @@ impl RedisBackplane {
         }
         let (queue, queue_rx) = mpsc::channel(options.publish_queue);
         publisher::spawn(
-            publisher_link.clone(),
+            [publisher_link.clone(), subscriber_link.clone()],
             url.cluster,
             queue_rx,
             options.publish_batch,

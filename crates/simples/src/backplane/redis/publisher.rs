@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::connect::{Link, OutageLog};
 use super::Counters;
+use crate::backplane::BackplaneError;
 
 /// One message to publish.
 pub(super) struct Outgoing {
@@ -26,21 +27,22 @@ pub(super) struct Outgoing {
     pub payload: Bytes,
 }
 
-/// Starts the publisher task; it ends when the queue's senders are gone
+/// Starts the publisher task (`links`: the publishing connection, then
+/// the subscribed one); it ends when the queue's senders are gone
 /// or `stop` fires.
 pub(super) fn spawn(
-    link: Arc<Link>,
+    links: [Arc<Link>; 2],
     cluster: bool,
     queue: mpsc::Receiver<Outgoing>,
     batch: usize,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
 ) {
-    tokio::spawn(run(link, cluster, queue, batch, counters, stop));
+    tokio::spawn(run(links, cluster, queue, batch, counters, stop));
 }
 
 async fn run(
-    link: Arc<Link>,
+    links: [Arc<Link>; 2],
     cluster: bool,
     mut queue: mpsc::Receiver<Outgoing>,
     batch_max: usize,
@@ -66,7 +68,7 @@ async fn run(
             }
         }
         let n = batch.len() as u64;
-        let client = match link.commands() {
+        let client = match up(&links).and_then(|()| links[0].commands()) {
             Ok(client) => client,
             Err(e) => {
                 batch.clear();
@@ -92,6 +94,18 @@ async fn run(
         left += 1;
     }
     Counters::add(&counters.failed, left);
+}
+
+/// Whether the backplane is connected: both its connections. Publishing
+/// fails while it is not (even if only the subscribed connection was lost:
+/// an outage takes both, and `stats().connected == false` then means that
+/// nothing published is held to be delivered late).
+fn up(links: &[Arc<Link>; 2]) -> Result<(), BackplaneError> {
+    if links.iter().all(|l| l.up()) {
+        Ok(())
+    } else {
+        Err(BackplaneError::Unavailable("not connected to Redis".into()))
+    }
 }
 
 /// Writes `batch` (emptied) as one pipeline: how many were accepted by
