@@ -42,8 +42,9 @@
 //!   compress     gzip/deflate/br from Accept-Encoding q-values
 //!   cors         CORS with simpleS-style origin lists
 //!   log          access log lines with a format, through tracing
-//!   session/     cookie sessions, typed values, SessionStore trait and
-//!                the expiring MemoryStore
+//!   session/     cookie sessions, typed values, SessionStore trait, the
+//!                expiring MemoryStore and RedisSessionStore (feature
+//!                `redis`)
 //!   template     TemplateEngine trait and the minijinja engine
 //!   backplane/   scale-out across nodes: the Backplane trait (a leaf),
 //!                the envelope format, RedisBackplane (feature `redis`)

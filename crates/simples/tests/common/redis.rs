@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 /// Whether `redis-server` and `redis-cli` can be run; prints the skip
 /// line when not.
 fn installed() -> bool {
-    let runs = |bin: &str| Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let runs =
+        |bin: &str| Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     let ok = runs("redis-server") && runs("redis-cli");
     if !ok {
         eprintln!("skipped: redis-server not installed");

@@ -19,13 +19,20 @@
 //! being queued inside fred until the server comes back. Reconnection runs
 //! in the background with exponential backoff, forever.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use fred::clients::WithOptions;
 use fred::prelude::{
-    Builder, Client, ClientLike as _, Config, ConnectionConfig, Options, PerformanceConfig, ReconnectPolicy, Server,
-    ServerConfig, TcpConfig,
+    Builder, Client, ClientLike as _, Config, ConnectionConfig, EventInterface as _, Options, PerformanceConfig,
+    ReconnectPolicy, Server, ServerConfig, TcpConfig,
 };
 
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use super::Counters;
 use crate::backplane::BackplaneError;
 
 /// A parsed Redis URL.
@@ -45,7 +52,9 @@ impl RedisUrl {
     /// Parses `url`; the error says what is wrong with it.
     pub fn parse(url: &str) -> Result<RedisUrl, BackplaneError> {
         let bad = |why: &str| BackplaneError::Config(format!("bad Redis URL {url:?}: {why}"));
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected redis://host:port or redis-cluster://host:port[,host:port...]"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected redis://host:port or redis-cluster://host:port[,host:port...]"))?;
         let cluster = match scheme {
             "redis" => false,
             "redis-cluster" => true,
@@ -89,7 +98,11 @@ impl RedisUrl {
             if host.is_empty() || host.contains(['?', '#', ' ']) {
                 return Err(bad(&format!("{node:?} has no valid host")));
             }
-            let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad(&format!("{node:?} has no valid port")))?;
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(&format!("{node:?} has no valid port")))?;
             nodes.push((host.trim_start_matches('[').trim_end_matches(']').to_string(), port));
         }
         if !cluster && nodes.len() != 1 {
@@ -132,8 +145,7 @@ pub(crate) async fn connect_client(url: &RedisUrl, settings: &ClientSettings) ->
         ..Config::default()
     };
     let millis = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1);
-    let policy =
-        ReconnectPolicy::new_exponential(0, millis(settings.reconnect_min), millis(settings.reconnect_max), 2);
+    let policy = ReconnectPolicy::new_exponential(0, millis(settings.reconnect_min), millis(settings.reconnect_max), 2);
     let connection = ConnectionConfig {
         connection_timeout: settings.connect_timeout,
         internal_command_timeout: settings.command_timeout,
@@ -158,15 +170,82 @@ pub(crate) async fn connect_client(url: &RedisUrl, settings: &ClientSettings) ->
         Ok(Ok(_task)) => Ok(client),
         Ok(Err(e)) => Err(BackplaneError::Unavailable(format!("cannot connect to Redis at {}: {e}", nodes.join(",")))),
         Err(_) => {
-            let _ = client.quit().await;
+            // Stop its reconnection task; never wait long for that either.
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.quit()).await;
             Err(BackplaneError::Unavailable(format!("cannot connect to Redis at {}: timed out", nodes.join(","))))
         }
     }
 }
 
-/// Per-command options: fail at once while disconnected, one attempt.
-pub(crate) fn fail_fast() -> Options {
-    Options { fail_fast: true, max_attempts: Some(1), ..Options::default() }
+/// One client and whether its connection is up, as its events say: down
+/// at the first error (a lost connection; fred tells at once, while its
+/// own state still says "connected" until the first reconnection attempt,
+/// and a command sent meanwhile would wait in fred for the reconnection),
+/// up at the next reconnection. Each loss is counted in
+/// `Counters::disconnects`.
+pub(crate) struct Link {
+    client: Client,
+    up: AtomicBool,
+}
+
+impl Link {
+    /// Watches `client` (connected now) until `stop`.
+    pub fn watch(client: Client, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) -> Arc<Link> {
+        let mut errors = client.error_rx();
+        let mut reconnects = client.reconnect_rx();
+        let link = Arc::new(Link { client, up: AtomicBool::new(true) });
+        let watched = link.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => break,
+                    r = reconnects.recv() => match r {
+                        Err(RecvError::Closed) => break,
+                        _ => watched.up.store(true, Ordering::SeqCst),
+                    },
+                    r = errors.recv() => match r {
+                        Err(RecvError::Closed) => break,
+                        _ => {
+                            if watched.up.swap(false, Ordering::SeqCst) {
+                                counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    },
+                }
+            }
+        });
+        link
+    }
+
+    /// The client (for events, `quit`).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Whether the connection is up (by the events and by fred's state).
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::SeqCst) && self.client.is_connected()
+    }
+
+    /// The client for commands that fail at once (one attempt); an
+    /// [`BackplaneError::Unavailable`] error while the connection is down.
+    pub fn commands(&self) -> Result<WithOptions<Client>, BackplaneError> {
+        if !self.up() {
+            return Err(BackplaneError::Unavailable("not connected to Redis".into()));
+        }
+        Ok(self.client.with_options(&Options { fail_fast: true, max_attempts: Some(1), ..Options::default() }))
+    }
+}
+
+/// Sleeps `delay` when `pending`, forever otherwise: the retry arm of a
+/// background task's `select!`.
+pub(crate) async fn retry_after(pending: bool, delay: Duration) {
+    if pending {
+        tokio::time::sleep(delay).await
+    } else {
+        std::future::pending().await
+    }
 }
 
 /// A Redis error as the backplane's error.

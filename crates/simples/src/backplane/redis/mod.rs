@@ -10,50 +10,22 @@
 //!   presence      presence hashes, node heartbeats
 //! ```
 //!
-//! **Two connections** (two fred clients) per node: one in subscribe mode
-//! (it can do nothing else on RESP2), one for PUBLISH and the presence
-//! commands. On a cluster, each is one connection per primary.
-//!
-//! **Pub/sub.** Topic `t` is the Redis channel `{prefix}:t`. On one server:
-//! `SUBSCRIBE`/`UNSUBSCRIBE`/`PUBLISH`. On a cluster: sharded pub/sub
-//! (`SSUBSCRIBE`/`SUNSUBSCRIBE`/`SPUBLISH`, Redis 7), so a channel lives on
-//! the one shard that owns its slot, instead of every message being copied
-//! to every node of the cluster.
-//!
-//! **Subscriptions** are a set of wanted topics: `subscribe` and
-//! `unsubscribe` only edit the set and wake the subscriber task, which
-//! brings Redis in line (idempotent, coalescing, never waiting). After
-//! every reconnection the task subscribes again to the whole set. fred's
-//! own `SubscriberClient` is not used: its re-subscription sends a plain
-//! `SUBSCRIBE` with no channel when only sharded channels are tracked
-//! (an error that stops it before the sharded ones), and it forgets a
-//! subscription whose command failed during an outage.
-//!
-//! **Publishing** never waits: messages go into a bounded queue
-//! ([`RedisBackplaneOptions::publish_queue`]); when it is full the newest
-//! message is dropped and counted (`stats().dropped`). One task takes what
-//! is queued (up to [`RedisBackplaneOptions::publish_batch`] messages) and
-//! writes it as one pipeline, so many PUBLISH are in flight per round
-//! trip, in queue order (so in order per topic). While Redis is
-//! unreachable, messages fail at once and are counted (`stats().failed`),
-//! never buffered to be delivered late; the outage is logged once when it
-//! starts and once when it ends.
-//!
-//! **Presence**: see the `presence` module.
+//! The design is documented on [`RedisBackplane`] (public, unlike this
+//! module).
 
 mod connect;
 mod presence;
 mod publisher;
 mod subscriber;
 
-pub(crate) use connect::{connect_client, fail_fast, ClientSettings, RedisUrl};
+pub(crate) use connect::{connect_client, ClientSettings, Link, RedisUrl};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{Client, ClientLike as _};
+use fred::prelude::ClientLike as _;
 use futures_core::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
@@ -181,8 +153,54 @@ impl Counters {
     }
 }
 
-/// The scale-out [`Backplane`] on Redis: one server or a Redis Cluster.
-/// See the [module documentation](self) for the design.
+/// The scale-out [`Backplane`] on Redis: one server or a Redis Cluster,
+/// with [fred](https://docs.rs/fred) as the client.
+///
+/// **Two connections** (two fred clients) per node: one in subscribe mode
+/// (it can do nothing else on RESP2), one for PUBLISH and the presence
+/// commands. On a cluster, each is one connection per primary.
+///
+/// **Pub/sub.** Topic `t` is the Redis channel `{prefix}:t`. On one server:
+/// `SUBSCRIBE`/`UNSUBSCRIBE`/`PUBLISH`. On a cluster: sharded pub/sub
+/// (`SSUBSCRIBE`/`SUNSUBSCRIBE`/`SPUBLISH`, Redis 7), so a channel lives on
+/// the one shard that owns its slot, instead of every message being copied
+/// to every node of the cluster.
+///
+/// **Subscriptions** are a set of wanted topics: `subscribe` and
+/// `unsubscribe` only edit the set and wake the subscriber task, which
+/// brings Redis in line (idempotent, coalescing, never waiting). After
+/// every reconnection the task subscribes again to the whole set. fred's
+/// own `SubscriberClient` is not used: its re-subscription sends a plain
+/// `SUBSCRIBE` with no channel when only sharded channels are tracked
+/// (an error that stops it before the sharded ones), and it forgets a
+/// subscription whose command failed during an outage.
+///
+/// **Publishing** never waits: messages go into a bounded queue
+/// ([`RedisBackplaneOptions::publish_queue`]); when it is full the newest
+/// message is dropped and counted (`stats().dropped`). One task takes what
+/// is queued (up to [`RedisBackplaneOptions::publish_batch`] messages) and
+/// writes it as one pipeline, so many PUBLISH are in flight per round
+/// trip, in queue order (so in order per topic). While Redis is
+/// unreachable (either connection lost: `stats().connected` is false),
+/// messages fail at once and are counted (`stats().failed`),
+/// never buffered to be delivered late; the outage is logged once when it
+/// starts and once when it ends.
+///
+/// **Presence.** Per topic a hash `{prefix}:presence:{topic}`, field
+/// `{node}:{conn}`, value the JSON [`PresenceMember`]; per node a heartbeat
+/// key `{prefix}:node:{node}` refreshed every
+/// [`heartbeat_interval`](RedisBackplaneOptions::heartbeat_interval) and
+/// expiring after [`presence_ttl`](RedisBackplaneOptions::presence_ttl).
+/// `presence(topic)` checks the heartbeat key of each node it finds and
+/// leaves out (and deletes) the entries of dead ones. A hash expires after
+/// 4 × `presence_ttl` unless a live node with members in it refreshes it.
+/// This node's own members are kept in memory and written again after a
+/// reconnection (Redis may have restarted empty); those that left during
+/// an outage are removed then. Every command names one key: a cluster
+/// works the same.
+///
+/// `stats().disconnects` counts each lost connection: a node has two (one
+/// per primary on a cluster), so one Redis restart counts two.
 ///
 /// Its background tasks stop, and its connections close, when the last
 /// `Arc` to it is dropped; [`shutdown`](RedisBackplane::shutdown) also
@@ -196,8 +214,8 @@ pub struct RedisBackplane {
     subscriptions: Arc<Subscriptions>,
     presence: Arc<Presence>,
     queue: mpsc::Sender<Outgoing>,
-    publisher: Client,
-    subscriber: Client,
+    /// The publishing and the subscribed connections, with their health.
+    links: [Arc<Link>; 2],
     /// Dropped (or set) to stop every task.
     stop: watch::Sender<bool>,
 }
@@ -227,17 +245,26 @@ impl RedisBackplane {
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let receiver = Arc::new(Mutex::new(None));
-        let presence = Arc::new(Presence::new(publisher.clone(), &options, &node));
+        let publisher_link = Link::watch(publisher.clone(), counters.clone(), stop_rx.clone());
+        let subscriber_link = Link::watch(subscriber.clone(), counters.clone(), stop_rx.clone());
+        let presence = Arc::new(Presence::new(publisher_link.clone(), &options, &node));
         if let Err(e) = presence.heartbeat().await {
             let _ = publisher.quit().await;
             let _ = subscriber.quit().await;
             return Err(e);
         }
         let (queue, queue_rx) = mpsc::channel(options.publish_queue);
-        publisher::spawn(publisher.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
+        publisher::spawn(
+            [publisher_link.clone(), subscriber_link.clone()],
+            url.cluster,
+            queue_rx,
+            options.publish_batch,
+            counters.clone(),
+            stop_rx.clone(),
+        );
         let subscriptions = Arc::new(Subscriptions::new(format!("{}:", options.prefix)));
         subscriber::spawn(
-            subscriber.clone(),
+            subscriber_link.clone(),
             url.cluster,
             subscriptions.clone(),
             receiver.clone(),
@@ -245,7 +272,7 @@ impl RedisBackplane {
             options.reconnect_min,
             stop_rx.clone(),
         );
-        presence::spawn_heartbeat(presence.clone(), options.heartbeat_interval, stop_rx);
+        presence::spawn_heartbeat(presence.clone(), options.heartbeat_interval, options.reconnect_min, stop_rx);
         Ok(Arc::new(RedisBackplane {
             node,
             presence_ttl: options.presence_ttl,
@@ -255,8 +282,7 @@ impl RedisBackplane {
             subscriptions,
             presence,
             queue,
-            publisher,
-            subscriber,
+            links: [publisher_link, subscriber_link],
             stop,
         }))
     }
@@ -309,7 +335,7 @@ impl Backplane for RedisBackplane {
     }
 
     fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BackplaneError> {
-        let message = Outgoing { channel: format!("{}:{topic}", self.prefix), payload };
+        let message = Outgoing { channel: self.subscriptions.channel(topic), payload };
         match self.queue.try_send(message) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -355,7 +381,7 @@ impl Backplane for RedisBackplane {
             lost: Counters::get(&c.lost),
             topics: self.subscriptions.len(),
             disconnects: Counters::get(&c.disconnects),
-            connected: self.publisher.is_connected() && self.subscriber.is_connected(),
+            connected: self.links.iter().all(|link| link.up()),
         }
     }
 }

@@ -3,17 +3,22 @@
 //! (`SPUBLISH` on a cluster: each command goes to the shard of its
 //! channel). One pipeline is in flight at a time, so messages reach Redis
 //! in queue order. While the connection is down a batch fails at once and
-//! is counted: nothing is kept to be delivered late.
+//! is counted: nothing is kept to be delivered late. (fred cannot take
+//! back a command it has accepted: a batch handed over in the instant the
+//! connection breaks, before fred reports it, may time out here, be
+//! counted as failed, and still be written, in order, after the
+//! reconnection.)
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fred::clients::Pipeline;
-use fred::prelude::{Client, ClientLike as _, PubsubInterface as _, Value};
+use fred::clients::{Pipeline, WithOptions};
+use fred::prelude::{Client, PubsubInterface as _, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{fail_fast, OutageLog};
+use super::connect::{Link, OutageLog};
 use super::Counters;
+use crate::backplane::BackplaneError;
 
 /// One message to publish.
 pub(super) struct Outgoing {
@@ -22,21 +27,22 @@ pub(super) struct Outgoing {
     pub payload: Bytes,
 }
 
-/// Starts the publisher task; it ends when the queue's senders are gone
+/// Starts the publisher task (`links`: the publishing connection, then
+/// the subscribed one); it ends when the queue's senders are gone
 /// or `stop` fires.
 pub(super) fn spawn(
-    client: Client,
+    links: [Arc<Link>; 2],
     cluster: bool,
     queue: mpsc::Receiver<Outgoing>,
     batch: usize,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
 ) {
-    tokio::spawn(run(client, cluster, queue, batch, counters, stop));
+    tokio::spawn(run(links, cluster, queue, batch, counters, stop));
 }
 
 async fn run(
-    client: Client,
+    links: [Arc<Link>; 2],
     cluster: bool,
     mut queue: mpsc::Receiver<Outgoing>,
     batch_max: usize,
@@ -62,13 +68,16 @@ async fn run(
             }
         }
         let n = batch.len() as u64;
-        if !client.is_connected() {
-            batch.clear();
-            Counters::add(&counters.failed, n);
-            log.failed(n, &"not connected to Redis");
-            continue;
-        }
-        let (ok, error) = publish_batch(&client, cluster, &mut batch).await;
+        let client = match up(&links).and_then(|()| links[0].commands()) {
+            Ok(client) => client,
+            Err(e) => {
+                batch.clear();
+                Counters::add(&counters.failed, n);
+                log.failed(n, &e);
+                continue;
+            }
+        };
+        let (ok, error) = publish_batch(client, cluster, &mut batch).await;
         Counters::add(&counters.published, ok);
         match error {
             None => log.succeeded(),
@@ -87,10 +96,26 @@ async fn run(
     Counters::add(&counters.failed, left);
 }
 
+/// Whether the backplane is connected: both its connections. Publishing
+/// fails while it is not (even if only the subscribed connection was lost:
+/// an outage takes both, and `stats().connected == false` then means that
+/// nothing published is held to be delivered late).
+fn up(links: &[Arc<Link>; 2]) -> Result<(), BackplaneError> {
+    if links.iter().all(|l| l.up()) {
+        Ok(())
+    } else {
+        Err(BackplaneError::Unavailable("not connected to Redis".into()))
+    }
+}
+
 /// Writes `batch` (emptied) as one pipeline: how many were accepted by
 /// Redis, and the first error if some were not.
-async fn publish_batch(client: &Client, cluster: bool, batch: &mut Vec<Outgoing>) -> (u64, Option<fred::error::Error>) {
-    let pipeline = Pipeline::from(client.with_options(&fail_fast()));
+async fn publish_batch(
+    client: WithOptions<Client>,
+    cluster: bool,
+    batch: &mut Vec<Outgoing>,
+) -> (u64, Option<fred::error::Error>) {
+    let pipeline = Pipeline::from(client);
     let n = batch.len();
     for m in batch.drain(..) {
         // Queuing into the pipeline is in memory: it cannot fail.

@@ -5,8 +5,7 @@
 //! with what Redis has (`applied`) and sends the difference. After a
 //! reconnection Redis has nothing, so `applied` is cleared and everything
 //! is subscribed again; a command that failed is retried after a delay.
-//! The control task also counts disconnections (fred's error events while
-//! connected) and, at stop, quits the subscriber connection.
+//! At stop, the control task quits the subscriber connection.
 //!
 //! The receive task takes fred's messages, strips the prefix and hands
 //! `(topic, payload)` to the receiver (cloned out of its lock first, so
@@ -16,13 +15,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use fred::prelude::{Client, ClientLike as _, EventInterface as _, PubsubInterface as _};
+use fred::prelude::{ClientLike as _, EventInterface as _, PubsubInterface as _};
 use fred::types::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{watch, Notify};
 
-use super::connect::{fail_fast, OutageLog};
-use super::{Counters, Receiver};
+use super::connect::{engine_error, retry_after, Link, OutageLog};
+use super::{BackplaneError, Counters, Receiver};
 
 /// Channels per (un)subscribe command on one server.
 const CHUNK: usize = 256;
@@ -58,14 +57,15 @@ impl Subscriptions {
         self.lock().len()
     }
 
-    fn channel(&self, topic: &str) -> String {
+    /// The Redis channel of `topic`: `{prefix}:{topic}`.
+    pub fn channel(&self, topic: &str) -> String {
         format!("{}{topic}", self.prefix)
     }
 }
 
 /// Starts the control and receive tasks.
 pub(super) fn spawn(
-    client: Client,
+    link: Arc<Link>,
     cluster: bool,
     subscriptions: Arc<Subscriptions>,
     receiver: Arc<Mutex<Option<Receiver>>>,
@@ -73,33 +73,23 @@ pub(super) fn spawn(
     retry: Duration,
     stop: watch::Receiver<bool>,
 ) {
-    let messages = client.message_rx();
+    let messages = link.client().message_rx();
     tokio::spawn(receive(messages, subscriptions.prefix.clone(), receiver, counters.clone(), stop.clone()));
-    tokio::spawn(control(client, cluster, subscriptions, counters, retry, stop));
+    tokio::spawn(control(link, cluster, subscriptions, retry, stop));
 }
 
 async fn control(
-    client: Client,
+    link: Arc<Link>,
     cluster: bool,
     subscriptions: Arc<Subscriptions>,
-    counters: Arc<Counters>,
     retry: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut reconnects = client.reconnect_rx();
-    let mut errors = client.error_rx();
+    let mut reconnects = link.client().reconnect_rx();
     let mut applied = BTreeSet::new();
-    let mut connected = true;
     let mut log = OutageLog::new("subscribing");
     loop {
-        let pending = !reconcile(&client, cluster, &subscriptions, &mut applied, &mut log).await;
-        let retry_after = async {
-            if pending {
-                tokio::time::sleep(retry).await
-            } else {
-                std::future::pending().await
-            }
-        };
+        let pending = !reconcile(&link, cluster, &subscriptions, &mut applied, &mut log).await;
         tokio::select! {
             biased;
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -107,32 +97,20 @@ async fn control(
                 if matches!(r, Err(RecvError::Closed)) {
                     break;
                 }
-                connected = true;
                 // The new connection has no subscription.
                 applied.clear();
             }
-            r = errors.recv() => {
-                if matches!(r, Err(RecvError::Closed)) {
-                    break;
-                }
-                // fred reports connection-level errors only: a lost
-                // connection, a failed reconnection attempt.
-                if connected {
-                    connected = false;
-                    Counters::add(&counters.disconnects, 1);
-                }
-            }
             _ = subscriptions.wake.notified() => {}
-            _ = retry_after => {}
+            _ = retry_after(pending, retry) => {}
         }
     }
-    let _ = client.quit().await;
+    let _ = link.client().quit().await;
 }
 
 /// Sends what differs between the wanted set and `applied`; whether all
 /// of it succeeded.
 async fn reconcile(
-    client: &Client,
+    link: &Link,
     cluster: bool,
     subscriptions: &Subscriptions,
     applied: &mut BTreeSet<String>,
@@ -149,7 +127,7 @@ async fn reconcile(
     for (subscribe, topics) in [(false, remove), (true, add)] {
         for chunk in topics.chunks(if cluster { 1 } else { CHUNK }) {
             let channels: Vec<String> = chunk.iter().map(|t| subscriptions.channel(t)).collect();
-            match send(client, cluster, subscribe, channels).await {
+            match send(link, cluster, subscribe, channels).await {
                 Ok(()) => {
                     log.succeeded();
                     for t in chunk {
@@ -171,14 +149,15 @@ async fn reconcile(
 }
 
 /// One (S)SUBSCRIBE or (S)UNSUBSCRIBE (a sharded one names one channel).
-async fn send(client: &Client, cluster: bool, subscribe: bool, channels: Vec<String>) -> Result<(), fred::error::Error> {
-    let client = client.with_options(&fail_fast());
-    match (cluster, subscribe) {
+async fn send(link: &Link, cluster: bool, subscribe: bool, channels: Vec<String>) -> Result<(), BackplaneError> {
+    let client = link.commands()?;
+    let result = match (cluster, subscribe) {
         (false, true) => client.subscribe(channels).await,
         (false, false) => client.unsubscribe(channels).await,
         (true, true) => client.ssubscribe(channels).await,
         (true, false) => client.sunsubscribe(channels).await,
-    }
+    };
+    result.map_err(|e| engine_error("subscribing", e))
 }
 
 async fn receive(
