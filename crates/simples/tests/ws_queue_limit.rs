@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::ws::{closed_with, connect, next, Client};
-use simples::ws::{CloseCode, Message, SlowPolicy, WsConn, WsHost, WsOptions};
-use tokio::io::AsyncWriteExt as _;
+use common::ws::{closed_with, connect, next, stalled_client, wait_for, Client};
+use simples::ws::{CloseCode, Message, SlowPolicy, WsHost, WsOptions};
 
 /// An echo host (`conn.send(message)`, as a new user writes it) accepting
 /// messages up to 4 MiB, with the default queue limit (1 MiB) and the
@@ -55,31 +52,6 @@ async fn regression_message_larger_than_queue_limit_is_sent() {
     running.stop().await;
 }
 
-/// A client that completes the handshake, then never reads: a tiny receive
-/// buffer so that the kernel absorbs little.
-async fn stalled_client(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream
-}
-
-/// The one connection of `host`, once it is open.
-async fn only_connection(host: &WsHost) -> WsConn {
-    for _ in 0..500 {
-        if let Some(conn) = host.connections().pop() {
-            return conn;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the stalled client never connected");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_larger_than_the_limit_to_a_stalled_client_wait_one_at_a_time() {
     const LIMIT: usize = 64 * 1024;
@@ -89,7 +61,8 @@ async fn messages_larger_than_the_limit_to_a_stalled_client_wait_one_at_a_time()
     let host = server.ws("/s", options, |_| async {});
     let running = common::start(server).await;
     let stalled = stalled_client(running.local_addr(), "/s").await;
-    let conn = only_connection(&host).await;
+    wait_for(&host, 1).await;
+    let conn = host.connections().pop().unwrap();
 
     // 16 MiB offered to a client that reads nothing: the queue never holds
     // more than one message (the bound max(LIMIT, MESSAGE)), the rest is
