@@ -35,6 +35,8 @@ const USAGE: &str = "usage: simples-loadgen <echo-small|echo-large|broadcast|con
   --size N          payload bytes (echo-small 16, echo-large 1048576, broadcast 64)
   --subs N          broadcast subscribers (1000)
   --window W        broadcast: messages published ahead of full delivery (16)
+  --sub-addrs A,B   broadcast: subscribers round-robin on these servers (nodes of one
+                    cluster); the publisher stays on --addr
   --parallel P      connect: handshakes in parallel (64)
   --duration S      measured seconds (5)
   --warmup S        seconds before measuring (1)
@@ -72,6 +74,7 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
         server_pid: None,
         server_name: String::new(),
         seed: util::Rng::from_entropy().next_u64(),
+        sub_addrs: Vec::new(),
     };
     let mut timeout = None;
     let mut addr = None;
@@ -92,6 +95,13 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
                     v.parse()
                         .map_err(|_| format!("--addr: '{v}' is not IP:PORT"))?,
                 )
+            }
+            "--sub-addrs" => {
+                let v = val()?;
+                cfg.sub_addrs = v
+                    .split(',')
+                    .map(|a| a.parse().map_err(|_| format!("--sub-addrs: '{a}' is not IP:PORT")))
+                    .collect::<Result<_, _>>()?;
             }
             "--conns" => cfg.conns = num(flag, val()?)?,
             "--inflight" => cfg.inflight = num(flag, val()?)?,

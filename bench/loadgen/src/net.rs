@@ -165,8 +165,8 @@ impl Out {
 pub struct Net {
     poll: Poll,
     addr: SocketAddr,
-    host: String,
-    requests: Vec<(String, Vec<u8>)>,
+    /// One handshake request per (address, path): `Host` names the address.
+    requests: Vec<(SocketAddr, String, Vec<u8>)>,
     conns: Vec<Conn>,
     pub out: Out,
     free: Vec<usize>,
@@ -189,7 +189,6 @@ impl Net {
         Ok(Net {
             poll: Poll::new()?,
             addr,
-            host: addr.to_string(),
             requests: Vec::new(),
             conns: Vec::new(),
             out: Out {
@@ -207,14 +206,19 @@ impl Net {
         })
     }
 
-    /// Starts (or queues) a connection to `path`; returns its id. Ids of
-    /// freed connections are reused.
+    /// Starts (or queues) a connection to `path` on the `--addr` server;
+    /// returns its id. Ids of freed connections are reused.
     pub fn connect(&mut self, path: &str) -> usize {
-        let path_idx = match self.requests.iter().position(|(p, _)| p == path) {
+        self.connect_to(self.addr, path)
+    }
+
+    /// Starts (or queues) a connection to `path` on `addr`.
+    pub fn connect_to(&mut self, addr: SocketAddr, path: &str) -> usize {
+        let path_idx = match self.requests.iter().position(|(a, p, _)| *a == addr && p == path) {
             Some(i) => i,
             None => {
                 self.requests
-                    .push((path.to_string(), codec::request(&self.host, path)));
+                    .push((addr, path.to_string(), codec::request(&addr.to_string(), path)));
                 self.requests.len() - 1
             }
         };
@@ -267,9 +271,10 @@ impl Net {
             let Some(id) = self.queue.pop_front() else {
                 break;
             };
-            let mut sock = match TcpStream::connect(self.addr) {
+            let addr = self.requests[self.conns[id].path].0;
+            let mut sock = match TcpStream::connect(addr) {
                 Ok(s) => s,
-                Err(e) => return fail("connect", format!("connect to {}: {e}", self.addr)),
+                Err(e) => return fail("connect", format!("connect to {addr}: {e}")),
             };
             self.poll
                 .registry()
@@ -370,7 +375,8 @@ impl Net {
     fn finish_connect(&mut self, id: usize, writable: bool) -> Res {
         let sock = self.conns[id].sock.as_ref().unwrap();
         if let Ok(Some(e)) | Err(e) = sock.take_error() {
-            return fail("connect", format!("connect to {}: {e}", self.addr));
+            let addr = self.requests[self.conns[id].path].0;
+            return fail("connect", format!("connect to {addr}: {e}"));
         }
         if !writable {
             return Ok(());
@@ -379,9 +385,9 @@ impl Net {
         self.conns[id].st = St::Handshake;
         self.out.w[id].live = true;
         let path = self.conns[id].path;
-        let req = std::mem::take(&mut self.requests[path].1);
+        let req = std::mem::take(&mut self.requests[path].2);
         self.out.raw(id, &req);
-        self.requests[path].1 = req;
+        self.requests[path].2 = req;
         self.flush(id)
     }
 

@@ -26,6 +26,9 @@ pub struct Cfg {
     pub server_pid: Option<u32>,
     pub server_name: String,
     pub seed: u64,
+    /// broadcast: subscribers go round-robin to these servers (nodes of
+    /// one cluster) instead of `addr`, which keeps the publisher.
+    pub sub_addrs: Vec<std::net::SocketAddr>,
 }
 
 fn server(cfg: &Cfg) -> Option<(ServerProc, Vec<u32>)> {
@@ -457,6 +460,7 @@ enum Role {
 /// `window` messages ahead of full delivery.
 pub struct Broadcast {
     subs: usize,
+    sub_addrs: Vec<std::net::SocketAddr>,
     roles: Vec<Role>,
     pub_id: usize,
     check: BroadcastCheck,
@@ -477,6 +481,7 @@ impl Broadcast {
     pub fn new(cfg: &Cfg) -> Broadcast {
         Broadcast {
             subs: cfg.subs,
+            sub_addrs: cfg.sub_addrs.clone(),
             roles: Vec::new(),
             pub_id: usize::MAX,
             check: BroadcastCheck::new(cfg.subs, cfg.window, cfg.size),
@@ -571,7 +576,10 @@ impl Handler for Broadcast {
             Phase::Setup => {
                 if self.clock.setup_deadline.is_none() {
                     for i in 0..self.subs {
-                        let id = net.connect("/sub");
+                        let id = match self.sub_addrs.len() {
+                            0 => net.connect("/sub"),
+                            n => net.connect_to(self.sub_addrs[i % n], "/sub"),
+                        };
                         debug_assert_eq!(id, i);
                         self.roles.push(Role::Sub(i));
                     }

@@ -4,48 +4,71 @@
 //! cargo run --release --example chat                 # http://127.0.0.1:8080
 //! cargo run --release --example chat -- --addr 127.0.0.1:3000
 //! ADDR=127.0.0.1:3000 cargo run --release --example chat
+//! # Several nodes sharing rooms, sessions and the online count:
+//! cargo run --release --features redis --example chat -- --addr 127.0.0.1:8081 --redis redis://127.0.0.1:6379
 //! ```
 //!
 //! * `GET /` renders `chat/index.html` (minijinja) with the visitor's
 //!   nickname, kept in the session (a generated `guest-N` the first time;
-//!   memory session store, cookie `simples.sid`).
+//!   cookie `simples.sid`; memory session store, or Redis with `--redis`).
+//! * With `--redis URL` (or `REDIS_URL`; the build needs `--features
+//!   redis`), the node joins the others on that Redis: broadcasts, rooms
+//!   and presence go through a `RedisBackplane`, sessions live in Redis, so
+//!   a user can land on any node.
 //! * `/simples.js` is the browser client, `/app.js` the page's script.
 //! * `/chat` is a WebSocket host in object mode. Events from the page:
 //!   `nick {nick}` (request: stored in the session, shared with HTTP, so a
 //!   reload keeps it), `join {room}` (request: leaves the current room's
 //!   channel, binds the new one), `say {text}`. Events to the page:
 //!   `room {room, members}`, `said {nick, text}`, `system {text}`,
-//!   `online {count}` (every connected user, every room).
+//!   `online {count}` (every connected user, every room, every node).
+//!   Room members and the online count come from presence (channel
+//!   `@online` holds every connection), so they span the nodes.
 //!
 //! Stop with Ctrl-C or SIGTERM: connections get close 1001 and the server
 //! waits for their closing handshakes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use simples::ws::{ChannelEvent, WsConn, WsOptions};
-use simples::{HostOptions, MiniJinja, Server, SessionConfig};
+use simples::ws::{ChannelEvent, PresenceEvent, Relay, WsConn, WsHost, WsOptions};
+use simples::{HostOptions, MiniJinja, Server, SessionConfig, SessionStore};
 
 const INDEX: &str = include_str!("chat/index.html");
 const APP_JS: &str = include_str!("chat/app.js");
 const LOBBY: &str = "lobby";
+/// Every connection is in this channel: its presence is the online list.
+/// (Room names are letters, digits, '-' and '_': no room can be called so.)
+const ONLINE: &str = "@online";
 
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_target(false).init();
-    let addr = match address() {
+    let args = match Args::parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("chat: {e}\nusage: chat [--addr HOST:PORT]   (or ADDR=HOST:PORT)");
+            eprintln!("chat: {e}\nusage: chat [--addr HOST:PORT] [--redis redis://HOST:PORT]   (or ADDR=..., REDIS_URL=...)");
             std::process::exit(2);
         }
     };
+    let (relay, store) = match &args.redis {
+        None => (None, None),
+        Some(url) => match scale_out(url).await {
+            Ok((relay, store)) => (Some(relay), Some(store)),
+            Err(e) => {
+                eprintln!("chat: {e}");
+                std::process::exit(1);
+            }
+        },
+    };
 
-    let mut server = Server::new(&addr);
-    server.set_options(HostOptions {
-        session: Some(SessionConfig::with_ttl(Duration::from_secs(24 * 3600))),
-        ..HostOptions::default()
-    });
+    let mut server = Server::new(&args.addr);
+    let mut session = SessionConfig::with_ttl(Duration::from_secs(24 * 3600));
+    if let Some(store) = store {
+        session.store = store;
+    }
+    server.set_options(HostOptions { session: Some(session), ..HostOptions::default() });
     let mut templates = MiniJinja::new();
     templates.add_template("index.html", INDEX).expect("the page template parses");
     server.templates(templates);
@@ -68,9 +91,11 @@ async fn main() {
         Ok::<_, simples::Error>(conn.render("index.html", &json!({ "nick": nick })))
     });
 
-    let chat = server.ws("/chat", WsOptions::object(), |conn| async move {
+    let options = WsOptions { relay, presence: true, ..WsOptions::object() };
+    let chat = server.ws("/chat", options, |conn| async move {
+        conn.set_presence(json!({ "nick": nick_of(&conn) }));
+        conn.bind(ONLINE);
         conn.bind(LOBBY);
-        announce_online(&conn);
     });
     chat.on("nick", |conn, data| async move {
         let nick = text_field(&data, "nick", 24)?;
@@ -79,7 +104,8 @@ async fn main() {
             session.set("nick", &nick).map_err(|e| e.to_string())?;
         }
         conn.save_session().await.map_err(|e| e.to_string())?;
-        for room in conn.channels() {
+        conn.set_presence(json!({ "nick": nick }));
+        for room in rooms_of(&conn) {
             let _ = conn.host().channel(&room).broadcast_event("system", &json!({ "text": format!("{old} is now {nick}") }));
         }
         Ok::<_, String>(json!({ "nick": nick }))
@@ -89,29 +115,41 @@ async fn main() {
         if !room.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
             return Err("a room name has letters, digits, '-' and '_' only".to_string());
         }
-        for old in conn.channels() {
+        for old in rooms_of(&conn) {
             if old != room {
                 conn.unbind(&old);
             }
         }
         conn.bind(&room);
-        let members: Vec<String> = conn.host().channel(&room).members().iter().map(nick_of).collect();
+        let members = members_of(&conn.host(), &room).await;
         Ok(json!({ "room": room, "members": members }))
     });
     chat.on("say", |conn, data| async move {
         let text = text_field(&data, "text", 500)?;
         let nick = nick_of(&conn);
-        for room in conn.channels() {
+        for room in rooms_of(&conn) {
             let _ = conn.host().channel(&room).broadcast_event("said", &json!({ "nick": nick, "text": text, "room": room }));
         }
         Ok::<_, String>(Value::Null)
     });
-    chat.on_close(|conn, _frame| async move { announce_online(&conn) });
     // Join and leave notices, for explicit joins and for closed connections.
     chat.on_channel(|event| match event {
-        ChannelEvent::Bind { channel, conn } => notice(conn, channel, "joined"),
-        ChannelEvent::Unbind { channel, conn } => notice(conn, channel, "left"),
-        ChannelEvent::Close { .. } => {}
+        ChannelEvent::Bind { channel, conn } if channel != ONLINE => notice(conn, channel, "joined"),
+        ChannelEvent::Unbind { channel, conn } if channel != ONLINE => notice(conn, channel, "left"),
+        _ => {}
+    });
+    // Someone came or went, on any node: this node tells its own pages
+    // the new count (every node does, for its pages).
+    let host = chat.clone();
+    chat.on_presence(move |event: &PresenceEvent| {
+        if event.channel() == ONLINE {
+            let host = host.clone();
+            tokio::spawn(async move {
+                if let Ok(online) = host.channel(ONLINE).presence().await {
+                    let _ = host.broadcast_event_filter("online", &json!({ "count": online.len() }), |_| true);
+                }
+            });
+        }
     });
 
     let running = match server.start().await {
@@ -123,7 +161,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("chat listening on http://{}", running.local_addr());
+    match &args.redis {
+        Some(url) => println!("chat listening on http://{} (node of {url})", running.local_addr()),
+        None => println!("chat listening on http://{}", running.local_addr()),
+    }
     tokio::select! {
         _ = stop_signal() => running.stop().await,
         _ = running.wait() => {}
@@ -149,24 +190,60 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `--addr HOST:PORT`, else `ADDR`, else 127.0.0.1:8080.
-fn address() -> Result<String, String> {
-    let mut args = std::env::args().skip(1);
-    let mut addr = std::env::var("ADDR").ok().filter(|a| !a.is_empty());
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => addr = Some(args.next().ok_or("--addr needs a value")?),
-            a if a.starts_with("--addr=") => addr = Some(a["--addr=".len()..].to_string()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()))
+/// The command line.
+struct Args {
+    /// `--addr HOST:PORT`, else `ADDR`, else 127.0.0.1:8080.
+    addr: String,
+    /// `--redis URL`, else `REDIS_URL`, else none (one node).
+    redis: Option<String>,
 }
 
-/// `guest-1`, `guest-2`, ...: unique while the server runs.
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut args = std::env::args().skip(1);
+        let (mut addr, mut redis) = (env("ADDR"), env("REDIS_URL"));
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let slot = match name.as_str() {
+                "--addr" => &mut addr,
+                "--redis" => &mut redis,
+                other => return Err(format!("unknown argument {other:?}")),
+            };
+            *slot = Some(match inline {
+                Some(v) => v,
+                None => args.next().ok_or(format!("{name} needs a value"))?,
+            });
+        }
+        Ok(Args { addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()), redis })
+    }
+}
+
+/// This node's link to the others through Redis, and the shared sessions.
+#[cfg(feature = "redis")]
+async fn scale_out(url: &str) -> Result<(Relay, Arc<dyn SessionStore>), String> {
+    use simples::backplane::{RedisBackplane, RedisBackplaneOptions};
+    let backplane = RedisBackplane::connect(RedisBackplaneOptions::new(url))
+        .await
+        .map_err(|e| format!("cannot use Redis at {url}: {e}"))?;
+    let store = simples::RedisSessionStore::connect(url, "simples").await.map_err(|e| format!("cannot use Redis at {url} for sessions: {e}"))?;
+    Ok((Relay::new(backplane), Arc::new(store)))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn scale_out(_url: &str) -> Result<(Relay, Arc<dyn SessionStore>), String> {
+    Err("--redis needs the demo built with the redis feature: cargo run --release --features redis --example chat -- --redis URL".into())
+}
+
+/// `guest-N`: N random, so that nodes sharing sessions do not hand out the
+/// same names.
 fn guest_name() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    format!("guest-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("guest-{}", 1000 + random % 9000)
 }
 
 /// A non-empty string field of at most `max` characters, trimmed.
@@ -184,9 +261,15 @@ fn nick_of(conn: &WsConn) -> String {
         .unwrap_or_else(|| format!("anonymous-{}", conn.id()))
 }
 
-fn announce_online(conn: &WsConn) {
-    let host = conn.host();
-    let _ = host.broadcast_event("online", &json!({ "count": host.len() }));
+/// The rooms `conn` is in (its channels but the online list).
+fn rooms_of(conn: &WsConn) -> Vec<String> {
+    conn.channels().into_iter().filter(|c| c != ONLINE).collect()
+}
+
+/// The nicknames in `room`, on every node.
+async fn members_of(host: &WsHost, room: &str) -> Vec<String> {
+    let members = host.channel(room).presence().await.unwrap_or_default();
+    members.iter().filter_map(|m| m.info["nick"].as_str().map(String::from)).collect()
 }
 
 fn notice(conn: &WsConn, channel: &str, what: &str) {
@@ -194,7 +277,10 @@ fn notice(conn: &WsConn, channel: &str, what: &str) {
     let room = conn.host().channel(channel);
     let _ = room.broadcast_event("system", &json!({ "text": text }));
     if what == "joined" {
-        let members: Vec<String> = room.members().iter().map(nick_of).collect();
-        let _ = conn.send_event("room", &json!({ "room": channel, "members": members }));
+        let (conn, channel) = (conn.clone(), channel.to_string());
+        tokio::spawn(async move {
+            let members = members_of(&conn.host(), &channel).await;
+            let _ = conn.send_event("room", &json!({ "room": channel, "members": members }));
+        });
     }
 }

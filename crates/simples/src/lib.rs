@@ -95,6 +95,13 @@ pub use response::{IntoResponse, Response};
 pub use router::Params;
 pub use server::{Running, Server, ServerOptions};
 pub use session::{MemoryStore, Session, SessionConfig, SessionData, SessionStore};
+/// Scale-out on Redis (feature `redis`): the backplane and the session
+/// store, next to [`MemoryStore`].
+#[cfg(feature = "redis")]
+pub use {
+    backplane::{RedisBackplane, RedisBackplaneOptions},
+    session::RedisSessionStore,
+};
 pub use static_files::StaticOptions;
 pub use template::{MiniJinja, TemplateEngine};
 pub use tls::Tls;

@@ -17,15 +17,60 @@
 //!   (as the uWebSockets.js peer), so a pipelining client at the 2 MiB
 //!   limit never sees a reply dropped; drops there would be counted too.
 //!
+//! With `REDIS_URL` set (`redis://...` or `redis-cluster://...`), the `/sub`
+//! host scales out through a `RedisBackplane`: a broadcast from any node's
+//! `/pub` reaches the subscribers of every node (the cross-node benchmark,
+//! `bench/scaleout/run`).
+//!
 //! The drop count printed on SIGINT/SIGTERM is the sum of the hosts'
-//! `stats().dropped`.
+//! `stats().dropped` (plus, with Redis, the backplane's failed, dropped and
+//! lost messages, which the load generator would also see as missing).
+
+use std::sync::{Arc, OnceLock};
 
 use bench_server_common::{self as common, MAX_MESSAGE, MAX_QUEUED};
-use simples::ws::{Origins, SlowPolicy, WsOptions};
-use simples::{Server, WsHost};
+use simples::ws::{Origins, Relay, SlowPolicy, WsOptions};
+use simples::{RedisBackplane, RedisBackplaneOptions, Server, WsHost};
+
+/// The hosts and the relay, for the count printed at the end.
+type Counted = (Vec<WsHost>, Option<Relay>);
 
 fn main() {
     let addr = common::listen_addr();
+    let redis = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    let counted: Arc<OnceLock<Counted>> = Arc::new(OnceLock::new());
+    let slot = counted.clone();
+    common::run_counting(
+        "simples-host",
+        async move {
+            let relay = match redis {
+                Some(url) => {
+                    let backplane =
+                        RedisBackplane::connect(RedisBackplaneOptions::new(url)).await.map_err(std::io::Error::other)?;
+                    Some(Relay::new(backplane))
+                }
+                None => None,
+            };
+            let (server, hosts) = build(addr, relay.clone());
+            let _ = slot.set((hosts, relay));
+            let running = server.start().await.map_err(std::io::Error::other)?;
+            running.wait().await;
+            Ok(())
+        },
+        move || {
+            let Some((hosts, relay)) = counted.get() else { return 0 };
+            let mut dropped: u64 = hosts.iter().map(|h| h.stats().dropped).sum();
+            if let Some(relay) = relay {
+                let s = relay.stats();
+                eprintln!("simples-host: backplane {s:?}");
+                dropped += s.failed + s.dropped + s.lost;
+            }
+            dropped
+        },
+    );
+}
+
+fn build(addr: std::net::SocketAddr, relay: Option<Relay>) -> (Server, Vec<WsHost>) {
     let mut server = Server::new(addr);
     let plain = WsOptions {
         max_message_size: MAX_MESSAGE,
@@ -36,7 +81,7 @@ fn main() {
         slow_policy: SlowPolicy::DropNewest,
         ..WsOptions::default()
     };
-    let subs = server.ws("/sub", WsOptions { max_queued_bytes: MAX_QUEUED, ..plain.clone() }, |_| async {});
+    let subs = server.ws("/sub", WsOptions { max_queued_bytes: MAX_QUEUED, relay, ..plain.clone() }, |_| async {});
     let publisher = server.ws("/pub", WsOptions { max_queued_bytes: 64 << 20, ..plain.clone() }, |_| async {});
     {
         let subs = subs.clone();
@@ -52,15 +97,5 @@ fn main() {
         let _ = conn.send(message);
         async {}
     });
-
-    let hosts: [WsHost; 3] = [subs, publisher, echo];
-    common::run_counting(
-        "simples-host",
-        async move {
-            let running = server.start().await.map_err(std::io::Error::other)?;
-            running.wait().await;
-            Ok(())
-        },
-        move || hosts.iter().map(|h| h.stats().dropped).sum(),
-    );
+    (server, vec![subs, publisher, echo])
 }

@@ -21,6 +21,9 @@ pub(super) const DEAD: u8 = 8;
 /// The connection is in the loop's shrink list: its buffers are released
 /// at the next sweep if it stays idle until then.
 pub(super) const SHRINK: u8 = 16;
+/// Reading is paused: the pending output is over the high-water mark
+/// (readable events are ignored until it drains to the low-water mark).
+pub(super) const PAUSED: u8 = 32;
 
 /// One connection: kept small, most of it is the protocol.
 pub(super) struct Conn {

@@ -72,7 +72,19 @@
 //!
 //! ## Back-pressure
 //!
-//! Each connection may have [`Options::max_queued`] bytes (default 16 MiB)
+//! Reading stops while a connection's pending output is above
+//! [`Options::read_high_water`] (default 64 KiB), as the tokio driver does:
+//! a peer that sends requests without reading the replies fills its own
+//! socket buffers and then blocks, instead of making the server read (and
+//! answer into memory) everything it sends. Before pausing, the loop writes
+//! the output right away (a reading peer keeps the pipeline full); it
+//! pauses only if the socket does not take it. Once the output drains to
+//! [`Options::read_low_water`] (default 16 KiB), reading resumes with what
+//! the socket holds. Queued replies per connection stay under the high
+//! mark plus what one read's messages produce; a paused connection's bytes
+//! wait in the kernel, not in the server.
+//!
+//! Each connection may also have [`Options::max_queued`] bytes (default 16 MiB)
 //! waiting to be written:
 //! - [`Ctx::send_prepared`] and [`Ctx::broadcast`] drop the frame for a
 //!   connection past that (returning `false` / counting it), so a slow
@@ -97,6 +109,14 @@
 //! (so a failed connection's close frame is not destroyed by a reset), up to
 //! the close timeout, and only then closes the socket and frees the slot.
 //!
+//! ## Stopping
+//!
+//! [`Handle::stop`] makes [`EventLoop::run`] return and leaves the
+//! connections open; [`Handle::shutdown`] (or [`EventLoop::shutdown`])
+//! stops gracefully: no new clients, every connection closed with 1001
+//! after the replies already queued, the closing handshakes awaited up to
+//! a deadline.
+//!
 //! ## Timers
 //!
 //! No timer wheel: a binary heap of `(deadline, connection, generation)`
@@ -117,6 +137,7 @@
 
 mod conn;
 mod server;
+mod shutdown;
 
 pub use server::{Ctx, EventLoop, Handle};
 
@@ -150,6 +171,20 @@ pub struct Options {
     /// Bytes that may wait to be written on one connection (see the
     /// module's "Back-pressure"). Default: 16 MiB.
     pub max_queued: usize,
+    /// Pending output above which the loop stops reading a connection
+    /// (TCP back-pressure on a peer that sends without reading its
+    /// replies; see the module's "Back-pressure"). A connection's queued
+    /// replies then stay under this plus what one read's messages produce
+    /// (at most 64 KiB for an echo of small messages). Default: 64 KiB:
+    /// 10,000 connections that send and never read hold at most
+    /// 10,000 × 128 KiB = 1.22 GiB of queued replies.
+    pub read_high_water: usize,
+    /// Pending output at or below which a paused connection is read again.
+    /// Capped at [`Options::read_high_water`]. Default: 16 KiB.
+    pub read_low_water: usize,
+    /// Readiness events taken from one `epoll_wait`; more wait for the
+    /// next iteration. Default: 1024.
+    pub events: usize,
     /// Sets `TCP_NODELAY` on accepted sockets (the loop batches writes
     /// itself). Default: `true`.
     pub nodelay: bool,
@@ -163,6 +198,9 @@ impl Default for Options {
             config: Config::default(),
             handshake_timeout: Duration::from_secs(10),
             max_queued: 16 << 20,
+            read_high_water: 64 << 10,
+            read_low_water: 16 << 10,
+            events: 1024,
             nodelay: true,
         }
     }

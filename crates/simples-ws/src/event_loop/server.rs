@@ -1,6 +1,6 @@
 //! The loop: accept, read, dispatch, cork, close.
 
-use super::conn::{self, Conn, ConnState, Stamp, DEAD, PENDING, SHRINK, SHUTDOWN, TERMINAL};
+use super::conn::{self, Conn, ConnState, Stamp, DEAD, PAUSED, PENDING, SHRINK, SHUTDOWN, TERMINAL};
 use super::{Accept, Broadcast, CloseReason, ConnId, Handler, Options};
 use crate::close::CloseCode;
 use crate::handshake::server::{accept_response, parse_request};
@@ -17,7 +17,7 @@ use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -39,14 +39,25 @@ const MAX_CONNS: usize = u32::MAX as usize;
 #[derive(Clone, Debug)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
+    /// Set by [`Handle::shutdown`]: `run` shuts down gracefully, with this
+    /// deadline, before it returns.
+    pub(super) graceful: Arc<Mutex<Option<Duration>>>,
     waker: Arc<Waker>,
 }
 
 impl Handle {
-    /// Makes [`EventLoop::run`] return after the current iteration.
+    /// Makes [`EventLoop::run`] return after the current iteration;
+    /// connections still open stay in the loop.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.waker.wake();
+    }
+
+    /// Makes [`EventLoop::run`] stop gracefully: it runs
+    /// [`EventLoop::shutdown`] with `timeout`, then returns.
+    pub fn shutdown(&self, timeout: Duration) {
+        *self.graceful.lock().unwrap_or_else(|e| e.into_inner()) = Some(timeout);
+        self.stop();
     }
 }
 
@@ -55,18 +66,29 @@ impl Handle {
 pub struct EventLoop<H> {
     poll: Poll,
     events: Events,
-    listener: TcpListener,
-    core: Core,
+    /// `None` once [`EventLoop::shutdown`] closed it.
+    pub(super) listener: Option<TcpListener>,
+    /// The address listened on.
+    addr: SocketAddr,
+    pub(super) core: Core,
     handle: Handle,
-    /// When to retry `accept` after an error (edge-triggered: the
-    /// listener's backlog raises no new edge by itself).
-    accept_retry: Option<Instant>,
+    pub(super) accepting: Accepting,
     _handler: PhantomData<fn(H)>,
+}
+
+/// The listener's state after `accept` failed.
+#[derive(Default)]
+pub(super) struct Accepting {
+    /// When to retry `accept` (edge-triggered: the listener's backlog
+    /// raises no new edge by itself).
+    retry: Option<Instant>,
+    /// `accept` failed and has not succeeded since (the failure was logged).
+    failing: bool,
 }
 
 /// Everything the handlers may touch through [`Ctx`].
 pub(super) struct Core {
-    conns: Slab<Conn>,
+    pub(super) conns: Slab<Conn>,
     next_gen: u32,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     /// Connections to flush and re-arm at the end of the iteration.
@@ -80,7 +102,7 @@ pub(super) struct Core {
     options: Options,
     /// `options.config`, shared by every connection (not copied into each).
     config: Arc<Config>,
-    registry: Registry,
+    pub(super) registry: Registry,
     /// The iteration's time.
     now: Instant,
     /// When the loop started (for [`Stamp`]s).
@@ -91,7 +113,7 @@ pub(super) struct Core {
 /// connection of the loop. Sends are queued and written at the end of the
 /// loop iteration, one vectored write per connection.
 pub struct Ctx<'a> {
-    core: &'a mut Core,
+    pub(super) core: &'a mut Core,
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -99,13 +121,15 @@ impl<H: Handler> EventLoop<H> {
     pub fn bind(addr: SocketAddr, options: Options) -> io::Result<EventLoop<H>> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let registry = poll.registry().try_clone()?;
         Ok(EventLoop {
             poll,
-            events: Events::with_capacity(1024),
-            listener,
+            events: Events::with_capacity(options.events.max(1)),
+            listener: Some(listener),
+            addr,
             core: Core {
                 conns: Slab::new(),
                 next_gen: 0,
@@ -120,15 +144,15 @@ impl<H: Handler> EventLoop<H> {
                 now: Instant::now(),
                 epoch: Instant::now(),
             },
-            handle: Handle { stop: Arc::new(AtomicBool::new(false)), waker },
-            accept_retry: None,
+            handle: Handle { stop: Arc::new(AtomicBool::new(false)), graceful: Arc::default(), waker },
+            accepting: Accepting::default(),
             _handler: PhantomData,
         })
     }
 
     /// The address listened on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.addr)
     }
 
     /// A handle that stops [`EventLoop::run`] from another thread.
@@ -142,10 +166,16 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// Runs until [`Handle::stop`]; connections still open stay in the
-    /// loop (call `run` or [`EventLoop::run_once`] again to go on).
+    /// loop (call `run` or [`EventLoop::run_once`] again to go on). After
+    /// [`Handle::shutdown`], shuts down gracefully first
+    /// ([`EventLoop::shutdown`]).
     pub fn run(&mut self, mut handler: H) -> io::Result<()> {
         while !self.handle.stop.swap(false, Ordering::AcqRel) {
             self.run_once(&mut handler, None)?;
+        }
+        let graceful = self.handle.graceful.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(timeout) = graceful {
+            self.shutdown(&mut handler, timeout)?;
         }
         Ok(())
     }
@@ -157,7 +187,7 @@ impl<H: Handler> EventLoop<H> {
         let now = Instant::now();
         let mut wait = timeout;
         let sweep = (!self.core.shrink.is_empty()).then_some(self.core.shrink_at);
-        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accept_retry).chain(sweep).min();
+        let next = self.core.timers.peek().map(|Reverse((d, _, _))| *d).into_iter().chain(self.accepting.retry).chain(sweep).min();
         if let Some(d) = next {
             let until = d.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
@@ -167,56 +197,67 @@ impl<H: Handler> EventLoop<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let core = &mut self.core;
+        let EventLoop { events, listener, core, accepting, .. } = self;
         core.now = Instant::now();
         core.fire_timers(handler);
-        if self.accept_retry.is_some_and(|t| t <= core.now) {
-            self.accept_retry = None;
-            self.accept_all(handler);
+        if accepting.retry.is_some_and(|t| t <= core.now) {
+            accepting.retry = None;
+            if let Some(listener) = listener {
+                core.accept_all(listener, accepting);
+            }
         }
-        for i in 0..self.events.iter().count() {
-            // Events borrows self.events; copy what we need out of it.
-            let (token, readable, writable, read_closed) = {
-                let ev = self.events.iter().nth(i).expect("event index");
-                (ev.token(), ev.is_readable(), ev.is_writable(), ev.is_read_closed() || ev.is_error())
-            };
-            match token {
-                LISTENER => self.accept_all(handler),
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => {
+                    if let Some(listener) = listener {
+                        core.accept_all(listener, accepting);
+                    }
+                }
                 WAKER => {}
                 Token(key) => {
-                    if readable || read_closed {
-                        self.core.on_readable(handler, key, read_closed);
+                    let read_closed = ev.is_read_closed() || ev.is_error();
+                    if ev.is_readable() || read_closed {
+                        core.on_readable(handler, key, read_closed);
                     }
-                    if writable {
-                        self.core.mark(key);
+                    if ev.is_writable() {
+                        core.mark(key);
                     }
                 }
             }
         }
-        self.core.settle_dirty(handler);
-        self.core.sweep_idle();
+        core.settle_dirty(handler);
+        core.sweep_idle();
         Ok(())
-    }
-
-    fn accept_all(&mut self, handler: &mut H) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => self.core.add(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "accept failed; retrying in 10 ms");
-                    self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
-                    let _ = handler;
-                    return;
-                }
-            }
-        }
     }
 }
 
 impl Core {
+    /// Accepts every pending connection. On an error such as EMFILE (out
+    /// of file descriptors), logs once per episode and retries after
+    /// `ACCEPT_BACKOFF`; open connections are served meanwhile.
+    fn accept_all(&mut self, listener: &TcpListener, state: &mut Accepting) {
+        loop {
+            let res = listener.accept();
+            match &res {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                    if !std::mem::replace(&mut state.failing, true) {
+                        tracing::warn!(error = %e, "accept failed; serving the open connections, retrying every 10 ms");
+                    }
+                    state.retry = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+                _ if std::mem::take(&mut state.failing) => tracing::info!("accepting connections again"),
+                _ => {}
+            }
+            match res {
+                Ok((stream, _)) => self.add(stream),
+                _ => return, // WouldBlock: the backlog is empty
+            }
+        }
+    }
+
     fn add(&mut self, mut stream: TcpStream) {
         if self.conns.vacant_key() >= MAX_CONNS {
             return;
@@ -242,7 +283,7 @@ impl Core {
     }
 
     /// Adds a connection to the end-of-iteration list.
-    fn mark(&mut self, key: usize) {
+    pub(super) fn mark(&mut self, key: usize) {
         if let Some(c) = self.conns.get_mut(key) {
             if !c.has(PENDING) {
                 c.flags |= PENDING;
@@ -278,8 +319,14 @@ impl Core {
         }
     }
 
-    /// The socket of `key` is readable (or reported the peer's end).
+    /// The socket of `key` is readable (or reported the peer's end);
+    /// `read_closed`: read until the socket is empty (see "Reading
+    /// (edge-triggered)" in the module docs).
     fn on_readable<H: Handler>(&mut self, handler: &mut H, key: usize, read_closed: bool) {
+        if self.conns.get(key).is_some_and(|c| c.has(PAUSED)) {
+            // Back-pressure: `settle` reads it again once its output drains.
+            return;
+        }
         self.mark(key);
         let mut window = FIRST_WINDOW;
         loop {
@@ -288,6 +335,24 @@ impl Core {
                 return;
             }
             let terminal = c.has(TERMINAL);
+            if let ConnState::Open(p) = &mut c.state {
+                let high = self.options.read_high_water;
+                if !terminal && p.output().len() > high {
+                    // Write now rather than at the end of the iteration; stop
+                    // reading only if the socket does not take it.
+                    match conn::write_output(&mut c.stream, p.output()) {
+                        Err(e) => {
+                            self.fail_io(handler, key, e);
+                            return;
+                        }
+                        Ok(_) if p.output().len() > high => {
+                            c.flags |= PAUSED;
+                            return;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }
             let (res, step) = match &mut c.state {
                 ConnState::Handshaking { buf } => {
                     let res = read_scratch(&mut c.stream, &mut self.scratch, |b| buf.extend_from_slice(b));
@@ -475,6 +540,11 @@ impl Core {
                 return;
             }
         };
+        let low = self.options.read_low_water.min(self.options.read_high_water);
+        let resume = *flags & PAUSED != 0 && p.output().len() <= low;
+        if resume {
+            *flags &= !PAUSED;
+        }
         if *flags & TERMINAL != 0 {
             // As tokio::stream's poll_close_transport (RFC 6455 §7.1.1).
             loop {
@@ -521,6 +591,11 @@ impl Core {
             *flags |= SHRINK;
             self.shrink.push((key, c.gen));
         }
+        if resume {
+            // What arrived while paused raised no edge that was acted on:
+            // read until the socket is empty.
+            self.on_readable(handler, key, true);
+        }
     }
 
     /// Releases the buffers of connections that stayed idle since they
@@ -563,7 +638,7 @@ impl Core {
         }
     }
 
-    fn remove(&mut self, key: usize) {
+    pub(super) fn remove(&mut self, key: usize) {
         if let Some(mut c) = self.conns.try_remove(key) {
             let _ = self.registry.deregister(&mut c.stream);
         }
@@ -672,6 +747,12 @@ impl Ctx<'_> {
     /// Bytes waiting to be written on `id` (`None`: gone).
     pub fn queued(&mut self, id: ConnId) -> Option<usize> {
         self.core.live(id).map(|(p, _)| p.output().len())
+    }
+
+    /// True while reading `id` is paused because its output is over
+    /// [`Options::read_high_water`] (see the module's "Back-pressure").
+    pub fn is_paused(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some_and(|(_, flags)| *flags & PAUSED != 0)
     }
 
     /// True while `id` is open (not closed, not gone).

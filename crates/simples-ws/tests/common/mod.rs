@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod shared;
+
 use simples_ws::handshake::server::Request;
 use simples_ws::tokio::{accept_with, Accept, Error, ServerOptions, WebSocket};
 use simples_ws::Message;
@@ -556,4 +558,53 @@ pub fn text_of_len(len: usize) -> String {
 #[allow(deprecated)]
 pub fn reset_on_drop(tcp: &TcpStream) {
     tcp.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+}
+
+/// An event loop (`simples_ws::event_loop`) on a thread of its own, for
+/// the `event_loop_*` tests; stopped and joined on drop.
+#[cfg(feature = "mio")]
+pub struct LoopServer {
+    pub addr: SocketAddr,
+    pub handle: simples_ws::event_loop::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "mio")]
+impl LoopServer {
+    /// Binds 127.0.0.1:0 and runs `handler` until stopped.
+    pub fn start<H>(options: simples_ws::event_loop::Options, handler: H) -> LoopServer
+    where
+        H: simples_ws::event_loop::Handler + Send + 'static,
+    {
+        let mut lp = simples_ws::event_loop::EventLoop::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
+        let addr = lp.local_addr().unwrap();
+        let handle = lp.handle();
+        let thread = Some(std::thread::spawn(move || lp.run(handler).unwrap()));
+        LoopServer { addr, handle, thread }
+    }
+
+    /// True once the loop's thread has ended (`run` returned), waiting up
+    /// to `limit`.
+    pub async fn ended_within(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.thread.as_ref().map_or(true, |t| t.is_finished()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[cfg(feature = "mio")]
+impl Drop for LoopServer {
+    fn drop(&mut self) {
+        self.handle.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

@@ -21,11 +21,20 @@
 //! framework names *topics* (one per WebSocket host for host-wide
 //! broadcasts, one per channel) and hands the backplane opaque payloads.
 
+mod envelope;
+
+pub use envelope::{Envelope, EnvelopeError, Kind, VERSION as ENVELOPE_VERSION};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_core::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub use redis::{RedisBackplane, RedisBackplaneOptions};
 
 /// Where a backplane delivers what arrives on a subscribed topic:
 /// `(topic, payload)`. Called on the backplane's own task, in the order
@@ -56,6 +65,9 @@ pub enum BackplaneError {
     Unavailable(String),
     /// The engine answered with an error, or sent what cannot be decoded.
     Engine(String),
+    /// The backplane's configuration is unusable (a bad URL, a zero
+    /// capacity...): said at start, by the constructor.
+    Config(String),
 }
 
 impl std::fmt::Display for BackplaneError {
@@ -64,6 +76,7 @@ impl std::fmt::Display for BackplaneError {
             BackplaneError::Full => f.write_str("the backplane's publish queue is full"),
             BackplaneError::Unavailable(e) => write!(f, "the backplane is unavailable: {e}"),
             BackplaneError::Engine(e) => write!(f, "backplane error: {e}"),
+            BackplaneError::Config(e) => write!(f, "backplane configuration: {e}"),
         }
     }
 }
@@ -83,6 +96,10 @@ pub struct BackplaneStats {
     pub dropped: u64,
     /// Messages received on subscribed topics (this node's own included).
     pub received: u64,
+    /// Messages that arrived from the engine but were lost before
+    /// delivery because this node's receive buffer overflowed (it reads
+    /// slower than the engine delivers).
+    pub lost: u64,
     /// Topics this node is subscribed to now.
     pub topics: usize,
     /// Times the connection to the engine was lost.

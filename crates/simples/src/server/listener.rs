@@ -50,8 +50,14 @@ pub(crate) struct Signals {
     pub(crate) alive: mpsc::Sender<()>,
 }
 
-/// Accepts connections until `stop`.
+/// Pause before retrying `accept` after an error such as EMFILE.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Accepts connections until `stop`. When `accept` fails (out of file
+/// descriptors and the like), logs once per episode and retries after
+/// `ACCEPT_BACKOFF`; the open connections are served meanwhile.
 pub(crate) async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>, mut signals: Signals) {
+    let mut failing = false;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -60,12 +66,18 @@ pub(crate) async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>,
         let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                // Out of file descriptors and the like: back off briefly.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "accept failed; serving the open connections, retrying every 50 ms");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    _ = signals.stop.wait_for(|s| *s) => break,
+                }
             }
         };
+        if std::mem::take(&mut failing) {
+            tracing::info!("accepting connections again");
+        }
         let _ = tcp.set_nodelay(true);
         let (shared, signals, tls) = (shared.clone(), signals.clone(), tls.clone());
         tokio::spawn(async move {

@@ -8,6 +8,8 @@
 //! sent) only once something is put in it; an id the store does not know
 //! is never adopted (no session fixation): a fresh one is made.
 
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +23,8 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::response::Response;
 
+#[cfg(feature = "redis")]
+pub use redis::RedisSessionStore;
 pub use store::{MemoryStore, SessionData, SessionStore};
 
 /// Session settings for a host (`HostOptions::session`).

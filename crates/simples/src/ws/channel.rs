@@ -1,19 +1,30 @@
 //! [`Channel`]: a named group of connections of one WebSocket host.
 //!
-//! Membership is kept on both sides (the host's channel table and each
-//! connection's list), under the host's channel lock, so a connection that
-//! closes leaves every channel it was in.
+//! The host keeps a table of rooms (`Rooms`), one lock for the table and
+//! one per room: binds, unbinds and broadcasts of different rooms never
+//! wait for each other, and the table's lock is taken for writing only
+//! when a room appears or disappears. Membership is kept on both sides
+//! (the room and each connection's list), so a connection that closes
+//! leaves every channel it was in. Broadcasts and their filters run on a
+//! snapshot of the members with no lock held, so a filter may consult
+//! (or even bind to) any channel.
+//!
+//! Lock order: the table, then a room, then a connection's channel list;
+//! no path holds two of them except in that order.
 
 use std::collections::HashMap;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use simples_ws::Message;
 
 use super::conn::WsConn;
 use super::error::WsError;
-use super::host::{broadcast_with, WsShared};
+use super::host::{broadcast_with, Audience, WsShared};
+use super::members::{Inserted, Members};
 use super::object;
+use super::relay::channel_topic;
+use crate::backplane::PresenceMember;
 
 /// A channel membership change, as passed to
 /// [`WsHost::on_channel`](crate::WsHost::on_channel).
@@ -42,6 +53,64 @@ pub enum ChannelEvent {
     },
 }
 
+/// The host's channel table: one [`Members`] set per room with members.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    table: RwLock<HashMap<String, Arc<Members>>>,
+}
+
+impl Rooms {
+    fn get(&self, name: &str) -> Option<Arc<Members>> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// The room `name`, created (and announced to `appeared`, under the
+    /// table's lock so that appearances and removals of one name are seen
+    /// in order) if missing.
+    fn get_or_create(&self, name: &str, appeared: impl FnOnce()) -> Arc<Members> {
+        if let Some(room) = self.get(name) {
+            return room;
+        }
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        table
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                appeared();
+                Arc::new(Members::new())
+            })
+            .clone()
+    }
+
+    /// Removes `room` from the table if it is still the entry for `name`
+    /// and empty; `removed` runs under the table's lock.
+    fn remove_if_empty(&self, name: &str, room: &Arc<Members>, removed: impl FnOnce()) {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if table.get(name).is_some_and(|r| Arc::ptr_eq(r, room)) && room.retire_if_empty() {
+            table.remove(name);
+            removed();
+        }
+    }
+
+    /// Removes room `name` whatever it holds; `removed` runs under the
+    /// table's lock.
+    fn remove(&self, name: &str, removed: impl FnOnce()) -> Option<Arc<Members>> {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let room = table.remove(name)?;
+        removed();
+        Some(room)
+    }
+
+    /// A snapshot of room `name`'s members (`None`: no such room).
+    pub(crate) fn snapshot(&self, name: &str) -> Option<Arc<[WsConn]>> {
+        self.get(name).map(|r| r.snapshot())
+    }
+
+    /// The names of the rooms that have members.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+}
+
 /// A named group of connections of one host: bind, unbind, broadcast,
 /// close. A handle: cheap to create with [`WsHost::channel`](crate::WsHost::channel);
 /// the channel exists while it has members.
@@ -51,15 +120,9 @@ pub struct Channel {
     name: String,
 }
 
-type Table = HashMap<String, HashMap<u64, WsConn>>;
-
 impl Channel {
     pub(crate) fn new(host: Arc<WsShared>, name: &str) -> Channel {
         Channel { host, name: name.to_string() }
-    }
-
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.host.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The channel's name.
@@ -73,42 +136,49 @@ impl Channel {
         if !Arc::ptr_eq(&conn.inner.host, &self.host) || !conn.is_open() {
             return false;
         }
-        {
-            let mut table = self.table();
-            let members = table.entry(self.name.clone()).or_default();
-            if members.contains_key(&conn.id()) {
-                return false;
-            }
-            // Checked again under the channel lock: a connection's task
-            // marks its outbox finished before it leaves its channels (under
-            // this lock), so an ended connection is never left behind here.
-            if conn.inner.outbox().is_finished() {
-                if members.is_empty() {
-                    table.remove(&self.name);
+        let rooms = &self.host.rooms;
+        let added = loop {
+            let room = rooms.get_or_create(&self.name, || self.host.room_appeared(&self.name));
+            // The connection's list is updated under the room's lock, and a
+            // connection that has ended (its list is marked left) is refused
+            // there: an ended connection is never left behind in a room.
+            match room.insert(conn, || conn.inner.join_channel(&self.name)) {
+                Inserted::Added { .. } => break true,
+                Inserted::Retired => continue,
+                Inserted::Already => break false,
+                Inserted::Refused => {
+                    rooms.remove_if_empty(&self.name, &room, || self.host.room_disappeared(&self.name));
+                    break false;
                 }
-                return false;
             }
-            members.insert(conn.id(), conn.clone());
-            conn.inner.channels.lock().unwrap_or_else(|e| e.into_inner()).push(self.name.clone());
+        };
+        if added {
+            self.host.membership(&self.name, conn, true);
         }
-        self.host.channel_event(&ChannelEvent::Bind { channel: self.name.clone(), conn: conn.clone() });
-        true
+        added
     }
 
     /// Removes `conn`; `false` if it was not a member.
     pub fn unbind(&self, conn: &WsConn) -> bool {
-        if !remove_member(&mut self.table(), &self.name, conn) {
+        if !leave(&self.host, &self.name, conn, true) {
             return false;
         }
-        self.host.channel_event(&ChannelEvent::Unbind { channel: self.name.clone(), conn: conn.clone() });
+        self.host.membership(&self.name, conn, false);
         true
     }
 
-    /// Unbinds every member; returns how many there were.
+    /// Unbinds every member (on this node); returns how many there were.
+    /// Presence sees each of them leave; `on_channel` gets one `Close`.
     pub fn close(&self) -> usize {
-        let members = self.table().remove(&self.name).unwrap_or_default();
-        for conn in members.values() {
-            conn.inner.channels.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c != &self.name);
+        let Some(room) = self.host.rooms.remove(&self.name, || self.host.room_disappeared(&self.name)) else {
+            return 0;
+        };
+        let members = room.retire();
+        for conn in &members {
+            conn.inner.leave_channel(&self.name);
+            if self.host.options.presence {
+                self.host.presence_left(&self.name, conn);
+            }
         }
         if !members.is_empty() {
             self.host.channel_event(&ChannelEvent::Close { channel: self.name.clone(), members: members.len() });
@@ -116,47 +186,82 @@ impl Channel {
         members.len()
     }
 
-    /// The members.
+    /// The members on this node.
     pub fn members(&self) -> Vec<WsConn> {
-        self.table().get(&self.name).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.host.rooms.snapshot(&self.name).map(|m| m.to_vec()).unwrap_or_default()
     }
 
-    /// How many members.
+    /// How many members on this node.
     pub fn len(&self) -> usize {
-        self.table().get(&self.name).map_or(0, |m| m.len())
+        self.host.rooms.get(&self.name).map_or(0, |r| r.len())
     }
 
-    /// Whether the channel has no members.
+    /// Whether the channel has no members on this node.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether `conn` is a member.
     pub fn contains(&self, conn: &WsConn) -> bool {
-        self.table().get(&self.name).is_some_and(|m| m.contains_key(&conn.id()))
+        self.host.rooms.get(&self.name).is_some_and(|r| r.contains(conn.id()))
     }
 
-    /// Sends `message` to every member (encoded once); returns how many
+    /// Every member on every node, with what each showed with
+    /// [`WsConn::set_presence`]: from the backplane with a relay, else this
+    /// node's members. Needs [`WsOptions::presence`](crate::ws::WsOptions::presence)
+    /// on ([`WsError::PresenceOff`] otherwise).
+    pub async fn presence(&self) -> Result<Vec<PresenceMember>, WsError> {
+        if !self.host.options.presence {
+            return Err(WsError::PresenceOff);
+        }
+        match &self.host.options.relay {
+            Some(relay) => relay
+                .backplane()
+                .presence(&channel_topic(&self.host.path, &self.name))
+                .await
+                .map_err(|e| WsError::Backplane(e.to_string())),
+            None => Ok(self.members().iter().map(|c| self.host.presence_member(c)).collect()),
+        }
+    }
+
+    /// Sends `message` to every member, on every node with a relay (the
+    /// frame encoded once per node); returns how many members of this node
     /// queued it.
     pub fn broadcast(&self, message: impl Into<Message>) -> usize {
-        self.broadcast_filter(message, |_| true)
+        self.host.fan_out(Audience::channel(&self.name), message.into()).unwrap_or(0)
     }
 
-    /// Sends `message` to the members `filter` keeps.
+    /// [`broadcast`](Channel::broadcast) to every member but `conn`
+    /// (typically the sender), on every node.
+    pub fn broadcast_except(&self, message: impl Into<Message>, conn: &WsConn) -> usize {
+        let audience = Audience { except: Some(conn.id()), ..Audience::channel(&self.name) };
+        self.host.fan_out(audience, message.into()).unwrap_or(0)
+    }
+
+    /// [`broadcast`](Channel::broadcast) to the members the named filter
+    /// ([`WsHost::filter`](crate::WsHost::filter)) keeps, on every node.
+    pub fn broadcast_named(&self, filter: &str, message: impl Into<Message>) -> Result<usize, WsError> {
+        self.host.fan_out(Audience { named: Some(filter), ..Audience::channel(&self.name) }, message.into())
+    }
+
+    /// Sends `message` to the members of this node that `filter` keeps (a
+    /// closure cannot travel: with a relay, use
+    /// [`broadcast_named`](Channel::broadcast_named) to filter on every
+    /// node). The filter runs on a snapshot of the members with no lock
+    /// held: it may consult or change any channel.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        broadcast_with(&self.host, message.into(), |each| {
-            if let Some(members) = self.table().get(&self.name) {
-                members.values().filter(|c| filter(c)).for_each(each);
-            }
-        })
+        let members = self.host.rooms.snapshot(&self.name);
+        broadcast_with(&self.host, message.into(), members.as_deref().unwrap_or_default(), filter)
     }
 
-    /// Object mode: broadcasts the event `{"event", "data"}` to the members.
+    /// Object mode: broadcasts the event `{"event", "data"}` to the
+    /// members, on every node.
     pub fn broadcast_event<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, WsError> {
-        self.broadcast_event_filter(event, data, |_| true)
+        Ok(self.broadcast(object::event_message(event, data)?))
     }
 
-    /// Object mode: broadcasts the event to the members `filter` keeps.
+    /// Object mode: broadcasts the event to the members of this node that
+    /// `filter` keeps.
     pub fn broadcast_event_filter<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -173,39 +278,33 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-fn remove_member(table: &mut Table, name: &str, conn: &WsConn) -> bool {
-    let Some(members) = table.get_mut(name) else { return false };
-    if members.remove(&conn.id()).is_none() {
-        return false;
+/// Takes `conn` out of room `name` (and, with `update_list`, out of the
+/// connection's list); removes the room if it became empty. `false` if it
+/// was not a member.
+fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> bool {
+    let Some(room) = host.rooms.get(name) else { return false };
+    let left = room.remove(conn.id(), |c| {
+        if update_list {
+            c.inner.leave_channel(name);
+        }
+    });
+    match left {
+        None => false,
+        Some(0) => {
+            host.rooms.remove_if_empty(name, &room, || host.room_disappeared(name));
+            true
+        }
+        Some(_) => true,
     }
-    if members.is_empty() {
-        table.remove(name);
-    }
-    conn.inner.channels.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| c != name);
-    true
 }
 
 /// A closed connection leaves all its channels (with `Unbind` events).
 pub(crate) fn leave_all(host: &Arc<WsShared>, conn: &WsConn) {
-    let names = std::mem::take(&mut *conn.inner.channels.lock().unwrap_or_else(|e| e.into_inner()));
-    if names.is_empty() {
-        return;
-    }
-    let mut left = Vec::new();
-    {
-        let mut table = host.channels.lock().unwrap_or_else(|e| e.into_inner());
-        for name in names {
-            if let Some(members) = table.get_mut(&name) {
-                if members.remove(&conn.id()).is_some() {
-                    if members.is_empty() {
-                        table.remove(&name);
-                    }
-                    left.push(name);
-                }
-            }
+    let names = conn.inner.leave_all_channels();
+    for name in names {
+        if leave(host, &name, conn, false) {
+            host.membership(&name, conn, false);
         }
     }
-    for channel in left {
-        host.channel_event(&ChannelEvent::Unbind { channel, conn: conn.clone() });
-    }
+    host.forget_presence_info(conn.id());
 }

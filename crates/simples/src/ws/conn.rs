@@ -55,10 +55,18 @@ pub(crate) struct ConnInner {
     /// Wakes the driver: something was queued, or a forced shutdown.
     pub(crate) wake: Signal,
     /// Channels this connection is bound to.
-    pub(crate) channels: Mutex<Vec<String>>,
+    pub(crate) channels: Mutex<ChannelList>,
     pub(crate) dropped: AtomicU64,
     /// Object mode: requests waiting for the client's acknowledgement.
     pub(crate) pending: Mutex<Pending>,
+}
+
+/// The channels a connection is in, and whether it has left them all
+/// (ended): then it joins none any more.
+#[derive(Default)]
+pub(crate) struct ChannelList {
+    names: Vec<String>,
+    left: bool,
 }
 
 #[derive(Default)]
@@ -77,6 +85,29 @@ impl ConnInner {
     pub(crate) fn outbox(&self) -> MutexGuard<'_, Outbox> {
         lock(&self.outbox)
     }
+
+    /// Records channel `name`; `false` once the connection has ended.
+    pub(crate) fn join_channel(&self, name: &str) -> bool {
+        let mut list = lock(&self.channels);
+        if list.left || self.outbox().is_finished() {
+            return false;
+        }
+        list.names.push(name.to_string());
+        true
+    }
+
+    /// Forgets channel `name`.
+    pub(crate) fn leave_channel(&self, name: &str) {
+        lock(&self.channels).names.retain(|c| c != name);
+    }
+
+    /// The connection ended: it joins no channel any more; returns the
+    /// channels it was in.
+    pub(crate) fn leave_all_channels(&self) -> Vec<String> {
+        let mut list = lock(&self.channels);
+        list.left = true;
+        std::mem::take(&mut list.names)
+    }
 }
 
 impl WsConn {
@@ -88,7 +119,7 @@ impl WsConn {
                 request,
                 outbox: Mutex::new(Outbox::new()),
                 wake: Signal::default(),
-                channels: Mutex::new(Vec::new()),
+                channels: Mutex::new(ChannelList::default()),
                 dropped: AtomicU64::new(0),
                 pending: Mutex::new(Pending::default()),
             }),
@@ -304,9 +335,29 @@ impl WsConn {
         self.host().channel(name).unbind(self)
     }
 
+    /// What this connection shows in channel presence (for example
+    /// `{"nick": "ana"}`; keep it small). In the channels it is already in,
+    /// the change is announced as a new `Join` of the same member (an
+    /// update). Only with [`WsOptions::presence`](crate::ws::WsOptions::presence)
+    /// on.
+    pub fn set_presence(&self, info: Value) {
+        let host = &self.inner.host;
+        if host.options.presence {
+            host.set_presence_info(self.id(), info);
+            for name in self.channels() {
+                host.presence_change(&name, self, true);
+            }
+        }
+    }
+
+    /// This connection's node: the relay's node id, or `"local"`.
+    pub fn node(&self) -> &str {
+        self.inner.host.node_id()
+    }
+
     /// The channels this connection is bound to.
     pub fn channels(&self) -> Vec<String> {
-        lock(&self.inner.channels).clone()
+        lock(&self.inner.channels).names.clone()
     }
 
     /// `(bytes, messages)` waiting in the outgoing queue.

@@ -18,6 +18,14 @@ pub enum WsError {
     Remote(String),
     /// The data could not be encoded (JSON, template).
     Encode(String),
+    /// No filter of this name was defined with
+    /// [`WsHost::filter`](crate::WsHost::filter) on this node.
+    UnknownFilter(String),
+    /// Presence is off for this host
+    /// ([`WsOptions::presence`](crate::ws::WsOptions::presence)).
+    PresenceOff,
+    /// The backplane failed (presence could not be read).
+    Backplane(String),
 }
 
 impl fmt::Display for WsError {
@@ -28,6 +36,9 @@ impl fmt::Display for WsError {
             WsError::Timeout => f.write_str("no acknowledgement before the timeout"),
             WsError::Remote(e) => write!(f, "the peer answered with an error: {e}"),
             WsError::Encode(e) => write!(f, "cannot encode the message: {e}"),
+            WsError::UnknownFilter(name) => write!(f, "no filter named {name:?} is defined on this node"),
+            WsError::PresenceOff => f.write_str("presence is off for this WebSocket host (WsOptions::presence)"),
+            WsError::Backplane(e) => write!(f, "{e}"),
         }
     }
 }

@@ -34,7 +34,7 @@ pub(crate) async fn handshake(ws: WsHost, conn: Conn) -> Response {
 }
 
 async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
-    let key = validate(conn.headers()).map_err(|e| {
+    let key = validate(conn.head.version, conn.headers()).map_err(|e| {
         let upgrade = e.status() == StatusCode::UPGRADE_REQUIRED;
         let mut res = e.into_response();
         if upgrade {
@@ -65,6 +65,8 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Response> {
         .deflate
         .as_ref()
         .and_then(|d| d.accept_offers(values(conn.headers(), "sec-websocket-extensions")));
+    // `validate` refused what hyper cannot upgrade (HTTP/1.0, a body):
+    // without an upgrade now, the application's `authorize` hook took it.
     let on_upgrade = conn.upgrade().ok_or_else(|| Error::new(500, "the connection cannot be upgraded").into_response())?;
 
     let request = RequestInfo {
@@ -170,8 +172,21 @@ fn values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a st
 }
 
 /// RFC 6455 §4.2.1: the checks on the client's opening handshake (the
-/// method is `GET` by routing, HTTP/1.1 by hyper). Returns the key.
-fn validate(headers: &HeaderMap) -> Result<String, Error> {
+/// method is `GET` by routing). Returns the key. Every refusal is the
+/// client's error: a 4xx with the reason.
+fn validate(version: http::Version, headers: &HeaderMap) -> Result<String, Error> {
+    // §4.2.1 item 1: "An HTTP/1.1 or higher GET request"; hyper upgrades
+    // only HTTP/1.1 connections (HTTP/2 has no Upgrade, RFC 9113 §8.6).
+    if version != http::Version::HTTP_11 {
+        return Err(Error::bad_request(format!("a WebSocket handshake is an HTTP/1.1 request, not {version:?}")));
+    }
+    // §4.1: the client sends frames only once the server's 101 arrived;
+    // body bytes would be taken for the first frames.
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || values(headers, "content-length").any(|v| v.trim() != "0");
+    if has_body {
+        return Err(Error::bad_request("a WebSocket handshake request has no body"));
+    }
     let has = |name: &str, token: &str| values(headers, name).any(|v| header_has_token(v, token));
     // §4.2.1 items 3 and 4: `Upgrade: websocket`, `Connection: Upgrade`.
     if !has("upgrade", "websocket") || !has("connection", "upgrade") {
@@ -251,6 +266,7 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         let mut h = HeaderMap::new();
+        let validate = |h: &HeaderMap| validate(http::Version::HTTP_11, h);
         assert_eq!(validate(&h).unwrap_err().status(), 426);
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         h.insert("connection", HeaderValue::from_static("keep-alive, Upgrade"));
@@ -260,6 +276,11 @@ mod tests {
         h.insert("sec-websocket-key", HeaderValue::from_static("c2hvcnQ="));
         assert_eq!(validate(&h).unwrap_err().status(), 400);
         h.insert("sec-websocket-key", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert_eq!(validate(&h).unwrap(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(super::validate(http::Version::HTTP_10, &h).unwrap_err().status(), 400);
+        h.insert("content-length", HeaderValue::from_static("5"));
+        assert_eq!(validate(&h).unwrap_err().status(), 400);
+        h.insert("content-length", HeaderValue::from_static("0"));
         assert_eq!(validate(&h).unwrap(), "dGhlIHNhbXBsZSBub25jZQ==");
     }
 }

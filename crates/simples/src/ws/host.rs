@@ -4,20 +4,24 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use simples_ws::{CloseCode, CloseFrame, Message, PreparedFrame};
+use simples_ws::{CloseCode, CloseFrame, Message, PreparedFrame, Utf8Bytes};
 use tokio::sync::Notify;
 
-use super::channel::{Channel, ChannelEvent};
+use super::channel::{Channel, ChannelEvent, Rooms};
 use super::conn::WsConn;
 use super::error::WsError;
+use super::members::Members;
 use super::object;
 use super::options::{SlowAction, WsOptions};
 use super::outbox::{Limits, Out, Pushed};
+use super::presence::PresenceEvent;
+use super::relay::{channel_topic, host_topic, Remote};
+use crate::backplane::{Envelope, Kind, PresenceMember};
 use crate::conn::Conn;
 use crate::error::Error;
 use crate::handler::BoxFuture;
@@ -95,6 +99,8 @@ pub(crate) type CloseFn = Arc<dyn Fn(WsConn, Option<CloseFrame>) -> BoxFuture<'s
 pub(crate) type AuthFn = Arc<dyn Fn(Conn) -> BoxFuture<'static, Result<Conn, Error>> + Send + Sync>;
 type SlowFn = Arc<dyn Fn(&WsConn, SlowAction) + Send + Sync>;
 type ChannelFn = Arc<dyn Fn(&ChannelEvent) + Send + Sync>;
+type PresenceFn = Arc<dyn Fn(&PresenceEvent) + Send + Sync>;
+type FilterFn = Arc<dyn Fn(&WsConn) -> bool + Send + Sync>;
 
 #[derive(Default)]
 pub(crate) struct Handlers {
@@ -105,6 +111,8 @@ pub(crate) struct Handlers {
     pub(crate) authorize: Option<AuthFn>,
     slow: Option<SlowFn>,
     channel: Option<ChannelFn>,
+    presence: Option<PresenceFn>,
+    filters: HashMap<String, FilterFn>,
 }
 
 /// Counters of a WebSocket host, from [`WsHost::stats`].
@@ -120,6 +128,16 @@ pub struct WsStats {
     pub dropped: u64,
     /// Connections closed by the slow-client policy.
     pub slow_closed: u64,
+    /// Broadcasts handed to the relay for the other nodes.
+    pub published: u64,
+    /// Broadcasts the relay could not take (its queue towards the
+    /// backplane was full); their local delivery still happened.
+    pub publish_failed: u64,
+    /// Broadcasts from other nodes delivered here.
+    pub remote: u64,
+    /// Messages from other nodes that could not be delivered here (text
+    /// that is not UTF-8, a named filter this node does not define).
+    pub remote_refused: u64,
 }
 
 pub(crate) struct WsShared {
@@ -128,13 +146,21 @@ pub(crate) struct WsShared {
     pub(crate) limits: Limits,
     pub(crate) config: Arc<simples_ws::Config>,
     handlers: RwLock<Handlers>,
-    pub(crate) conns: RwLock<HashMap<u64, WsConn>>,
-    pub(crate) channels: Mutex<HashMap<String, HashMap<u64, WsConn>>>,
+    /// The open connections.
+    conns: Members,
+    /// The channels with members.
+    pub(crate) rooms: Rooms,
     next_id: AtomicU64,
     accepted: AtomicU64,
     pub(crate) rejected: AtomicU64,
     dropped: AtomicU64,
     slow_closed: AtomicU64,
+    published: AtomicU64,
+    publish_failed: AtomicU64,
+    remote: AtomicU64,
+    remote_refused: AtomicU64,
+    /// What each connection shows in presence (`WsConn::set_presence`).
+    presence_info: Mutex<HashMap<u64, Value>>,
     templates: OnceLock<Arc<dyn TemplateEngine>>,
     /// Bumped when connections left after a shutdown deadline must be
     /// dropped: a connection ends when it differs from the value it saw at
@@ -181,27 +207,39 @@ impl WsHost {
             policy: options.slow_policy,
         };
         let config = Arc::new(options.protocol_config());
-        WsHost {
+        let host = WsHost {
             shared: Arc::new(WsShared {
                 path: path.to_string(),
                 options,
                 limits,
                 config,
                 handlers: RwLock::new(Handlers::default()),
-                conns: RwLock::new(HashMap::new()),
-                channels: Mutex::new(HashMap::new()),
+                conns: Members::new(),
+                rooms: Rooms::default(),
                 next_id: AtomicU64::new(1),
                 accepted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 slow_closed: AtomicU64::new(0),
+                published: AtomicU64::new(0),
+                publish_failed: AtomicU64::new(0),
+                remote: AtomicU64::new(0),
+                remote_refused: AtomicU64::new(0),
+                presence_info: Mutex::new(HashMap::new()),
                 templates: OnceLock::new(),
                 force: AtomicU64::new(0),
                 ended: Notify::new(),
                 stopping: AtomicBool::new(false),
                 upgrading: AtomicUsize::new(0),
             }),
+        };
+        if let Some(relay) = &host.shared.options.relay {
+            let weak: Weak<dyn Remote> = Arc::downgrade(&host.shared) as Weak<dyn Remote>;
+            if !relay.attach(path, weak) {
+                tracing::warn!(path, "another WebSocket host of this node already relays this path; this one stays local");
+            }
         }
+        host
     }
 
     /// The path this host answers on.
@@ -288,19 +326,36 @@ impl WsHost {
         self
     }
 
+    /// Called (synchronously, keep it short) when a connection joins or
+    /// leaves a channel, on this node or (with a relay) on another node
+    /// that shares the channel with this one. Only with
+    /// [`WsOptions::presence`] on.
+    pub fn on_presence(&self, hook: impl Fn(&PresenceEvent) + Send + Sync + 'static) -> &Self {
+        write(&self.shared.handlers).presence = Some(Arc::new(hook));
+        self
+    }
+
+    /// Defines the named filter `name`, for [`broadcast_named`](WsHost::broadcast_named)
+    /// and [`Channel::broadcast_named`]. With a relay, define it on every
+    /// node: each node applies it to its own connections.
+    pub fn filter(&self, name: &str, filter: impl Fn(&WsConn) -> bool + Send + Sync + 'static) -> &Self {
+        write(&self.shared.handlers).filters.insert(name.to_string(), Arc::new(filter));
+        self
+    }
+
     /// The open connections.
     pub fn connections(&self) -> Vec<WsConn> {
-        read(&self.shared.conns).values().cloned().collect()
+        self.shared.conns.snapshot().to_vec()
     }
 
     /// The open connection with this id.
     pub fn connection(&self, id: u64) -> Option<WsConn> {
-        read(&self.shared.conns).get(&id).cloned()
+        self.shared.conns.get(id)
     }
 
     /// How many connections are open.
     pub fn len(&self) -> usize {
-        read(&self.shared.conns).len()
+        self.shared.conns.len()
     }
 
     /// Whether no connection is open.
@@ -317,28 +372,48 @@ impl WsHost {
             rejected: s.rejected.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             slow_closed: s.slow_closed.load(Ordering::Relaxed),
+            published: s.published.load(Ordering::Relaxed),
+            publish_failed: s.publish_failed.load(Ordering::Relaxed),
+            remote: s.remote.load(Ordering::Relaxed),
+            remote_refused: s.remote_refused.load(Ordering::Relaxed),
         }
     }
 
-    /// Sends `message` to every open connection; the frame is encoded once
-    /// and its bytes shared. Returns how many connections queued it.
+    /// Sends `message` to every open connection, on every node when the
+    /// host has a relay; the frame is encoded once per node and its bytes
+    /// shared. Returns how many connections of this node queued it.
     pub fn broadcast(&self, message: impl Into<Message>) -> usize {
-        self.broadcast_filter(message, |_| true)
+        self.shared.fan_out(Audience::host(), message.into()).unwrap_or(0)
     }
 
-    /// Sends `message` to every open connection for which `filter` is true.
+    /// [`broadcast`](WsHost::broadcast) to everyone but `conn` (typically
+    /// the sender), on every node.
+    pub fn broadcast_except(&self, message: impl Into<Message>, conn: &WsConn) -> usize {
+        self.shared.fan_out(Audience { except: Some(conn.id()), ..Audience::host() }, message.into()).unwrap_or(0)
+    }
+
+    /// [`broadcast`](WsHost::broadcast) to the connections the named filter
+    /// (defined with [`filter`](WsHost::filter)) keeps, on every node.
+    /// Fails when this node does not define the filter.
+    pub fn broadcast_named(&self, filter: &str, message: impl Into<Message>) -> Result<usize, WsError> {
+        self.shared.fan_out(Audience { named: Some(filter), ..Audience::host() }, message.into())
+    }
+
+    /// Sends `message` to this node's connections for which `filter` is
+    /// true (a closure cannot travel: with a relay, use a named filter to
+    /// filter on every node). The filter runs on a snapshot of the
+    /// connections with no lock held: it may consult or change any channel.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        broadcast_with(&self.shared, message.into(), |each| {
-            read(&self.shared.conns).values().filter(|c| filter(c)).for_each(each)
-        })
+        broadcast_with(&self.shared, message.into(), &self.shared.conns.snapshot(), filter)
     }
 
-    /// Object mode: broadcasts the event `{"event", "data"}`.
+    /// Object mode: broadcasts the event `{"event", "data"}`, on every node.
     pub fn broadcast_event<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, WsError> {
-        self.broadcast_event_filter(event, data, |_| true)
+        Ok(self.broadcast(object::event_message(event, data)?))
     }
 
-    /// Object mode: broadcasts the event to the connections `filter` keeps.
+    /// Object mode: broadcasts the event to this node's connections that
+    /// `filter` keeps (see [`broadcast_filter`](WsHost::broadcast_filter)).
     pub fn broadcast_event_filter<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -361,7 +436,7 @@ impl WsHost {
 
     /// The names of the channels that have members.
     pub fn channel_names(&self) -> Vec<String> {
-        self.shared.channels.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.shared.rooms.names()
     }
 
     /// Starts the closing handshake on every connection (after what each
@@ -455,7 +530,7 @@ impl WsShared {
     /// stopping (its handshake was answered just before the stop).
     pub(crate) fn register(&self, conn: &WsConn) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
-        write(&self.conns).insert(conn.id(), conn.clone());
+        self.conns.insert(conn, || true);
         self.upgrading.fetch_sub(1, Ordering::SeqCst);
         if self.stopping.load(Ordering::SeqCst) {
             conn.close(CloseCode::GOING_AWAY, "server shutting down");
@@ -463,7 +538,7 @@ impl WsShared {
     }
 
     pub(crate) fn unregister(&self, conn: &WsConn) {
-        write(&self.conns).remove(&conn.id());
+        self.conns.remove(conn.id(), |_| {});
         self.ended.notify_waiters();
     }
 
@@ -487,6 +562,150 @@ impl WsShared {
         let hook = read(&self.handlers).slow.clone();
         if let Some(hook) = hook {
             hook(conn, action);
+        }
+    }
+
+    /// Channel `name` got its first member on this node: with a relay,
+    /// receive its traffic from now on (interest-based routing).
+    pub(crate) fn room_appeared(&self, name: &str) {
+        if let Some(relay) = &self.options.relay {
+            relay.subscribe(&channel_topic(&self.path, name));
+        }
+    }
+
+    /// Channel `name` lost its last member on this node: stop receiving
+    /// its traffic.
+    pub(crate) fn room_disappeared(&self, name: &str) {
+        if let Some(relay) = &self.options.relay {
+            relay.unsubscribe(&channel_topic(&self.path, name));
+        }
+    }
+
+    /// `conn` joined (`true`) or left channel `name`: the `on_channel`
+    /// hook, then presence.
+    pub(crate) fn membership(&self, name: &str, conn: &WsConn, joined: bool) {
+        let event = if joined {
+            ChannelEvent::Bind { channel: name.to_string(), conn: conn.clone() }
+        } else {
+            ChannelEvent::Unbind { channel: name.to_string(), conn: conn.clone() }
+        };
+        self.channel_event(&event);
+        if self.options.presence {
+            self.presence_change(name, conn, joined);
+        }
+    }
+
+    /// `conn` left channel `name` (closed by the application): presence only.
+    pub(crate) fn presence_left(&self, name: &str, conn: &WsConn) {
+        self.presence_change(name, conn, false);
+    }
+
+    /// Presence: the backplane's entry, then the other nodes' `on_presence`
+    /// hooks (announced once the entry is written), and this node's.
+    pub(crate) fn presence_change(&self, name: &str, conn: &WsConn, joined: bool) {
+        let member = self.presence_member(conn);
+        if let (Some(relay), Ok(json)) = (&self.options.relay, serde_json::to_vec(&member)) {
+            let kind = if joined { Kind::PresenceJoin } else { Kind::PresenceLeave };
+            let announce = self.envelope(kind, name, None, None, false, json.into());
+            relay.presence(channel_topic(&self.path, name), member.clone(), joined, &announce);
+        }
+        self.presence_event(name, member, joined);
+    }
+
+    /// This node's presence entry for `conn`.
+    pub(crate) fn presence_member(&self, conn: &WsConn) -> PresenceMember {
+        let info = self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).get(&conn.id()).cloned();
+        PresenceMember { node: self.node_id().to_string(), conn: conn.id(), info: info.unwrap_or(Value::Null) }
+    }
+
+    pub(crate) fn set_presence_info(&self, conn: u64, info: Value) {
+        self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).insert(conn, info);
+    }
+
+    /// The connection ended and has left its channels (their leaves were
+    /// announced with its info): forget the info.
+    pub(crate) fn forget_presence_info(&self, conn: u64) {
+        if self.options.presence {
+            self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn);
+        }
+    }
+
+    /// This node's id: the relay's, or `"local"` without one.
+    pub(crate) fn node_id(&self) -> &str {
+        self.options.relay.as_ref().map_or("local", |r| r.node_id())
+    }
+
+    fn presence_event(&self, channel: &str, member: PresenceMember, joined: bool) {
+        let hook = read(&self.handlers).presence.clone();
+        if let Some(hook) = hook {
+            let channel = channel.to_string();
+            hook(&if joined { PresenceEvent::Join { channel, member } } else { PresenceEvent::Leave { channel, member } });
+        }
+    }
+
+    /// Delivers `message` to this node's audience and, with a relay,
+    /// publishes it once for the other nodes. Returns how many connections
+    /// of this node queued it.
+    pub(crate) fn fan_out(&self, audience: Audience<'_>, message: Message) -> Result<usize, WsError> {
+        let named = match audience.named {
+            Some(name) => Some(self.named_filter(name)?),
+            None => None,
+        };
+        let binary = matches!(message, Message::Binary(_));
+        let payload = match &message {
+            Message::Text(t) => Some(t.as_bytes().clone()),
+            Message::Binary(b) => Some(b.clone()),
+            _ => None,
+        };
+        let targets = match audience.channel {
+            None => Some(self.conns.snapshot()),
+            Some(name) => self.rooms.snapshot(name),
+        };
+        let keep = |c: &WsConn| Some(c.id()) != audience.except && named.as_ref().map_or(true, |f| f(c));
+        let queued = targets.map_or(0, |t| broadcast_with(self, message, &t, keep));
+        if let (Some(_), Some(payload)) = (&self.options.relay, payload) {
+            let (kind, topic, channel) = match audience.channel {
+                None => (Kind::HostBroadcast, host_topic(&self.path), ""),
+                Some(name) => (Kind::ChannelBroadcast, channel_topic(&self.path, name), name),
+            };
+            let except = audience.except.map(|id| (self.node_id().to_string(), id));
+            let envelope = self.envelope(kind, channel, except, audience.named, binary, payload);
+            self.publish(&topic, &envelope);
+        }
+        Ok(queued)
+    }
+
+    fn named_filter(&self, name: &str) -> Result<FilterFn, WsError> {
+        read(&self.handlers).filters.get(name).cloned().ok_or_else(|| WsError::UnknownFilter(name.to_string()))
+    }
+
+    fn envelope(
+        &self,
+        kind: Kind,
+        channel: &str,
+        except: Option<(String, u64)>,
+        filter: Option<&str>,
+        binary: bool,
+        payload: bytes::Bytes,
+    ) -> Envelope {
+        Envelope {
+            kind,
+            binary,
+            node: self.node_id().to_string(),
+            namespace: self.path.clone(),
+            channel: channel.to_string(),
+            except,
+            filter: filter.unwrap_or_default().to_string(),
+            payload,
+        }
+    }
+
+    fn publish(&self, topic: &str, envelope: &Envelope) {
+        let Some(relay) = &self.options.relay else { return };
+        if relay.publish(topic, envelope) {
+            self.published.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.publish_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -519,16 +738,20 @@ pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame
     }
 }
 
-/// Broadcasts `message`, encoded once, to the connections `targets` hands
-/// to its callback (under whatever lock it needs: it is released when
-/// `targets` returns). Returns how many queued it. Slow-client outcomes are
-/// reported after that, with no lock held, as hooks may call back into the
+/// Broadcasts `message`, encoded once, to the connections of `targets`
+/// that `filter` keeps; returns how many queued it. Runs with no lock held
+/// (each push takes only its connection's outbox lock): `targets` is a
+/// snapshot, and the filter and slow-client hooks may call back into the
 /// host.
-pub(crate) fn broadcast_with(host: &WsShared, message: Message, targets: impl FnOnce(&mut dyn FnMut(&WsConn))) -> usize {
+pub(crate) fn broadcast_with(
+    host: &WsShared,
+    message: Message,
+    targets: &[WsConn],
+    filter: impl Fn(&WsConn) -> bool,
+) -> usize {
     let Some(frame) = prepare(host, message) else { return 0 };
     let mut queued = 0;
-    let mut slow = Vec::new();
-    targets(&mut |conn: &WsConn| {
+    for conn in targets.iter().filter(|c| filter(c)) {
         let pushed = conn.inner.outbox().push(Out::Frame(frame.clone()), &host.limits);
         if pushed.wakes() {
             conn.inner.wake.notify();
@@ -536,14 +759,88 @@ pub(crate) fn broadcast_with(host: &WsShared, message: Message, targets: impl Fn
         if matches!(pushed, Pushed::Queued | Pushed::QueuedBehind | Pushed::QueuedDropping(_)) {
             queued += 1;
         }
-        if pushed.slow_action().is_some() {
-            slow.push((conn.clone(), pushed));
-        }
-    });
-    for (conn, pushed) in slow {
         if let Some(action) = pushed.slow_action() {
-            host.slow(&conn, action);
+            host.slow(conn, action);
         }
     }
     queued
+}
+
+/// Which connections a broadcast is for (on every node).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Audience<'a> {
+    /// A channel's members, or (`None`) every connection of the host.
+    pub(crate) channel: Option<&'a str>,
+    /// A connection of this node to skip.
+    pub(crate) except: Option<u64>,
+    /// A named filter every node applies.
+    pub(crate) named: Option<&'a str>,
+}
+
+impl<'a> Audience<'a> {
+    pub(crate) fn host() -> Audience<'a> {
+        Audience::default()
+    }
+
+    pub(crate) fn channel(name: &'a str) -> Audience<'a> {
+        Audience { channel: Some(name), ..Audience::default() }
+    }
+}
+
+impl Remote for WsShared {
+    /// A broadcast or presence change from another node: delivered to this
+    /// node's audience, the frame encoded once for all of it.
+    fn deliver(&self, envelope: Envelope) {
+        if envelope.node == self.node_id() {
+            return; // Our own publication: delivered locally already.
+        }
+        match envelope.kind {
+            Kind::HostBroadcast | Kind::ChannelBroadcast => {
+                let message = if envelope.binary {
+                    Message::Binary(envelope.payload)
+                } else {
+                    match Utf8Bytes::try_from_bytes(envelope.payload) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => {
+                            self.remote_refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(node = %envelope.node, "text message from another node is not UTF-8; dropped");
+                            return;
+                        }
+                    }
+                };
+                let named = if envelope.filter.is_empty() {
+                    None
+                } else {
+                    match self.named_filter(&envelope.filter) {
+                        Ok(f) => Some(f),
+                        Err(e) => {
+                            self.remote_refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "broadcast from another node dropped");
+                            return;
+                        }
+                    }
+                };
+                let targets = if envelope.kind == Kind::HostBroadcast {
+                    Some(self.conns.snapshot())
+                } else {
+                    self.rooms.snapshot(&envelope.channel)
+                };
+                let Some(targets) = targets else { return };
+                self.remote.fetch_add(1, Ordering::Relaxed);
+                let except = envelope.except.as_ref().filter(|(node, _)| node == self.node_id()).map(|(_, id)| *id);
+                broadcast_with(self, message, &targets, |c| {
+                    Some(c.id()) != except && named.as_ref().map_or(true, |f| f(c))
+                });
+            }
+            Kind::PresenceJoin | Kind::PresenceLeave => {
+                if !self.options.presence {
+                    return;
+                }
+                match serde_json::from_slice::<PresenceMember>(&envelope.payload) {
+                    Ok(member) => self.presence_event(&envelope.channel, member, envelope.kind == Kind::PresenceJoin),
+                    Err(e) => tracing::warn!(error = %e, "unreadable presence change from another node ignored"),
+                }
+            }
+        }
+    }
 }

@@ -10,22 +10,27 @@
 //!              origin check, authorize hook, subprotocol, deflate, 101
 //!   host       WsHost: handlers, the connection registry, broadcasts
 //!              (encoded once), stats, graceful shutdown
-//!   channel    Channel: named groups of connections
+//!   channel    Channel: named groups of connections, one lock per room
+//!   members    a set of connections with a shared snapshot (registry,
+//!              channel members)
 //!   conn       WsConn: the request it came with, the session shared with
 //!              HTTP, sends through the bounded outbox, requests with acks
 //!   outbox     the bounded per-connection queue and the slow policy
 //!   driver     the task running one connection over simples-ws
 //!   signal     the lock-free wake-up of a connection's task
 //!   object     object mode's JSON wire format (assets/PROTOCOL.md)
+//!   relay      Relay: this node's link to a backplane (scale-out): routes
+//!              remote broadcasts to hosts, subscribes channels by interest
+//!   presence   PresenceEvent: joins and leaves, local and remote
 //!   client     simples.js, the browser client, served by `serve_client`
 //! ```
 //!
-//! Locks are short and never held across an await. The registry of
-//! connections and the channel table are never held together; either may
-//! be held while taking a connection's outbox or channel-list lock, which
-//! are leaves. User hooks (`on_slow`, `on_channel`) run with no lock held;
-//! broadcast filters run under the registry's or the table's read side, so
-//! a filter must not bind or unbind.
+//! Locks are short and never held across an await, and no user code
+//! (handlers, broadcast filters, `on_slow`, `on_channel`) runs while one is
+//! held. The registry of connections and each channel keep their members
+//! in a `members` set whose snapshot broadcasts iterate with no lock
+//! held; each channel has its own lock (see `channel` for the order).
+//! A connection's outbox lock is a leaf.
 //!
 //! Memory per connection is bounded whatever the client does: incoming
 //! messages by `max_message_size` and `max_pending_messages`, outgoing by
@@ -40,9 +45,12 @@ mod driver;
 mod error;
 mod handshake;
 mod host;
+mod members;
 mod object;
 mod options;
 mod outbox;
+mod presence;
+mod relay;
 mod signal;
 
 pub use channel::{Channel, ChannelEvent};
@@ -50,6 +58,9 @@ pub use conn::WsConn;
 pub use error::WsError;
 pub use host::{Ack, IntoAck, WsHost, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
+pub use presence::PresenceEvent;
+pub use relay::Relay;
+pub use crate::backplane::PresenceMember;
 pub use client::SIMPLES_JS;
 pub(crate) use handshake::handshake;
 #[doc(hidden)]

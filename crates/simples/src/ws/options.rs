@@ -6,6 +6,8 @@ use std::time::Duration;
 use simples_ws::deflate::DeflateConfig;
 use simples_ws::CloseCode;
 
+use super::relay::Relay;
+
 /// How a WebSocket host reads and writes messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -116,6 +118,18 @@ pub struct WsOptions {
     /// client); reading also stops once they total `max_message_size`
     /// bytes. Default: `16`.
     pub max_pending_messages: usize,
+    /// Scale-out: the link to the other nodes. With one, broadcasts
+    /// (`broadcast`, `broadcast_except`, `broadcast_named`, and the
+    /// channels' ones) reach every node's connections, and channels and
+    /// presence span the nodes. Default: `None` (this process only).
+    pub relay: Option<Relay>,
+    /// Track presence: who is in each channel
+    /// ([`Channel::presence`](crate::ws::Channel::presence), with what
+    /// [`WsConn::set_presence`](crate::WsConn::set_presence) set), with
+    /// [`WsHost::on_presence`](crate::WsHost::on_presence) events; with a
+    /// relay, across nodes (one backplane write per bind and unbind).
+    /// Default: `false`.
+    pub presence: bool,
 }
 
 impl Default for WsOptions {
@@ -134,6 +148,8 @@ impl Default for WsOptions {
             max_json_depth: 32,
             ack_timeout: Duration::from_secs(10),
             max_pending_messages: 16,
+            relay: None,
+            presence: false,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -262,3 +264,6 @@ pub mod ws_extra {
             .header("sec-websocket-key", SAMPLE_KEY)
     }
 }
+
+#[path = "../../../simples-ws/tests/common/shared.rs"]
+pub mod shared;

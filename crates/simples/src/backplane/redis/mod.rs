@@ -1,0 +1,361 @@
+//! [`RedisBackplane`]: the [`Backplane`] on Redis (feature `redis`), with
+//! [fred](https://docs.rs/fred) as the client.
+//!
+//! ```text
+//!   mod.rs        RedisBackplane, its options, the Backplane impl, stats
+//!   connect       URLs, the fred client settings, the once-per-outage log
+//!   publisher     the bounded publish queue and the task that pipelines it
+//!   subscriber    the wanted topics, the task that (re)subscribes, the
+//!                 task that receives
+//!   presence      presence hashes, node heartbeats
+//! ```
+//!
+//! **Two connections** (two fred clients) per node: one in subscribe mode
+//! (it can do nothing else on RESP2), one for PUBLISH and the presence
+//! commands. On a cluster, each is one connection per primary.
+//!
+//! **Pub/sub.** Topic `t` is the Redis channel `{prefix}:t`. On one server:
+//! `SUBSCRIBE`/`UNSUBSCRIBE`/`PUBLISH`. On a cluster: sharded pub/sub
+//! (`SSUBSCRIBE`/`SUNSUBSCRIBE`/`SPUBLISH`, Redis 7), so a channel lives on
+//! the one shard that owns its slot, instead of every message being copied
+//! to every node of the cluster.
+//!
+//! **Subscriptions** are a set of wanted topics: `subscribe` and
+//! `unsubscribe` only edit the set and wake the subscriber task, which
+//! brings Redis in line (idempotent, coalescing, never waiting). After
+//! every reconnection the task subscribes again to the whole set. fred's
+//! own `SubscriberClient` is not used: its re-subscription sends a plain
+//! `SUBSCRIBE` with no channel when only sharded channels are tracked
+//! (an error that stops it before the sharded ones), and it forgets a
+//! subscription whose command failed during an outage.
+//!
+//! **Publishing** never waits: messages go into a bounded queue
+//! ([`RedisBackplaneOptions::publish_queue`]); when it is full the newest
+//! message is dropped and counted (`stats().dropped`). One task takes what
+//! is queued (up to [`RedisBackplaneOptions::publish_batch`] messages) and
+//! writes it as one pipeline, so many PUBLISH are in flight per round
+//! trip, in queue order (so in order per topic). While Redis is
+//! unreachable, messages fail at once and are counted (`stats().failed`),
+//! never buffered to be delivered late; the outage is logged once when it
+//! starts and once when it ends.
+//!
+//! **Presence**: see the `presence` module.
+
+mod connect;
+mod presence;
+mod publisher;
+mod subscriber;
+
+pub(crate) use connect::{connect_client, fail_fast, ClientSettings, RedisUrl};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::{Client, ClientLike as _};
+use futures_core::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+
+use super::{Backplane, BackplaneError, BackplaneStats, PresenceMember, Receiver};
+use presence::Presence;
+use publisher::Outgoing;
+use subscriber::Subscriptions;
+
+/// Settings of a [`RedisBackplane`].
+#[derive(Debug, Clone)]
+pub struct RedisBackplaneOptions {
+    /// Where Redis is: `redis://[user[:password]@]host:port[/db]` for one
+    /// server, `redis-cluster://[user[:password]@]host:port[,host:port...]`
+    /// for a Redis Cluster (seed nodes; the others are discovered; sharded
+    /// pub/sub needs Redis 7). Default: `"redis://127.0.0.1:6379"`.
+    pub url: String,
+    /// Prefix of every channel and key this backplane uses (`{prefix}:topic`,
+    /// `{prefix}:presence:topic`, `{prefix}:node:id`): applications sharing
+    /// one Redis use different prefixes. Must not be empty. Default:
+    /// `"simples"`.
+    pub prefix: String,
+    /// Messages the publish queue holds. When full, the newest message is
+    /// dropped (`publish` says [`BackplaneError::Full`]) and counted in
+    /// `stats().dropped`. Default: 10,000.
+    pub publish_queue: usize,
+    /// Most messages written as one pipeline. Default: 256.
+    pub publish_batch: usize,
+    /// Messages received from Redis and not yet delivered that this node
+    /// holds; past it the oldest are lost and counted in `stats().lost`.
+    /// Default: 8,192.
+    pub receive_buffer: usize,
+    /// First delay before reconnecting after the connection is lost; it
+    /// doubles up to `reconnect_max`. Default: 100 ms.
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnection attempts. Default: 5 s.
+    pub reconnect_max: Duration,
+    /// Time to connect (and, at start, the error's deadline). Default: 5 s.
+    pub connect_timeout: Duration,
+    /// Time a command (a publish pipeline, a presence command) may take
+    /// before it fails. Default: 5 s.
+    pub command_timeout: Duration,
+    /// How often this node refreshes its heartbeat key (and the expiry of
+    /// the presence hashes it has members in). Default: 5 s.
+    pub heartbeat_interval: Duration,
+    /// Lifetime of the heartbeat key: a node that stops heartbeating (it
+    /// died) has its presence entries left out after at most this long.
+    /// Must exceed `heartbeat_interval`. Default: 15 s.
+    pub presence_ttl: Duration,
+}
+
+impl Default for RedisBackplaneOptions {
+    fn default() -> Self {
+        RedisBackplaneOptions {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "simples".into(),
+            publish_queue: 10_000,
+            publish_batch: 256,
+            receive_buffer: 8192,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(5),
+            presence_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+impl RedisBackplaneOptions {
+    /// Default settings for the Redis at `url`.
+    pub fn new(url: impl Into<String>) -> RedisBackplaneOptions {
+        RedisBackplaneOptions { url: url.into(), ..RedisBackplaneOptions::default() }
+    }
+
+    /// The fred client settings these options give.
+    pub(crate) fn client_settings(&self) -> ClientSettings {
+        ClientSettings {
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
+            message_buffer: self.receive_buffer,
+        }
+    }
+
+    fn check(&self) -> Result<RedisUrl, BackplaneError> {
+        let bad = |why: &str| Err(BackplaneError::Config(why.to_string()));
+        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
+            return bad("the prefix must be non-empty, without spaces");
+        }
+        if self.publish_queue == 0 || self.publish_batch == 0 || self.receive_buffer == 0 {
+            return bad("publish_queue, publish_batch and receive_buffer must be at least 1");
+        }
+        if self.heartbeat_interval.is_zero() || self.presence_ttl <= self.heartbeat_interval {
+            return bad("presence_ttl must exceed heartbeat_interval, which must not be zero");
+        }
+        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
+            return bad("reconnect_min must be non-zero and at most reconnect_max");
+        }
+        if self.connect_timeout.is_zero() || self.command_timeout.is_zero() {
+            return bad("connect_timeout and command_timeout must not be zero");
+        }
+        RedisUrl::parse(&self.url)
+    }
+}
+
+/// The counters the tasks update.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub published: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub received: AtomicU64,
+    pub lost: AtomicU64,
+    pub disconnects: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The scale-out [`Backplane`] on Redis: one server or a Redis Cluster.
+/// See the [module documentation](self) for the design.
+///
+/// Its background tasks stop, and its connections close, when the last
+/// `Arc` to it is dropped; [`shutdown`](RedisBackplane::shutdown) also
+/// removes this node's presence from Redis first.
+pub struct RedisBackplane {
+    node: String,
+    presence_ttl: Duration,
+    prefix: String,
+    counters: Arc<Counters>,
+    receiver: Arc<Mutex<Option<Receiver>>>,
+    subscriptions: Arc<Subscriptions>,
+    presence: Arc<Presence>,
+    queue: mpsc::Sender<Outgoing>,
+    publisher: Client,
+    subscriber: Client,
+    /// Dropped (or set) to stop every task.
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for RedisBackplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackplane").field("node", &self.node).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl RedisBackplane {
+    /// Connects to Redis and starts the background tasks. Errors: a bad
+    /// option or URL ([`BackplaneError::Config`]), Redis unreachable now
+    /// ([`BackplaneError::Unavailable`]).
+    pub async fn connect(options: RedisBackplaneOptions) -> Result<Arc<RedisBackplane>, BackplaneError> {
+        let url = options.check()?;
+        let settings = options.client_settings();
+        let publisher = connect_client(&url, &settings).await?;
+        let subscriber = match connect_client(&url, &settings).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = publisher.quit().await;
+                return Err(e);
+            }
+        };
+        let node = new_node_id();
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let receiver = Arc::new(Mutex::new(None));
+        let presence = Arc::new(Presence::new(publisher.clone(), &options, &node));
+        if let Err(e) = presence.heartbeat().await {
+            let _ = publisher.quit().await;
+            let _ = subscriber.quit().await;
+            return Err(e);
+        }
+        let (queue, queue_rx) = mpsc::channel(options.publish_queue);
+        publisher::spawn(publisher.clone(), url.cluster, queue_rx, options.publish_batch, counters.clone(), stop_rx.clone());
+        let subscriptions = Arc::new(Subscriptions::new(format!("{}:", options.prefix)));
+        subscriber::spawn(
+            subscriber.clone(),
+            url.cluster,
+            subscriptions.clone(),
+            receiver.clone(),
+            counters.clone(),
+            options.reconnect_min,
+            stop_rx.clone(),
+        );
+        presence::spawn_heartbeat(presence.clone(), options.heartbeat_interval, stop_rx);
+        Ok(Arc::new(RedisBackplane {
+            node,
+            presence_ttl: options.presence_ttl,
+            prefix: options.prefix,
+            counters,
+            receiver,
+            subscriptions,
+            presence,
+            queue,
+            publisher,
+            subscriber,
+            stop,
+        }))
+    }
+
+    /// The key/channel prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Removes this node from Redis (its heartbeat key and every presence
+    /// entry it made), stops the tasks and closes the connections. After
+    /// it, publishing fails with [`BackplaneError::Unavailable`].
+    pub async fn shutdown(&self) -> Result<(), BackplaneError> {
+        let cleaned = self.presence.remove_node().await;
+        // The tasks stop and quit their connections.
+        let _ = self.stop.send(true);
+        cleaned
+    }
+}
+
+impl Drop for RedisBackplane {
+    fn drop(&mut self) {
+        // The tasks see the signal, stop, and quit their clients.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A fresh node id: 16 hex digits from the operating system's CSPRNG.
+fn new_node_id() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).expect("the operating system's random generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Backplane for RedisBackplane {
+    fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    fn set_receiver(&self, receiver: Receiver) {
+        *self.receiver.lock().unwrap_or_else(|e| e.into_inner()) = Some(receiver);
+    }
+
+    fn subscribe(&self, topic: &str) {
+        self.subscriptions.want(topic, true);
+    }
+
+    fn unsubscribe(&self, topic: &str) {
+        self.subscriptions.want(topic, false);
+    }
+
+    fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BackplaneError> {
+        let message = Outgoing { channel: format!("{}:{topic}", self.prefix), payload };
+        match self.queue.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Counters::add(&self.counters.dropped, 1);
+                Err(BackplaneError::Full)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Counters::add(&self.counters.failed, 1);
+                Err(BackplaneError::Unavailable("the backplane is shut down".into()))
+            }
+        }
+    }
+
+    fn presence_join(&self, topic: &str, member: PresenceMember) -> BoxFuture<'static, Result<(), BackplaneError>> {
+        let presence = self.presence.clone();
+        let topic = topic.to_string();
+        Box::pin(async move { presence.join(&topic, member).await })
+    }
+
+    fn presence_leave(&self, topic: &str, conn: u64) -> BoxFuture<'static, Result<(), BackplaneError>> {
+        let presence = self.presence.clone();
+        let topic = topic.to_string();
+        Box::pin(async move { presence.leave(&topic, conn).await })
+    }
+
+    fn presence(&self, topic: &str) -> BoxFuture<'static, Result<Vec<PresenceMember>, BackplaneError>> {
+        let presence = self.presence.clone();
+        let topic = topic.to_string();
+        Box::pin(async move { presence.members(&topic).await })
+    }
+
+    fn presence_ttl(&self) -> Duration {
+        self.presence_ttl
+    }
+
+    fn stats(&self) -> BackplaneStats {
+        let c = &self.counters;
+        BackplaneStats {
+            published: Counters::get(&c.published),
+            failed: Counters::get(&c.failed),
+            dropped: Counters::get(&c.dropped),
+            received: Counters::get(&c.received),
+            lost: Counters::get(&c.lost),
+            topics: self.subscriptions.len(),
+            disconnects: Counters::get(&c.disconnects),
+            connected: self.publisher.is_connected() && self.subscriber.is_connected(),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The publisher task: takes what is in the bounded publish queue, up to
+//! a batch at a time, and writes each batch as one pipeline of `PUBLISH`
+//! (`SPUBLISH` on a cluster: each command goes to the shard of its
+//! channel). One pipeline is in flight at a time, so messages reach Redis
+//! in queue order. While the connection is down a batch fails at once and
+//! is counted: nothing is kept to be delivered late.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fred::clients::Pipeline;
+use fred::prelude::{Client, ClientLike as _, PubsubInterface as _, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::connect::{fail_fast, OutageLog};
+use super::Counters;
+
+/// One message to publish.
+pub(super) struct Outgoing {
+    /// The Redis channel (`{prefix}:{topic}`).
+    pub channel: String,
+    pub payload: Bytes,
+}
+
+/// Starts the publisher task; it ends when the queue's senders are gone
+/// or `stop` fires.
+pub(super) fn spawn(
+    client: Client,
+    cluster: bool,
+    queue: mpsc::Receiver<Outgoing>,
+    batch: usize,
+    counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(run(client, cluster, queue, batch, counters, stop));
+}
+
+async fn run(
+    client: Client,
+    cluster: bool,
+    mut queue: mpsc::Receiver<Outgoing>,
+    batch_max: usize,
+    counters: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut log = OutageLog::new("publishing");
+    let mut batch = Vec::with_capacity(batch_max);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            m = queue.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        batch.push(first);
+        while batch.len() < batch_max {
+            match queue.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        if !client.is_connected() {
+            batch.clear();
+            Counters::add(&counters.failed, n);
+            log.failed(n, &"not connected to Redis");
+            continue;
+        }
+        let (ok, error) = publish_batch(&client, cluster, &mut batch).await;
+        Counters::add(&counters.published, ok);
+        match error {
+            None => log.succeeded(),
+            Some(e) => {
+                Counters::add(&counters.failed, n - ok);
+                log.failed(n - ok, &e);
+            }
+        }
+    }
+    // Whatever is still queued at stop was never published.
+    queue.close();
+    let mut left = 0;
+    while queue.try_recv().is_ok() {
+        left += 1;
+    }
+    Counters::add(&counters.failed, left);
+}
+
+/// Writes `batch` (emptied) as one pipeline: how many were accepted by
+/// Redis, and the first error if some were not.
+async fn publish_batch(client: &Client, cluster: bool, batch: &mut Vec<Outgoing>) -> (u64, Option<fred::error::Error>) {
+    let pipeline = Pipeline::from(client.with_options(&fail_fast()));
+    let n = batch.len();
+    for m in batch.drain(..) {
+        // Queuing into the pipeline is in memory: it cannot fail.
+        let _: Result<(), _> = if cluster {
+            pipeline.spublish(m.channel, m.payload).await
+        } else {
+            pipeline.publish(m.channel, m.payload).await
+        };
+    }
+    let results = pipeline.try_all::<Value>().await;
+    let ok = results.iter().filter(|r| r.is_ok()).count().min(n) as u64;
+    let error = results.into_iter().find_map(|r| r.err());
+    let error = match error {
+        None if (ok as usize) < n => Some(fred::error::Error::new(fred::error::ErrorKind::Unknown, "missing replies")),
+        e => e,
+    };
+    (ok, error)
+}

@@ -1,0 +1,121 @@
+//! [`Members`]: a set of connections (a host's registry, a channel's
+//! members) with a shared snapshot, so that broadcasts and their filters
+//! run on an immutable copy with no lock held.
+//!
+//! The snapshot is an `Arc<[WsConn]>` built on the first read after a
+//! change and shared by every reader until the next change: a broadcast
+//! takes the lock only to clone that `Arc`. A set can be *retired* (its
+//! channel was removed from the table): nothing joins it any more, and a
+//! binder that finds it retired starts again on the table's new entry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::conn::WsConn;
+
+/// The set and its cached snapshot.
+#[derive(Default)]
+pub(crate) struct Members {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    by_id: HashMap<u64, WsConn>,
+    snapshot: Option<Arc<[WsConn]>>,
+    retired: bool,
+}
+
+/// What became of an insertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// Added; `first` when the set was empty.
+    Added { first: bool },
+    /// Already a member.
+    Already,
+    /// The set is retired: insert into the table's current set instead.
+    Retired,
+    /// The connection refused (it has ended).
+    Refused,
+}
+
+impl Members {
+    pub(crate) fn new() -> Members {
+        Members::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `conn` if `admit` (run under this set's lock, so that a
+    /// connection's own end can be ordered against it) says so.
+    pub(crate) fn insert(&self, conn: &WsConn, admit: impl FnOnce() -> bool) -> Inserted {
+        let mut s = self.lock();
+        if s.retired {
+            return Inserted::Retired;
+        }
+        if s.by_id.contains_key(&conn.id()) {
+            return Inserted::Already;
+        }
+        if !admit() {
+            return Inserted::Refused;
+        }
+        let first = s.by_id.is_empty();
+        s.by_id.insert(conn.id(), conn.clone());
+        s.snapshot = None;
+        Inserted::Added { first }
+    }
+
+    /// Removes connection `id`; `Some(members left)` if it was there.
+    pub(crate) fn remove(&self, id: u64, then: impl FnOnce(&WsConn)) -> Option<usize> {
+        let mut s = self.lock();
+        let conn = s.by_id.remove(&id)?;
+        s.snapshot = None;
+        then(&conn);
+        Some(s.by_id.len())
+    }
+
+    /// Retires the set if it is empty; `true` if it did.
+    pub(crate) fn retire_if_empty(&self) -> bool {
+        let mut s = self.lock();
+        if s.by_id.is_empty() {
+            s.retired = true;
+        }
+        s.retired
+    }
+
+    /// Retires the set and returns what it held.
+    pub(crate) fn retire(&self) -> Vec<WsConn> {
+        let mut s = self.lock();
+        s.retired = true;
+        s.snapshot = None;
+        s.by_id.drain().map(|(_, c)| c).collect()
+    }
+
+    /// The connection with this id.
+    pub(crate) fn get(&self, id: u64) -> Option<WsConn> {
+        self.lock().by_id.get(&id).cloned()
+    }
+
+    /// Whether connection `id` is a member.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.lock().by_id.contains_key(&id)
+    }
+
+    /// How many members.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
+    /// The members now, shared: iterate it with no lock held.
+    pub(crate) fn snapshot(&self) -> Arc<[WsConn]> {
+        let mut s = self.lock();
+        if let Some(snapshot) = &s.snapshot {
+            return snapshot.clone();
+        }
+        let snapshot: Arc<[WsConn]> = s.by_id.values().cloned().collect();
+        s.snapshot = Some(snapshot.clone());
+        snapshot
+    }
+}
