@@ -2,12 +2,15 @@
 """Check Autobahn TestSuite reports against the project's conformance policy.
 
 Reads the index.json written by `wstest` (fuzzingclient -> reports/servers,
-fuzzingserver -> reports/clients), whose structure is
+reports/servers-host, reports/servers-loop; fuzzingserver -> reports/clients),
+whose structure is
 
     {agent: {case_id: {"behavior": ..., "behaviorClose": ..., "duration": ...,
                        "remoteCloseCode": ..., "reportfile": ...}}}
 
-and for each side:
+and for each side (`server`: examples/echo_server on the tokio driver;
+`host`: the framework's examples/ws_echo_server; `loop`: the event loop's
+examples/loop_echo_server, cases 1-10 only; `client`: examples/autobahn_client):
 
   * builds a summary {case_id: "behavior/behaviorClose"}, sorted numerically
     by case id ("6.4.3" < "6.10.1" < "12.1.10");
@@ -36,10 +39,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_CASES = "1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*"
 
+# Sections 1-10: RFC 6455 without extensions (12 and 13 are permessage-deflate).
+CORE_GROUPS = frozenset(range(1, 11))
+
 SIDES = {
-    # side: (report dir, default agent, expected file)
-    "server": ("reports/servers", "simples", "conformance/expected-server.json"),
-    "client": ("reports/clients", "simples-client", "conformance/expected-client.json"),
+    # side: (report dir, default agent, expected file, case groups run: None = all)
+    "server": ("reports/servers", "simples", "conformance/expected-server.json", None),
+    "host": ("reports/servers-host", "simples-host", "conformance/expected-host.json", None),
+    # The event loop does not negotiate permessage-deflate (event_loop docs).
+    "loop": ("reports/servers-loop", "simples-loop", "conformance/expected-loop.json", CORE_GROUPS),
+    "client": ("reports/clients", "simples-client", "conformance/expected-client.json", None),
 }
 
 ALWAYS_OK = {"OK", "INFORMATIONAL"}
@@ -86,6 +95,28 @@ def pattern_matcher(patterns):
     return matches
 
 
+def side_matcher(side, matches):
+    """`matches` restricted to the case groups `side` runs."""
+    groups = SIDES[side][3]
+    if groups is None:
+        return matches
+    return lambda case_id: matches(case_id) and case_key(case_id)[0] in groups
+
+
+def side_patterns(side, patterns):
+    """The patterns of `patterns` that can select a case `side` runs (a
+    pattern whose first number has a '*' is kept; the checker filters)."""
+    groups = SIDES[side][3]
+    if groups is None:
+        return list(patterns)
+    kept = []
+    for p in patterns:
+        head = p.split(".")[0]
+        if "*" in head or int(head) in groups:
+            kept.append(p)
+    return kept
+
+
 def load_notes(path):
     """Case ids explained in NOTES.md: lines `- <case id>: <explanation>`
     outside fenced code blocks."""
@@ -121,9 +152,10 @@ def load_json(path):
 
 def check_side(side, args, matches, noted):
     """Returns (passed, failed, problems:list[str])."""
-    report_dir, default_agent, expected_rel = SIDES[side]
+    report_dir, default_agent, expected_rel, _ = SIDES[side]
+    matches = side_matcher(side, matches)
     report_dir = os.path.join(args.root, report_dir)
-    agent = getattr(args, side + "_agent") or default_agent
+    agent = getattr(args, side + "_agent", None) or default_agent
     index_path = os.path.join(report_dir, "index.json")
     expected_path = os.path.join(args.root, expected_rel)
     problems = []
@@ -137,8 +169,8 @@ def check_side(side, args, matches, noted):
 
     results = {}
     if not os.path.exists(index_path):
-        why = ("did wstest fuzzingclient run to the end?" if side == "server"
-               else "did autobahn_client reach /updateReports?")
+        why = ("did autobahn_client reach /updateReports?" if side == "client"
+               else "did wstest fuzzingclient run to the end?")
         problems.append("%s: no report at %s (%s)" % (side, index_path, why))
     else:
         try:
@@ -255,7 +287,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=ROOT, help="repository root (default: %(default)s)")
     p.add_argument("--sides", default="server,client",
-                   help="comma list of sides to check: server, client (default: %(default)s)")
+                   help="comma list of sides to check: server, host, loop, client (default: %(default)s)")
     p.add_argument("--cases", default=DEFAULT_CASES,
                    help="comma list of case patterns that were run (default: %(default)s)")
     p.add_argument("--update", action="store_true",
@@ -263,6 +295,9 @@ def main(argv=None):
     p.add_argument("--notes", default=None, help="notes file (default: ROOT/conformance/NOTES.md)")
     p.add_argument("--server-agent", default=None, help="agent name in reports/servers (default: simples)")
     p.add_argument("--client-agent", default=None, help="agent name in reports/clients (default: simples-client)")
+    p.add_argument("--side-info", metavar="SIDE", default=None,
+                   help="print `AGENT REPORT_DIR PATTERNS` for SIDE (PATTERNS: the --cases it runs, "
+                        "comma-separated, empty if none) and exit; used by scripts/autobahn")
     args = p.parse_args(argv)
     args.root = os.path.abspath(args.root)
 
@@ -270,10 +305,16 @@ def main(argv=None):
         patterns = parse_patterns(args.cases)
     except ValueError as e:
         p.error(str(e))
+    if args.side_info is not None:
+        if args.side_info not in SIDES:
+            p.error("unknown side %r (expected one of %s)" % (args.side_info, ", ".join(SIDES)))
+        report_dir, agent, _, _ = SIDES[args.side_info]
+        print(agent, report_dir, ",".join(side_patterns(args.side_info, patterns)))
+        return 0
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     for s in sides:
         if s not in SIDES:
-            p.error("unknown side %r (expected server or client)" % s)
+            p.error("unknown side %r (expected one of %s)" % (s, ", ".join(SIDES)))
     if not sides:
         p.error("no sides selected")
 

@@ -7,8 +7,14 @@
 //! Limits are large enough for the Autobahn TestSuite (messages and frames
 //! up to 64 MiB). permessage-deflate is accepted from clients that offer
 //! it (Autobahn sections 12 and 13), unless `--no-deflate`. One thread by
-//! default, as the benchmarks compare servers on one core each.
+//! default, as the benchmarks compare servers on one core each. The same
+//! echo on the other server paths: `loop_echo_server` (the event loop) and
+//! the framework's `ws_echo_server`.
 
+#[path = "common/echo.rs"]
+mod echo;
+
+use echo::{Args, Flag, MAX_MESSAGE};
 use simples_ws::deflate::DeflateConfig;
 use simples_ws::tokio::{accept, ServerOptions};
 use simples_ws::{Config, Message};
@@ -17,30 +23,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let mut args = std::env::args().skip(1);
-    let mut addr = "127.0.0.1:9001".to_string();
-    let mut threads = 1usize;
-    let mut deflate = true;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--threads" => threads = args.next().and_then(|v| v.parse().ok()).ok_or("--threads takes a number")?,
-            "--no-deflate" => deflate = false,
-            a if !a.starts_with('-') => addr = a.to_string(),
-            other => return Err(format!("unknown option {other}").into()),
-        }
-    }
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
-    };
-    runtime.block_on(serve(addr, deflate))
+    let args = Args::parse(&[Flag::Threads, Flag::NoDeflate])?;
+    args.runtime()?.block_on(serve(args.addr, args.deflate))
 }
 
 async fn serve(addr: String, deflate: bool) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(&addr).await?;
     let options = Arc::new(ServerOptions {
-        config: Config { max_frame_size: 64 << 20, max_message_size: 64 << 20, ..Config::default() },
+        config: Config { max_frame_size: MAX_MESSAGE, max_message_size: MAX_MESSAGE, ..Config::default() },
         // permessage-deflate (RFC 7692) for clients that offer it.
         deflate: deflate.then(DeflateConfig::default),
         ..ServerOptions::default()

@@ -5,22 +5,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ws::{closed_with, connect, json, next, send_json, text, Client};
+use common::ws::{closed_with, connect, json, next, send_json, stalled_client, text, wait_for, Client};
 use serde_json::json;
 use simples::ws::{ChannelEvent, CloseCode, Message, SlowAction, SlowPolicy, WsConn, WsHost, WsOptions};
 use simples::MiniJinja;
-use tokio::io::AsyncWriteExt as _;
-
-/// Waits until `host` has `n` connections.
-async fn wait_for(host: &WsHost, n: usize) {
-    for _ in 0..500 {
-        if host.len() == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("expected {n} connections, have {}", host.len());
-}
 
 #[tokio::test]
 async fn broadcast_reaches_everyone_or_whom_the_filter_keeps() {
@@ -133,20 +121,6 @@ async fn templates_render_into_messages() {
     assert_eq!(text(&mut client).await, "hello all!");
     drop(client);
     running.stop().await;
-}
-
-/// A client that completes the handshake, then never reads: a tiny receive
-/// buffer so that the kernel absorbs little.
-async fn stalled_client(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream
 }
 
 /// Broadcasts `count` numbered 1 KiB messages, pacing on the fast clients

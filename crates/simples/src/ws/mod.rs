@@ -35,7 +35,8 @@
 //!
 //! Memory per connection is bounded whatever the client does: incoming
 //! messages by `max_message_size` and `max_pending_messages`, outgoing by
-//! the outbox limits (plus 64 KiB being written). One slow client never
+//! the outbox limits, which bound what waits behind one message of any size
+//! (see `WsOptions::max_queued_bytes` for the bound). One slow client never
 //! delays the others: a broadcast only queues shared bytes and never waits.
 
 mod channel;

@@ -44,7 +44,8 @@ pub enum Origins {
 pub enum SlowPolicy {
     /// Discard the new message.
     DropNewest,
-    /// Discard the oldest queued messages until the new one fits.
+    /// Discard the oldest queued messages until the new one fits (a message
+    /// larger than the whole queue then waits alone).
     DropOldest,
     /// Close the connection with this code (`1008` policy violation or
     /// `1013` try again later); everything queued is discarded.
@@ -88,12 +89,22 @@ pub struct WsOptions {
     /// Default: `None` (off: compression costs memory per connection).
     pub deflate: Option<DeflateConfig>,
     /// Largest number of bytes waiting in a connection's outgoing queue
-    /// (besides the up to 64 KiB being written). Default: `1_048_576`.
+    /// behind its first message. An empty queue takes one message of any
+    /// size (as uWebSockets' back-pressure), so a host can always send
+    /// messages as large as its `max_message_size` (an echo needs no larger
+    /// queue); the limit, and [`slow_policy`](WsOptions::slow_policy), apply
+    /// to what would wait behind it.
+    ///
+    /// Memory bound: a client that reads nothing holds at most
+    /// `max(max_queued_bytes, M)` bytes in the queue plus `64 KiB + M` being
+    /// written, `M` being the largest message sent to it (broadcast frames
+    /// are shared by all their recipients). Default: `1_048_576` (1 MiB).
     pub max_queued_bytes: usize,
     /// Largest number of messages waiting in a connection's outgoing
-    /// queue. Default: `1024`.
+    /// queue (an empty queue always takes one). Default: `1024`.
     pub max_queued_messages: usize,
-    /// What to do when a connection's queue is full.
+    /// What to do when a message does not fit behind those already in a
+    /// connection's queue.
     /// Default: `SlowPolicy::Close(CloseCode::POLICY_VIOLATION)` (1008).
     pub slow_policy: SlowPolicy,
     /// Object mode: deepest nesting of arrays and objects accepted in a

@@ -3,9 +3,17 @@
 //! Senders (the connection's own handlers, broadcasts from anywhere) push
 //! here under a short lock; the connection's driver moves messages into the
 //! protocol's output only while less than [`HIGH_WATER`] bytes wait there.
-//! So a client that stops reading holds at most `max_queued_bytes` (or
-//! `max_queued_messages`) here plus `HIGH_WATER` in the protocol, and a full
-//! queue is resolved by the host's [`SlowPolicy`] without ever waiting.
+//!
+//! The rule (as uWebSockets' back-pressure): **an empty queue takes one
+//! message of any size**; the limits (`max_queued_bytes`,
+//! `max_queued_messages`) bound what waits behind it. So a host can always
+//! send a message as large as the ones it accepts (an echo of a 16 MiB
+//! message with the default 1 MiB queue), and a client that stops reading
+//! still holds a bounded amount: with `M` the largest message sent to it, at
+//! most `max(max_queued_bytes, M)` here plus `HIGH_WATER + M` in the
+//! protocol's output (the driver moves one whole message whenever the output
+//! is under `HIGH_WATER`). A full queue is resolved by the host's
+//! [`SlowPolicy`] without ever waiting.
 
 use std::collections::VecDeque;
 
@@ -102,7 +110,12 @@ impl Outbox {
             return Pushed::Closed;
         }
         let size = out.size();
-        let fits = |q: &Outbox| q.queue.len() < limits.messages && q.bytes + size <= limits.bytes;
+        // An empty queue takes any one message: the limits bound what waits
+        // behind it (see the module docs), so no message is refused for its
+        // size alone.
+        let fits = |q: &Outbox| {
+            q.queue.is_empty() || (q.queue.len() < limits.messages && q.bytes + size <= limits.bytes)
+        };
         if fits(self) {
             let was_empty = self.queue.is_empty();
             self.enqueue(out, size);
@@ -110,8 +123,7 @@ impl Outbox {
         }
         match limits.policy {
             SlowPolicy::DropNewest => Pushed::Dropped,
-            // A message larger than the whole queue is dropped alone.
-            SlowPolicy::DropOldest if size > limits.bytes => Pushed::Dropped,
+            // Ends at the latest with the queue empty, which takes anything.
             SlowPolicy::DropOldest => {
                 let mut dropped = 0;
                 while !self.queue.is_empty() && !fits(self) {
@@ -227,9 +239,33 @@ mod tests {
         assert_eq!(q.push(msg(1), &l), Pushed::QueuedBehind);
         assert_eq!(q.push(msg(1), &l), Pushed::QueuedDropping(1));
         assert_eq!(q.len(), (52, 3));
-        // Larger than the whole queue: dropped alone.
-        assert_eq!(q.push(msg(500), &l), Pushed::Dropped);
-        assert_eq!(q.len(), (52, 3));
+        // Larger than the whole queue: everything older goes, and it waits
+        // alone (an empty queue takes any one message).
+        assert_eq!(q.push(msg(500), &l), Pushed::QueuedDropping(3));
+        assert_eq!(q.len(), (500, 1));
+    }
+
+    #[test]
+    fn regression_message_larger_than_queue_limit_is_queued_alone() {
+        // BUG: an echo host accepting 16 MiB messages closed with 1008 on
+        // every one larger than `max_queued_bytes` (Autobahn 9.1.4-9.4.x).
+        for policy in [SlowPolicy::DropNewest, SlowPolicy::DropOldest, SlowPolicy::Close(CloseCode::POLICY_VIOLATION)] {
+            let mut q = Outbox::new();
+            let l = limits(policy);
+            assert_eq!(q.push(msg(1000), &l), Pushed::Queued, "{policy:?}");
+            assert_eq!(q.len(), (1000, 1));
+            // Nothing waits behind it: the limit holds for what comes next.
+            let next = q.push(msg(1), &l);
+            assert!(next.slow_action().is_some(), "{policy:?}: {next:?}");
+            assert!(q.len().0 <= 1000, "{policy:?}");
+            // Once the driver took it, the next large one is queued again.
+            let mut out = Vec::new();
+            q.take(10, &mut out);
+            if !q.is_closing() {
+                assert!(q.is_empty(), "{policy:?}");
+                assert_eq!(q.push(msg(1000), &l), Pushed::Queued, "{policy:?}");
+            }
+        }
     }
 
     #[test]

@@ -191,6 +191,31 @@ pub mod ws {
         send(ws, &value.to_string()).await;
     }
 
+    /// A client that completes the handshake to `path`, then never reads:
+    /// a tiny receive buffer so that the kernel absorbs little.
+    pub async fn stalled_client(addr: SocketAddr, path: &str) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
+        stream
+    }
+
+    /// Waits (5 s at most) until `host` has `n` connections.
+    pub async fn wait_for(host: &simples::WsHost, n: usize) {
+        for _ in 0..500 {
+            if host.len() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("expected {n} connections, have {}", host.len());
+    }
+
     /// Waits for the server's close frame; its code.
     pub async fn closed_with(ws: &mut Client) -> u16 {
         loop {
