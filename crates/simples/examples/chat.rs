@@ -23,7 +23,9 @@
 //!   `room {room, members}`, `said {nick, text}`, `system {text}`,
 //!   `online {count}` (every connected user, every room, every node).
 //!   Room members and the online count come from presence (channel
-//!   `@online` holds every connection), so they span the nodes.
+//!   `@online` holds every connection), so they span the nodes. With
+//!   Redis the count is also recounted every 5 s: the users of a node that
+//!   died leave presence when its heartbeat expires, with no event.
 //!
 //! Stop with Ctrl-C or SIGTERM: connections get close 1001 and the server
 //! waits for their closing handshakes.
