@@ -15,9 +15,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
-  DemoServer, RECONNECT_WAIT, ROOT, WAIT, eventsOf, fail, killChildrenOnExit, launchBrowser, messagesOf, noPageErrors,
-  open as openPage, passedSteps, step, submit, textOf, waitForEvents, waitForMessage, waitForMessageText, waitForText,
-  watchdog,
+  DemoServer, RECONNECT_WAIT, ROOT, WAIT, eventsOf, exchange, fail, killChildrenOnExit, launchBrowser, noPageErrors,
+  open as openPage, passedSteps, step, submit, textOf, waitForEvents, waitForMessageText, waitForText, watchdog,
 } from './lib.mjs';
 
 const OVERALL = 180_000; // ms, the whole run
@@ -80,19 +79,10 @@ try {
     await waitForText(a, '#current-room', 'rust');
     await waitForText(b, '#current-room', 'rust');
   });
-  const hello = 'hello from alice', reply = 'hi alice, bob here';
-  await step('B sees the message of alice', async () => {
-    await submit(a, '#text', hello, '#send');
-    await waitForMessage(b, 'alice', hello);
-  });
-  await step('A sees the reply of bob', async () => {
-    await submit(b, '#text', reply, '#send');
-    await waitForMessage(a, 'bob', reply);
-  });
-  await step('C in lobby sees neither message of room rust', async () => {
-    await c.page.waitForTimeout(300); // a misrouted broadcast would have arrived by now
-    const leaked = (await messagesOf(c.page)).filter((m) => m.text === hello || m.text === reply);
-    if (leaked.length) fail(`user C (lobby) got messages of room rust: ${JSON.stringify(leaked)}`);
+  await exchange({
+    a, b, c, nicks: ['alice', 'bob'], room: 'rust', elsewhere: 'lobby',
+    hello: 'hello from alice', reply: 'hi alice, bob here',
+    names: ['B sees the message of alice', 'A sees the reply of bob', 'C in lobby sees neither message of room rust'],
   });
   await step(`screenshot of A's page to ${screenshot}`, async () => {
     mkdirSync(dirname(screenshot), { recursive: true });

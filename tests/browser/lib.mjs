@@ -251,3 +251,22 @@ export async function submit(user, input, value, button) {
   await user.page.fill(input, value, { timeout: WAIT });
   await user.page.click(button, { timeout: WAIT });
 }
+
+// A message exchange in `room`, as three steps named `names`: A says
+// `hello` and B sees it from `nicks[0]`, B replies `reply` and A sees it
+// from `nicks[1]`, and C, in room `elsewhere`, sees neither.
+export async function exchange({ a, b, c, nicks: [nickA, nickB], room, elsewhere, hello, reply, names }) {
+  await step(names[0], async () => {
+    await submit(a, '#text', hello, '#send');
+    await waitForMessage(b, nickA, hello);
+  });
+  await step(names[1], async () => {
+    await submit(b, '#text', reply, '#send');
+    await waitForMessage(a, nickB, reply);
+  });
+  await step(names[2], async () => {
+    await c.page.waitForTimeout(300); // a misrouted broadcast would have arrived by now
+    const leaked = (await messagesOf(c.page)).filter((m) => m.text === hello || m.text === reply);
+    if (leaked.length) fail(`user ${c.name} (${elsewhere}) got messages of room ${room}: ${JSON.stringify(leaked)}`);
+  });
+}

@@ -20,9 +20,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
-  DemoServer, RECONNECT_WAIT, ROOT, WAIT, eventsOf, fail, killChildrenOnExit, launchBrowser, messagesOf,
-  noPageErrors, open, passedSteps, sleep, spawnLogged, step, stopProcess, submit, textOf, waitForEvents,
-  waitForMessage, waitForText, watchdog,
+  DemoServer, RECONNECT_WAIT, ROOT, WAIT, eventsOf, exchange, fail, killChildrenOnExit, launchBrowser, noPageErrors,
+  open, passedSteps, sleep, spawnLogged, step, stopProcess, submit, waitForEvents, waitForMessage, waitForText, watchdog,
 } from './lib.mjs';
 
 const OVERALL = 180_000; // ms, the whole run
@@ -139,19 +138,11 @@ try {
     await submit(b, '#room', 'rust', '#join');
     await waitForText(b, '#current-room', 'rust');
   });
-  const hello = 'hello from alice on node 1', reply = 'hi alice, bob here on node 2';
-  await step('B on node 2 sees the message of alice on node 1', async () => {
-    await submit(a, '#text', hello, '#send');
-    await waitForMessage(b, 'alice', hello);
-  });
-  await step('A on node 1 sees the reply of bob on node 2', async () => {
-    await submit(b, '#text', reply, '#send');
-    await waitForMessage(a, 'bob', reply);
-  });
-  await step('C in lobby on node 1 sees neither message of room rust', async () => {
-    await c.page.waitForTimeout(300); // a misrouted broadcast would have arrived by now
-    const leaked = (await messagesOf(c.page)).filter((m) => m.text === hello || m.text === reply);
-    if (leaked.length) fail(`user C (lobby) got messages of room rust: ${JSON.stringify(leaked)}`);
+  await exchange({
+    a, b, c, nicks: ['alice', 'bob'], room: 'rust', elsewhere: 'lobby',
+    hello: 'hello from alice on node 1', reply: 'hi alice, bob here on node 2',
+    names: ['B on node 2 sees the message of alice on node 1', 'A on node 1 sees the reply of bob on node 2',
+      'C in lobby on node 1 sees neither message of room rust'],
   });
   await step('the members of room rust are alice and bob, from either node', async () => {
     // B joined second: the room event node 2 sent B lists alice, from node
