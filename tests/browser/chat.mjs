@@ -11,219 +11,38 @@
 // target/browser/chat.png under the repository root), SERVER_LOG (the
 // server's output, both runs; default target/browser/chat-server.log).
 // Exits 0 when every step passed, 1 with the failing step and why otherwise.
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+// The helpers (processes, steps, waits, instrumentation) are in lib.mjs.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  DemoServer, RECONNECT_WAIT, ROOT, WAIT, eventsOf, exchange, fail, killChildrenOnExit, launchBrowser, noPageErrors,
+  open as openPage, passedSteps, step, submit, textOf, waitForEvents, waitForMessageText, waitForText, watchdog,
+} from './lib.mjs';
 
-const WAIT = 10_000; // ms, for every wait on the page
-const RECONNECT_WAIT = 30_000; // ms, waits for a reconnection (backoff up to maxDelay 10 s)
 const OVERALL = 180_000; // ms, the whole run
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const [bin, port] = process.argv.slice(2);
 if (!bin || !/^\d+$/.test(port || '')) {
   console.error('usage: node tests/browser/chat.mjs path/to/chat PORT');
   process.exit(2);
 }
 const base = `http://127.0.0.1:${port}`;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshot = resolve(process.env.SCREENSHOT || resolve(ROOT, 'target/browser/chat.png'));
 const serverLog = resolve(process.env.SERVER_LOG || resolve(ROOT, 'target/browser/chat-server.log'));
 
 // The demo server: one process at a time, on the same port.
-let server = null; // {proc, exited: Promise<{code, signal}>}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function startServer() {
-  mkdirSync(dirname(serverLog), { recursive: true });
-  writeFileSync(serverLog, `--- chat.mjs: ${bin} --addr 127.0.0.1:${port} ---\n`, { flag: 'a' });
-  const fd = openSync(serverLog, 'a');
-  const proc = spawn(bin, ['--addr', `127.0.0.1:${port}`], { stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const exited = new Promise((res) => {
-    proc.on('exit', (code, signal) => res({ code, signal }));
-    proc.on('error', (err) => res({ code: null, signal: null, error: err.message }));
-  });
-  server = { proc, exited };
-  let status = null;
-  exited.then((s) => { status = s; });
-  for (const deadline = Date.now() + 20_000; ;) {
-    if (status) {
-      fail(`the chat demo exited before answering HTTP on ${base} (${status.error || `code ${status.code}, signal ${status.signal}`}; log: ${serverLog})`);
-    }
-    if (await fetch(base + '/').then((r) => r.ok, () => false)) return;
-    if (Date.now() > deadline) fail(`the chat demo did not answer HTTP on ${base} within 20 s (log: ${serverLog})`);
-    await sleep(200);
-  }
-}
-
-// Sends `signal` and waits for the exit (SIGKILL after `grace` ms).
-async function stopServer(signal, grace = 10_000) {
-  if (!server) return null;
-  const { proc, exited } = server;
-  server = null;
-  if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-  let timer;
-  const status = await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, grace, null); })]);
-  clearTimeout(timer);
-  if (status) return status;
-  proc.kill('SIGKILL');
-  await exited;
-  return { code: null, signal: 'SIGKILL', hung: true };
-}
-
-// Whatever ends the run, the server does not outlive it.
-process.on('exit', () => { if (server) server.proc.kill('SIGKILL'); });
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
-  process.on(sig, () => { console.error(`chat.mjs: ${sig}, stopping`); process.exit(code); });
-}
-
-// Test instrumentation, run in every page before its scripts: keeps the
-// page's socket (app.js makes it inside an IIFE) as window.__socket and logs
-// its lifecycle events, with performance.now() times, in window.__events.
-// It wraps simples.connect when simples.js assigns window.simples; the demo
-// itself exposes nothing.
-function instrument() {
-  let value;
-  Object.defineProperty(window, 'simples', {
-    configurable: true,
-    enumerable: true,
-    get() { return value; },
-    set(v) {
-      value = v;
-      if (!v || typeof v.connect !== 'function') return;
-      const connect = v.connect;
-      v.connect = function (...args) {
-        const socket = connect.apply(this, args);
-        window.__socket = socket;
-        window.__events = [];
-        const log = (type) => (e) => window.__events.push({ type, t: performance.now(), ...(e || {}) });
-        socket.on('open', log('open')).on('close', log('close')).on('reconnecting', log('reconnecting'));
-        return socket;
-      };
-    },
-  });
-}
-
-let passed = 0;
-const fail = (message) => { throw new Error(message); };
-async function step(name, fn) {
-  try {
-    await fn();
-  } catch (err) {
-    err.message = `${name}: ${err.message}`;
-    throw err;
-  }
-  passed += 1;
-  console.log(`ok ${passed} - ${name}`);
-}
-
-// Trimmed text of the first element matching `selector`, or null if none.
-const textOf = (page, selector) =>
-  page.evaluate((sel) => { const el = document.querySelector(sel); return el ? el.textContent.trim() : null; }, selector);
-
-async function waitForText(user, selector, expected, timeout = WAIT) {
-  try {
-    await user.page.waitForFunction(([sel, want]) => {
-      const el = document.querySelector(sel);
-      return el !== null && el.textContent.trim() === want;
-    }, [selector, expected], { timeout });
-  } catch (err) {
-    if (!/Timeout/i.test(err.message)) throw err;
-    const actual = await textOf(user.page, selector).catch(() => '(page unavailable)');
-    fail(`user ${user.name}: expected ${selector} to read "${expected}" within ${timeout} ms, ` +
-      (actual === null ? 'but there is no such element' : `it reads "${actual}"`));
-  }
-}
-
-// The chat messages (li.msg) shown on a page, as [{from, text}].
-const messagesOf = (page) => page.evaluate(() =>
-  Array.from(document.querySelectorAll('#messages li.msg'), (li) => ({
-    from: (li.querySelector('.from') || { textContent: '' }).textContent.trim(),
-    text: (li.querySelector('.text') || { textContent: '' }).textContent.trim(),
-  })));
-
-async function waitForMessage(user, from, text) {
-  try {
-    await user.page.waitForFunction(([f, t]) => Array.from(document.querySelectorAll('#messages li.msg')).some((li) => {
-      const from = li.querySelector('.from'), text = li.querySelector('.text');
-      return from && text && from.textContent.trim() === f && text.textContent.trim() === t;
-    }), [from, text], { timeout: WAIT });
-  } catch (err) {
-    if (!/Timeout/i.test(err.message)) throw err;
-    fail(`user ${user.name}: no li.msg from "${from}" with text "${text}" within ${WAIT} ms; ` +
-      `#messages holds ${JSON.stringify(await messagesOf(user.page))}`);
-  }
-}
-
-// Waits for an li.msg whose .text is `text` (whoever sent it); returns how
-// many the page shows.
-async function waitForMessageText(user, text, timeout = WAIT) {
-  try {
-    await user.page.waitForFunction((t) => Array.from(document.querySelectorAll('#messages li.msg .text'))
-      .some((el) => el.textContent.trim() === t), text, { timeout });
-  } catch (err) {
-    if (!/Timeout/i.test(err.message)) throw err;
-    fail(`user ${user.name}: no li.msg with text "${text}" within ${timeout} ms; ` +
-      `#messages holds ${JSON.stringify(await messagesOf(user.page))}`);
-  }
-  return (await messagesOf(user.page)).filter((m) => m.text === text).length;
-}
-
-// The socket's lifecycle events logged by instrument().
-const eventsOf = (user) => user.page.evaluate(() => window.__events || null);
-
-async function waitForEvents(user, type, count, timeout = WAIT) {
-  try {
-    await user.page.waitForFunction(([ty, n]) => (window.__events || []).filter((e) => e.type === ty).length >= n,
-      [type, count], { timeout });
-  } catch (err) {
-    if (!/Timeout/i.test(err.message)) throw err;
-    fail(`user ${user.name}: expected ${count} '${type}' events within ${timeout} ms, ` +
-      `the socket logged ${JSON.stringify(await eventsOf(user))}`);
-  }
-}
-
-// Types `value` into the input `input` and clicks `button`.
-async function submit(user, input, value, button) {
-  await user.page.fill(input, value, { timeout: WAIT });
-  await user.page.click(button, { timeout: WAIT });
-}
-
-async function open(browser, name) {
-  const context = await browser.newContext();
-  await context.addInitScript(instrument);
-  const page = await context.newPage();
-  const user = { name, context, page, errors: [] };
-  page.on('pageerror', (err) => user.errors.push(err.message));
-  const response = await page.goto(base + '/', { timeout: WAIT });
-  if (!response || !response.ok()) fail(`user ${name}: GET / answered ${response ? response.status() : 'nothing'}`);
-  return user;
-}
-
-function noPageErrors(users) {
-  for (const u of users) {
-    if (u.errors.length) fail(`user ${u.name}: uncaught JavaScript errors on the page: ${u.errors.join(' | ')}`);
-  }
-}
-
-const watchdog = setTimeout(() => {
-  console.error(`FAIL: the test did not finish within ${OVERALL / 1000} s`);
-  process.exit(1);
-}, OVERALL);
-watchdog.unref();
+const server = new DemoServer({ bin, port, log: serverLog, script: 'chat.mjs' });
+const startServer = () => server.start();
+const stopServer = (signal, grace) => server.stop(signal, grace);
+const open = (browser, name) => openPage(browser, name, base);
+killChildrenOnExit('chat.mjs');
+watchdog(OVERALL);
 
 let browser;
 let code = 0;
 try {
   writeFileSync(serverLog, '');
   await startServer();
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    timeout: 30_000,
-  }).catch((err) => fail(`cannot launch Chromium at ${executablePath} (set CHROMIUM to another path): ${err.message}`));
+  browser = await launchBrowser();
 
   let a, b, c;
   await step('users A and B open / and connect', async () => {
@@ -260,19 +79,10 @@ try {
     await waitForText(a, '#current-room', 'rust');
     await waitForText(b, '#current-room', 'rust');
   });
-  const hello = 'hello from alice', reply = 'hi alice, bob here';
-  await step('B sees the message of alice', async () => {
-    await submit(a, '#text', hello, '#send');
-    await waitForMessage(b, 'alice', hello);
-  });
-  await step('A sees the reply of bob', async () => {
-    await submit(b, '#text', reply, '#send');
-    await waitForMessage(a, 'bob', reply);
-  });
-  await step('C in lobby sees neither message of room rust', async () => {
-    await c.page.waitForTimeout(300); // a misrouted broadcast would have arrived by now
-    const leaked = (await messagesOf(c.page)).filter((m) => m.text === hello || m.text === reply);
-    if (leaked.length) fail(`user C (lobby) got messages of room rust: ${JSON.stringify(leaked)}`);
+  await exchange({
+    a, b, c, nicks: ['alice', 'bob'], room: 'rust', elsewhere: 'lobby',
+    hello: 'hello from alice', reply: 'hi alice, bob here',
+    names: ['B sees the message of alice', 'A sees the reply of bob', 'C in lobby sees neither message of room rust'],
   });
   await step(`screenshot of A's page to ${screenshot}`, async () => {
     mkdirSync(dirname(screenshot), { recursive: true });
@@ -379,5 +189,5 @@ try {
   if (browser) await browser.close().catch(() => {});
   await stopServer('SIGTERM', 5_000).catch(() => {});
 }
-console.log(`browser: ${passed} passed, ${code} failed`);
+console.log(`browser: ${passedSteps()} passed, ${code} failed`);
 process.exit(code);

@@ -23,12 +23,14 @@
 //!   `room {room, members}`, `said {nick, text}`, `system {text}`,
 //!   `online {count}` (every connected user, every room, every node).
 //!   Room members and the online count come from presence (channel
-//!   `@online` holds every connection), so they span the nodes.
+//!   `@online` holds every connection), so they span the nodes. With
+//!   Redis the count is also recounted every 5 s: the users of a node that
+//!   died leave presence when its heartbeat expires, with no event.
 //!
 //! Stop with Ctrl-C or SIGTERM: connections get close 1001 and the server
 //! waits for their closing handshakes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -41,6 +43,8 @@ const LOBBY: &str = "lobby";
 /// Every connection is in this channel: its presence is the online list.
 /// (Room names are letters, digits, '-' and '_': no room can be called so.)
 const ONLINE: &str = "@online";
+/// With Redis, how often a node recounts the online users (see [`Online`]).
+const ONLINE_RECOUNT: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() {
@@ -140,17 +144,27 @@ async fn main() {
     });
     // Someone came or went, on any node: this node tells its own pages
     // the new count (every node does, for its pages).
-    let host = chat.clone();
+    let online = Online::new(chat.clone());
+    let counter = online.clone();
     chat.on_presence(move |event: &PresenceEvent| {
         if event.channel() == ONLINE {
-            let host = host.clone();
-            tokio::spawn(async move {
-                if let Ok(online) = host.channel(ONLINE).presence().await {
-                    let _ = host.broadcast_event_filter("online", &json!({ "count": online.len() }), |_| true);
-                }
-            });
+            let counter = counter.clone();
+            tokio::spawn(async move { counter.recount(true).await });
         }
     });
+    // A node that dies announces no leave: its users drop out of presence
+    // when its heartbeat expires (the backplane's TTL), and no presence
+    // event says so. With Redis, recount every few seconds and tell the
+    // pages when the count changed.
+    if args.redis.is_some() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ONLINE_RECOUNT);
+            loop {
+                tick.tick().await;
+                online.recount(false).await;
+            }
+        });
+    }
 
     let running = match server.start().await {
         Ok(r) => r,
@@ -259,6 +273,35 @@ fn nick_of(conn: &WsConn) -> String {
     conn.session()
         .and_then(|s| s.get::<String>("nick").ok().flatten())
         .unwrap_or_else(|| format!("anonymous-{}", conn.id()))
+}
+
+/// The online count this node's pages were last told.
+#[derive(Clone)]
+struct Online {
+    host: WsHost,
+    sent: Arc<Mutex<Option<usize>>>,
+}
+
+impl Online {
+    fn new(host: WsHost) -> Online {
+        Online { host, sent: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Counts the members of `@online` on every node and tells this node's
+    /// pages: always with `force` (after a presence event: a page that just
+    /// came needs the count even if a leave elsewhere kept it the same),
+    /// else only when it differs from the last one sent. The lock keeps
+    /// the count recorded as sent the last one the pages got, whatever
+    /// order concurrent recounts finish in.
+    async fn recount(&self, force: bool) {
+        let Ok(online) = self.host.channel(ONLINE).presence().await else { return };
+        let count = online.len();
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        if force || *sent != Some(count) {
+            *sent = Some(count);
+            let _ = self.host.broadcast_event_filter("online", &json!({ "count": count }), |_| true);
+        }
+    }
 }
 
 /// The rooms `conn` is in (its channels but the online list).
