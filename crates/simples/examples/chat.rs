@@ -16,6 +16,9 @@
 //!   and presence go through a `RedisBackplane`, sessions live in Redis, so
 //!   a user can land on any node.
 //! * `/simples.js` is the browser client, `/app.js` the page's script.
+//! * `/metrics` (built with `--features prometheus`): the Prometheus scrape
+//!   page (connections, messages and bytes in and out, broadcasts, drops,
+//!   handshake refusals and time, close codes).
 //! * `/chat` is a WebSocket host in object mode. Events from the page:
 //!   `nick {nick}` (request: stored in the session, shared with HTTP, so a
 //!   reload keeps it), `join {room}` (request: leaves the current room's
@@ -68,6 +71,14 @@ async fn main() {
     };
 
     let mut server = Server::new(&args.addr);
+    // Built with `--features prometheus`: the hosts' metrics at /metrics.
+    #[cfg(feature = "prometheus")]
+    match simples::prometheus::install() {
+        Ok(prometheus) => {
+            server.serve_metrics("/metrics", prometheus);
+        }
+        Err(e) => eprintln!("chat: no /metrics: {}", e.reason()),
+    }
     let mut session = SessionConfig::with_ttl(Duration::from_secs(24 * 3600));
     if let Some(store) = store {
         session.store = store;

@@ -48,6 +48,9 @@
 //!   template     TemplateEngine trait and the minijinja engine
 //!   backplane/   scale-out across nodes: the Backplane trait (a leaf),
 //!                the envelope format, RedisBackplane (feature `redis`)
+//!   prometheus   the Prometheus recorder and scrape page (feature
+//!                `prometheus`); the hosts' metrics go through the
+//!                `metrics` facade (ws/metrics.rs)
 //!   ws/          WebSocket hosts (`Host::ws`): plain and object mode,
 //!                broadcasts, channels, bounded outboxes, the browser
 //!                client simples.js (see the module's own map)
@@ -76,6 +79,8 @@ mod headers;
 mod host;
 mod hosts;
 mod log;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod response;
 mod router;
 mod server;

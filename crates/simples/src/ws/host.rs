@@ -485,6 +485,8 @@ impl WsHost {
 
     /// Called once the server starts: the HTTP host's template engine.
     pub(crate) fn attach_templates(&self, templates: Option<Arc<dyn TemplateEngine>>) {
+        // The series exist from the start (zero), not from the first use.
+        let _ = self.shared.metrics();
         if let Some(t) = templates {
             let _ = self.shared.templates.set(t);
         }
