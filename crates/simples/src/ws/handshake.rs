@@ -107,6 +107,8 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     // part of every connection's task for the connection's whole life.
     let extension = deflate.map(|(ext, _)| Box::new(ext));
     let conn = WsConn::new(ws.shared.next_id(), ws.shared.clone(), request);
+    // Every event of the connection's task carries who it is.
+    let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
     let fut = async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -118,7 +120,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
         };
         into_driver(upgraded, extension, conn).await;
     };
-    tokio::spawn(fut);
+    tokio::spawn(tracing::Instrument::instrument(fut, span));
     Ok(res)
 }
 
