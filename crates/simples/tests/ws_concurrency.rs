@@ -7,18 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::ws::{connect, text, Client};
-use simples::ws::{Message, WsConn, WsHost, WsOptions};
-
-async fn wait_for(host: &WsHost, n: usize) {
-    for _ in 0..500 {
-        if host.len() == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("expected {n} connections, have {}", host.len());
-}
+use common::ws::{connect, text, wait_for, Client};
+use simples::ws::{Message, WsConn, WsOptions};
 
 /// Runs `f` on a blocking thread and fails if it has not returned within
 /// 10 s (a deadlock would block it forever).

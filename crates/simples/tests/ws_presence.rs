@@ -6,19 +6,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ws::connect;
+use common::ws::{connect, wait_for};
 use serde_json::json;
-use simples::ws::{PresenceEvent, WsError, WsHost, WsOptions};
-
-async fn wait_for(host: &WsHost, n: usize) {
-    for _ in 0..500 {
-        if host.len() == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("expected {n} connections, have {}", host.len());
-}
+use simples::ws::{PresenceEvent, WsError, WsOptions};
 
 #[tokio::test]
 async fn presence_lists_members_with_info_and_reports_changes() {
