@@ -74,7 +74,8 @@ declare namespace simples {
 
   /**
    * The options of `connect`, all optional. An unknown name or a bad value
-   * throws a `TypeError`; `undefined` means the default.
+   * throws a `TypeError`; `undefined` means the default (also with
+   * exactOptionalPropertyTypes).
    */
   interface Options {
     /**
@@ -83,51 +84,51 @@ declare namespace simples {
      * (`binaryType = 'arraybuffer'`).
      * @default 'object'
      */
-    mode?: Mode;
+    mode?: Mode | undefined;
     /**
      * Subprotocols passed to `WebSocket` (an array, not a single string).
      * @default []
      */
-    protocols?: readonly string[];
+    protocols?: readonly string[] | undefined;
     /**
      * Reconnect after every close not asked by `close()`; with `false` the
      * first close is for good, as `close()`.
      * @default true
      */
-    reconnect?: boolean;
+    reconnect?: boolean | undefined;
     /**
      * Milliseconds before the first reconnection attempt (finite, >= 0).
      * @default 500
      */
-    minDelay?: number;
+    minDelay?: number | undefined;
     /**
      * Milliseconds, the longest wait between attempts (finite, >= 0).
      * @default 10000
      */
-    maxDelay?: number;
+    maxDelay?: number | undefined;
     /**
      * Growth of the delay: `min(maxDelay, minDelay * factor^(attempt-1))`
      * (finite, >= 0).
      * @default 2
      */
-    factor?: number;
+    factor?: number | undefined;
     /**
      * The delay is multiplied by `1 - jitter * Math.random()` (0 to 1).
      * @default 0.5
      */
-    jitter?: number;
+    jitter?: number | undefined;
     /**
      * Milliseconds, the default timeout of `request()` (finite, >= 0).
      * @default 10000
      */
-    ackTimeout?: number;
+    ackTimeout?: number | undefined;
     /**
      * Messages kept while disconnected; past it the oldest is dropped and
      * counted in `socket.dropped` (a dropped request rejects with
      * `Error('dropped')`) (finite, >= 0).
      * @default 1000
      */
-    queueLimit?: number;
+    queueLimit?: number | undefined;
   }
 
   /** The default event map: any event name, data of any type. */
@@ -230,7 +231,7 @@ declare namespace simples {
   /** The options of `request`. */
   interface RequestOptions {
     /** Milliseconds before the request rejects with `Error('timeout')`; default: the socket's `ackTimeout`. */
-    timeout?: number;
+    timeout?: number | undefined;
   }
 
   /** What every socket has, whatever its mode. */

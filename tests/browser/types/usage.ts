@@ -182,7 +182,7 @@ text.send('say', 'hello');
 
 // ---- request (object mode) ----------------------------------------------------
 
-same<Parameters<typeof socket.request>, [event: string, data?: unknown, options?: simples.RequestOptions]>();
+same<Parameters<typeof socket.request>, [event: string, data?: unknown, options?: simples.RequestOptions | undefined]>();
 async function requests(): Promise<void> {
   const members = await socket.request<string[]>('join', { room: 'rust' });
   same<typeof members, string[]>();
@@ -190,6 +190,7 @@ async function requests(): Promise<void> {
   same<typeof ack, unknown>();
   await socket.request('save', { id: 1 }, { timeout: 300 });
   await socket.request('save', undefined, {});
+  await socket.request('save', null, { timeout: undefined }); // the default, as in simples.js
   // @ts-expect-error: the timeout is a number of milliseconds
   await socket.request('save', null, { timeout: '300' });
   // @ts-expect-error: an unknown request option
@@ -203,7 +204,7 @@ requests().catch((err: Error) => console.error(err.message));
 
 // ---- close ----------------------------------------------------------------------
 
-same<Parameters<typeof socket.close>, [code?: number, reason?: string]>();
+same<Parameters<typeof socket.close>, [code?: number | undefined, reason?: string | undefined]>();
 socket.close();
 text.close(1000);
 binary.close(4001, 'bye');
