@@ -2,6 +2,7 @@
  * simples.js: the browser client of simples WebSocket hosts.
  * Plain script, no build step. It sets `window.simples` (and `module.exports`
  * where `module` exists). Object mode's wire format: assets/PROTOCOL.md.
+ * TypeScript declarations: assets/simples.d.ts (keep them in step).
  *
  *   const socket = simples.connect(url, options)
  *
@@ -40,8 +41,9 @@
  *                     binary), malformed server messages ('invalid_message',
  *                     'binary', 'invalid_json'), 'transport' errors and
  *                     exceptions thrown by handlers ('handler', with .error)
- *     'message'       text/binary modes: (data), the raw message (string or
- *                     ArrayBuffer); object mode: (event, data) for every event
+ *     'message'       text/binary modes: (data), the raw message (a string;
+ *                     binary: an ArrayBuffer in binary mode, a Blob in text
+ *                     mode); object mode: (event, data) for every event
  *   In object mode these names are reserved: a server event called 'open',
  *   'close', 'reconnecting' or 'message' reaches only the 'message' handlers
  *   (an id on it gets an error ack).

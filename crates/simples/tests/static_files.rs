@@ -1,7 +1,8 @@
 //! Static files: content types, index files, ETag / Last-Modified with 304,
 //! ranges (206, 416, If-Range), HEAD, and every kind of path traversal
 //! (`..`, percent-encoded dots and slashes, backslashes, NUL, symlinks out
-//! of the root, hidden files).
+//! of the root, hidden files); the embedded browser client and its
+//! TypeScript declarations (`serve_client`).
 
 mod common;
 
@@ -182,4 +183,29 @@ async fn traversal_attempts_never_leave_the_root() {
     }
     // The server still serves.
     assert_eq!(get(a, "/static/hello.txt").await.status, 200);
+}
+
+#[tokio::test]
+async fn serve_client_serves_simples_js_and_its_declarations_beside_it() {
+    use simples::ws::{SIMPLES_D_TS, SIMPLES_JS};
+    let mut s = server();
+    s.serve_client("/simples.js");
+    s.serve_client("/assets/client"); // no .js: the declarations get .d.ts appended
+    let running = start(s).await;
+    let a = running.local_addr();
+    for (path, ct, body) in [
+        ("/simples.js", "text/javascript; charset=utf-8", SIMPLES_JS),
+        ("/simples.d.ts", "text/plain; charset=utf-8", SIMPLES_D_TS),
+        ("/assets/client", "text/javascript; charset=utf-8", SIMPLES_JS),
+        ("/assets/client.d.ts", "text/plain; charset=utf-8", SIMPLES_D_TS),
+    ] {
+        let r = get(a, path).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(ct), "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
+        assert_eq!(r.text(), body, "{path}");
+    }
+    assert!(SIMPLES_JS.contains("module.exports = simples"));
+    assert!(SIMPLES_D_TS.contains("export = simples;") && SIMPLES_D_TS.contains("export as namespace simples;"));
+    assert_eq!(get(a, "/simples.d.js").await.status, 404);
 }

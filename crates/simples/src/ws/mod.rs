@@ -23,7 +23,8 @@
 //!              remote broadcasts to hosts, subscribes channels by interest
 //!   presence   PresenceEvent: joins and leaves, local and remote
 //!   metrics    the host's counters through the `metrics` facade
-//!   client     simples.js, the browser client, served by `serve_client`
+//!   client     simples.js, the browser client, and simples.d.ts, its
+//!              TypeScript declarations, served by `serve_client`
 //! ```
 //!
 //! Locks are short and never held across an await, and no user code
@@ -63,7 +64,7 @@ pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
 pub use presence::PresenceEvent;
 pub use relay::Relay;
 pub use crate::backplane::PresenceMember;
-pub use client::SIMPLES_JS;
+pub use client::{SIMPLES_D_TS, SIMPLES_JS};
 pub(crate) use handshake::handshake;
 #[doc(hidden)]
 pub use object::fuzz_check as __fuzz_object;
