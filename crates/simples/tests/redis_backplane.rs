@@ -448,6 +448,13 @@ async fn a_slow_receiver_loses_what_overflows_its_buffer_and_counts_it() {
     .await;
     let s = b.stats();
     assert!(s.lost > 0, "the burst overflowed the 16-message buffer: {s:?}");
+    // `received` counts a message as it is handed to the receiver, which
+    // records it once its (slow) call returns.
+    let delivered = got.clone();
+    eventually(Duration::from_secs(5), "the last receiver call", move || {
+        delivered.lock().unwrap().len() as u64 == s.received
+    })
+    .await;
     // What arrived is in order, with holes.
     let got: Vec<u32> = got.lock().unwrap().iter().map(|p| p.parse().unwrap()).collect();
     assert_eq!(got.len() as u64, s.received);
