@@ -5,7 +5,7 @@
 //! cargo run --release --example chat -- --addr 127.0.0.1:3000
 //! ADDR=127.0.0.1:3000 cargo run --release --example chat
 //! # Several nodes sharing rooms, sessions and the online count:
-//! cargo run --release --features redis --example chat -- --addr 127.0.0.1:8081 --redis redis://127.0.0.1:6379
+//! cargo run --release -p simples --features redis --example chat -- --addr 127.0.0.1:8081 --redis redis://127.0.0.1:6379
 //! ```
 //!
 //! * `GET /` renders `chat/index.html` (minijinja) with the visitor's
@@ -260,7 +260,7 @@ async fn scale_out(url: &str) -> Result<(Relay, Arc<dyn SessionStore>), String> 
 
 #[cfg(not(feature = "redis"))]
 async fn scale_out(_url: &str) -> Result<(Relay, Arc<dyn SessionStore>), String> {
-    Err("--redis needs the demo built with the redis feature: cargo run --release --features redis --example chat -- --redis URL".into())
+    Err("--redis needs the demo built with the redis feature: cargo run --release -p simples --features redis --example chat -- --redis URL".into())
 }
 
 /// `guest-N`: N random, so that nodes sharing sessions do not hand out the
