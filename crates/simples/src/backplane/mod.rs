@@ -3,7 +3,7 @@
 //!
 //! The framework works without one: every broadcast, channel and session
 //! then lives in this process, exactly as before. With one configured
-//! (`WsOptions::backplane`), a `WsHost` or `Channel` broadcast is
+//! (a `ws::Relay` in `WsOptions::relay`), a `WsHost` or `Channel` broadcast is
 //! delivered to this node's members directly and published once on the
 //! backplane; every other node that has members of that channel (and only
 //! those: *interest-based routing*) receives it once and delivers it to
