@@ -26,6 +26,8 @@ pub enum WsError {
     PresenceOff,
     /// The backplane failed (presence could not be read).
     Backplane(String),
+    /// An [`ObjectClient`](crate::ws::ObjectClient) could not connect.
+    Connect(String),
 }
 
 impl fmt::Display for WsError {
@@ -39,6 +41,7 @@ impl fmt::Display for WsError {
             WsError::UnknownFilter(name) => write!(f, "no filter named {name:?} is defined on this node"),
             WsError::PresenceOff => f.write_str("presence is off for this WebSocket host (WsOptions::presence)"),
             WsError::Backplane(e) => write!(f, "{e}"),
+            WsError::Connect(e) => write!(f, "cannot connect: {e}"),
         }
     }
 }

@@ -19,6 +19,8 @@
 //!   driver     the task running one connection over simples-ws
 //!   signal     the lock-free wake-up of a connection's task
 //!   object     object mode's JSON wire format (assets/PROTOCOL.md)
+//!   object_client  ObjectClient: a Rust client for object-mode hosts
+//!              (requests, handlers, reconnection with backoff, a queue)
 //!   relay      Relay: this node's link to a backplane (scale-out): routes
 //!              remote broadcasts to hosts, subscribes channels by interest
 //!   presence   PresenceEvent: joins and leaves, local and remote
@@ -50,6 +52,7 @@ mod host;
 mod members;
 mod metrics;
 mod object;
+mod object_client;
 mod options;
 mod outbox;
 mod presence;
@@ -61,6 +64,7 @@ pub use conn::WsConn;
 pub use error::WsError;
 pub use host::{Ack, IntoAck, WsHost, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
+pub use object_client::{ClientEvent, ObjectClient, ObjectClientOptions};
 pub use presence::PresenceEvent;
 pub use relay::Relay;
 pub use crate::backplane::PresenceMember;
