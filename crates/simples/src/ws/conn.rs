@@ -288,15 +288,7 @@ impl WsConn {
             forget();
             return Err(e);
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(message))) => Err(WsError::Remote(message)),
-            Ok(Err(_)) => Err(WsError::Closed),
-            Err(_) => {
-                forget();
-                Err(WsError::Timeout)
-            }
-        }
+        object::await_ack(rx, timeout, forget).await
     }
 
     /// Renders template `name` of the HTTP host's template engine with

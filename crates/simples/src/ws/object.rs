@@ -158,6 +158,27 @@ pub fn fuzz_check(text: &str, max_depth: usize) {
     }
 }
 
+/// Waits up to `timeout` for the acknowledgement of a request (`rx`,
+/// resolved by whoever reads the peer's `{ack}`): its data, the peer's
+/// error message as [`WsError::Remote`](super::WsError::Remote), `Closed`
+/// when the connection went first; `forget` runs on a timeout.
+pub(crate) async fn await_ack(
+    rx: tokio::sync::oneshot::Receiver<Result<Value, String>>,
+    timeout: std::time::Duration,
+    forget: impl FnOnce(),
+) -> Result<Value, super::WsError> {
+    use super::WsError;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(message))) => Err(WsError::Remote(message)),
+        Ok(Err(_)) => Err(WsError::Closed),
+        Err(_) => {
+            forget();
+            Err(WsError::Timeout)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,3 +261,4 @@ mod tests {
         assert_eq!(ack_json(4, &Err("bad".into())), r#"{"ack":4,"error":"bad"}"#);
     }
 }
+

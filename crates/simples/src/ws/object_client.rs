@@ -242,18 +242,13 @@ impl ObjectClient {
             lock(&self.inner.pending).remove(&id);
             return Err(e);
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(message))) => Err(WsError::Remote(message)),
-            Ok(Err(_)) => Err(WsError::Closed),
-            Err(_) => {
-                // Timed out: forgotten, and not sent later if still queued
-                // (as simples.js does).
-                lock(&self.inner.pending).remove(&id);
-                lock(&self.inner.queue).retain(|o| o.request != Some(id));
-                Err(WsError::Timeout)
-            }
-        }
+        object::await_ack(rx, timeout, || {
+            // Timed out: forgotten, and not sent later if still queued (as
+            // simples.js does).
+            lock(&self.inner.pending).remove(&id);
+            lock(&self.inner.queue).retain(|o| o.request != Some(id));
+        })
+        .await
     }
 
     /// Whether the client is connected now.
