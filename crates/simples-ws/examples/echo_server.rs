@@ -57,9 +57,9 @@ async fn serve(addr: String, deflate: bool) -> Result<(), Box<dyn std::error::Er
 
 async fn echo(tcp: TcpStream, options: &ServerOptions) -> Result<(), simples_ws::tokio::Error> {
     tcp.set_nodelay(true)?;
-    // Boxed: the handshake's state lives on the heap only while it runs,
+    // `accept` keeps the handshake's state on the heap only while it runs,
     // so an idle connection's task holds just the `WebSocket`.
-    let (mut ws, _) = Box::pin(accept(tcp, options)).await?;
+    let (mut ws, _) = accept(tcp, options).await?;
     loop {
         match ws.recv().await? {
             // `feed` queues the reply; `recv` writes everything queued

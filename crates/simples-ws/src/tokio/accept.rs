@@ -75,7 +75,19 @@ where
 /// Every failure is answered with an HTTP response before the transport is
 /// closed: 400/405/426/431 for a bad request, the application's status for
 /// a rejection. The reason is logged at debug level.
-pub async fn accept_with<S, F>(mut io: S, options: &ServerOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
+pub async fn accept_with<S, F>(io: S, options: &ServerOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, HandshakeError>,
+{
+    // Boxed: the handshake's state (the request parser, a 4 KiB buffer for
+    // refusals) is freed once it is done, instead of staying inside the
+    // caller's task (every `async` block awaiting `accept`) for the
+    // connection's whole life. See tests/task_size.rs.
+    Box::pin(handshake(io, options, check)).await
+}
+
+async fn handshake<S, F>(mut io: S, options: &ServerOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, HandshakeError>,

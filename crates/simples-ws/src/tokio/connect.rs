@@ -27,13 +27,15 @@ pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Erro
 /// (with the default [`DeflateConfig`](crate::deflate::DeflateConfig)) if
 /// the server accepts it.
 pub async fn connect_with(url: &str, client: &ClientConfig, config: Config) -> Result<(WebSocket<TcpStream>, Response), Error> {
-    connect_inner(
+    // Boxed, like every handshake here: its state is freed once it is done
+    // instead of staying in the caller's task (see tests/task_size.rs).
+    Box::pin(connect_inner(
         url,
         client,
         config,
         #[cfg(feature = "deflate")]
         None,
-    )
+    ))
     .await
 }
 
@@ -49,7 +51,7 @@ pub async fn connect_with_deflate(
     config: Config,
     deflate: &DeflateConfig,
 ) -> Result<(WebSocket<TcpStream>, Response), Error> {
-    connect_inner(url, client, config, Some(deflate)).await
+    Box::pin(connect_inner(url, client, config, Some(deflate))).await
 }
 
 async fn connect_inner(
@@ -86,14 +88,14 @@ pub async fn client_handshake<S>(io: S, url: &WsUrl, client: &ClientConfig, conf
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    handshake_inner(
+    Box::pin(handshake_inner(
         io,
         url,
         client,
         config,
         #[cfg(feature = "deflate")]
         None,
-    )
+    ))
     .await
 }
 
@@ -110,7 +112,7 @@ pub async fn client_handshake_with_deflate<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    handshake_inner(io, url, client, config, deflate).await
+    Box::pin(handshake_inner(io, url, client, config, deflate)).await
 }
 
 async fn handshake_inner<S>(
