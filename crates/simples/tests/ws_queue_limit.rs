@@ -76,8 +76,11 @@ async fn messages_larger_than_the_limit_to_a_stalled_client_wait_one_at_a_time()
         tokio::task::yield_now().await;
     }
     assert_eq!(peak, MESSAGE, "a message larger than the limit waited alone");
-    // One may be in the socket, one in the driver's output, one queued.
-    assert!(conn.dropped() >= 13, "dropped {}", conn.dropped());
+    // What is not dropped is queued (one), in the driver's output, or in
+    // the kernel's socket buffers, which on loopback can absorb a few MiB
+    // (autotuned): most of the 16 are dropped, how many exactly varies
+    // (12 or 13 seen).
+    assert!(conn.dropped() >= 8, "dropped {}", conn.dropped());
     assert_eq!(host.stats().dropped, conn.dropped());
     assert!(conn.is_open(), "DropNewest never closes");
     drop(stalled);
