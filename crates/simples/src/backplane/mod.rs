@@ -116,7 +116,11 @@ pub struct BackplaneStats {
 /// Contract:
 /// - [`publish`](Backplane::publish), [`subscribe`](Backplane::subscribe)
 ///   and [`unsubscribe`](Backplane::unsubscribe) never wait: they queue
-///   work for the backplane's own task. Messages published by one node on
+///   work for the backplane's own task. `subscribe` and `unsubscribe` are
+///   called under the host's channel-table lock (so that the appearances
+///   and disappearances of one channel reach the backplane in order): they
+///   must only record the change, never block nor call back into the
+///   framework. Messages published by one node on
 ///   one topic reach every subscribed node in the order they were
 ///   published.
 /// - Subscriptions survive reconnections: after the engine comes back the
