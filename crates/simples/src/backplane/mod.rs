@@ -109,7 +109,7 @@ pub struct BackplaneStats {
 }
 
 /// The transport between nodes. Implemented by
-/// [`RedisBackplane`] (feature `redis`);
+/// `RedisBackplane` (feature `redis`);
 /// any engine with topic-based publish/subscribe and a small key-value
 /// store fits.
 ///
