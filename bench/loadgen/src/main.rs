@@ -17,6 +17,7 @@
 //! server failed a correctness check (or 2 for a usage error, 3 for the
 //! watchdog). See bench/README.md for the scenarios.
 
+mod churn;
 mod codec;
 mod net;
 mod report;
@@ -29,10 +30,14 @@ use report::Report;
 use scenarios::{Broadcast, Cfg, Connect, Echo, Idle, Teardown};
 use std::time::Duration;
 
-const USAGE: &str = "usage: simples-loadgen <echo-small|echo-large|broadcast|connect|idle> --addr HOST:PORT
-  --conns C         connections (echo-small 100, echo-large 10, idle 10000)
+const USAGE: &str = "usage: simples-loadgen <echo-small|echo-large|broadcast|connect|idle|churn> --addr HOST:PORT
+  --conns C         connections (echo-small 100, echo-large 10, idle 10000, churn 10000)
   --inflight K      messages in flight per connection (echo-small 16, echo-large 1)
-  --size N          payload bytes (echo-small 16, echo-large 1048576, broadcast 64)
+  --size N          payload bytes (echo-small 16, echo-large 1048576, broadcast 64, churn 32)
+  --rate R          churn: new connections per second (500); each lives conns/rate s
+  --msgs K          churn: echoes per connection (4), spread over its life
+  --abort-every N   churn: every Nth connection dropped after its first echo without
+                    a closing handshake, alternately FIN and RST (provoked; 0: none)
   --subs N          broadcast subscribers (1000)
   --window W        broadcast: messages published ahead of full delivery (16)
   --sub-addrs A,B   broadcast: subscribers round-robin on these servers (nodes of one
@@ -55,6 +60,7 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
         "broadcast" => (0, 0, 64),
         "connect" => (0, 0, 0),
         "idle" => (10_000, 1, 16),
+        "churn" => (10_000, 0, 32),
         "-h" | "--help" => return Err(String::new()),
         other => return Err(format!("unknown scenario '{other}'")),
     };
@@ -75,6 +81,9 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
         server_name: String::new(),
         seed: util::Rng::from_entropy().next_u64(),
         sub_addrs: Vec::new(),
+        rate: 500.0,
+        msgs: 4,
+        abort_every: 0,
     };
     let mut timeout = None;
     let mut addr = None;
@@ -116,6 +125,9 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
             "--server-pid" => cfg.server_pid = Some(num(flag, val()?)?),
             "--server-name" => cfg.server_name = val()?,
             "--seed" => cfg.seed = num(flag, val()?)?,
+            "--rate" => cfg.rate = num(flag, val()?)?,
+            "--msgs" => cfg.msgs = num(flag, val()?)?,
+            "--abort-every" => cfg.abort_every = num(flag, val()?)?,
             "--timeout" => timeout = Some(num::<f64>(flag, val()?)?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option '{other}'")),
@@ -131,6 +143,9 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
         }
         "connect" if cfg.parallel == 0 => return Err("--parallel must be > 0".into()),
         "idle" if cfg.conns == 0 => return Err("--conns must be > 0".into()),
+        "churn" if cfg.conns == 0 || cfg.msgs == 0 || !(cfg.rate > 0.0) => {
+            return Err("churn needs --conns > 0, --msgs > 0, --rate > 0".into())
+        }
         _ => {}
     }
     if cfg.size > 64 << 20 {
@@ -141,7 +156,8 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
     } else {
         0.0
     };
-    let timeout = timeout.unwrap_or(cfg.warmup + cfg.duration + 60.0 + idle_extra);
+    let churn_extra = if cfg.scenario == "churn" { 60.0 } else { 0.0 };
+    let timeout = timeout.unwrap_or(cfg.warmup + cfg.duration + 60.0 + idle_extra + churn_extra);
     Ok((cfg, timeout))
 }
 
@@ -162,6 +178,13 @@ fn base_report(cfg: &Cfg) -> Report {
         ],
         "connect" => vec![("parallel", cfg.parallel.to_string())],
         "idle" => vec![("conns", cfg.conns.to_string())],
+        "churn" => vec![
+            ("conns", cfg.conns.to_string()),
+            ("rate", cfg.rate.to_string()),
+            ("msgs", cfg.msgs.to_string()),
+            ("size", cfg.size.to_string()),
+            ("abort_every", cfg.abort_every.to_string()),
+        ],
         _ => vec![],
     };
     Report {
@@ -233,6 +256,12 @@ pub fn run(cfg: &Cfg) -> Report {
             }
             Err(e) => Err(e),
         },
+        "churn" => {
+            let mut h = churn::Churn::new(cfg);
+            let r = drive(&mut net, &mut h);
+            h.report(&mut report);
+            r.and_then(|()| h.verdict())
+        }
         _ => unreachable!(),
     };
     let st = net.out.stats;
@@ -269,7 +298,7 @@ fn main() {
         }
     };
     let nofile = util::raise_nofile();
-    if cfg.scenario == "idle" && (nofile as usize) < cfg.conns + 64 {
+    if matches!(cfg.scenario.as_str(), "idle" | "churn") && (nofile as usize) < cfg.conns + 64 {
         eprintln!(
             "simples-loadgen: warning: RLIMIT_NOFILE is {nofile}, below {} connections",
             cfg.conns

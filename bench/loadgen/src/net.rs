@@ -66,6 +66,14 @@ pub trait Handler {
     }
     /// Called after every poll round (at least every 5 ms). `Ok(true)` ends the run.
     fn tick(&mut self, net: &mut Net, now: Instant) -> Result<bool, Fail>;
+    /// A failure on connection `id` (connect, handshake, protocol, or an
+    /// error returned by one of the callbacks above for it): `Some(reset)`
+    /// to drop just that connection (with RST if `reset`, else FIN) and go
+    /// on (the scenario counts it), `None` (the default) to end the run
+    /// with it.
+    fn on_conn_error(&mut self, _id: usize, _fail: &Fail, _now: Instant) -> Option<bool> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +274,7 @@ impl Net {
         self.conns.len() - self.free.len()
     }
 
-    fn start_queued(&mut self) -> Res {
+    fn start_queued<H: Handler>(&mut self, h: &mut H) -> Res {
         while self.in_progress < self.max_in_progress {
             let Some(id) = self.queue.pop_front() else {
                 break;
@@ -274,7 +282,20 @@ impl Net {
             let addr = self.requests[self.conns[id].path].0;
             let mut sock = match TcpStream::connect(addr) {
                 Ok(s) => s,
-                Err(e) => return fail("connect", format!("connect to {addr}: {e}")),
+                Err(e) => {
+                    let f = Fail {
+                        kind: "connect",
+                        detail: format!("connect to {addr}: {e}"),
+                    };
+                    // Still Queued (already off the queue): free the id.
+                    self.conns[id].st = St::Free;
+                    self.out.w[id] = WBuf::default();
+                    self.free.push(id);
+                    if h.on_conn_error(id, &f, Instant::now()).is_some() {
+                        continue;
+                    }
+                    return Err(f);
+                }
             };
             self.poll
                 .registry()
@@ -336,7 +357,7 @@ impl Net {
                 self.flush_dirty()?;
                 return Ok(());
             }
-            self.start_queued()?;
+            self.start_queued(h)?;
             self.flush_dirty()?;
             match self.poll.poll(&mut events, Some(Duration::from_millis(5))) {
                 Ok(()) => {}
@@ -349,25 +370,54 @@ impl Net {
                 if id >= self.conns.len() || self.conns[id].sock.is_none() {
                     continue;
                 }
-                if self.conns[id].st == St::Connecting {
-                    if ev.is_writable()
-                        || ev.is_error()
-                        || ev.is_read_closed()
-                        || ev.is_write_closed()
-                    {
-                        self.finish_connect(id, ev.is_writable())?;
+                if let Err(f) = self.event(h, ev, id, now) {
+                    match h.on_conn_error(id, &f, now) {
+                        None => return Err(f),
+                        Some(reset) => self.abort_conn(id, reset),
                     }
-                    continue;
-                }
-                if ev.is_writable() {
-                    self.out.w[id].blocked = false;
-                    self.flush(id)?;
-                }
-                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.read(h, id, ev.is_read_closed() || ev.is_error(), now)?;
                 }
             }
         }
+    }
+
+    fn event<H: Handler>(&mut self, h: &mut H, ev: &mio::event::Event, id: usize, now: Instant) -> Res {
+        if self.conns[id].st == St::Connecting {
+            if ev.is_writable() || ev.is_error() || ev.is_read_closed() || ev.is_write_closed() {
+                self.finish_connect(id, ev.is_writable())?;
+            }
+            return Ok(());
+        }
+        if ev.is_writable() {
+            self.out.w[id].blocked = false;
+            self.flush(id)?;
+        }
+        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            self.read(h, id, ev.is_read_closed() || ev.is_error(), now)?;
+        }
+        Ok(())
+    }
+
+    /// Drops connection `id` without a closing handshake: with `reset`,
+    /// SO_LINGER 0 makes the close send RST instead of FIN.
+    pub fn abort_conn(&mut self, id: usize, reset: bool) {
+        if reset {
+            if let Some(sock) = self.conns[id].sock.as_ref() {
+                let lin = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                unsafe {
+                    libc::setsockopt(
+                        sock.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        &lin as *const libc::linger as *const libc::c_void,
+                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                    );
+                }
+            }
+        }
+        self.drop_conn(id);
     }
 
     /// A connecting socket got an event: with epoll, EPOLLOUT means

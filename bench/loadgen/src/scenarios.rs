@@ -29,6 +29,13 @@ pub struct Cfg {
     /// broadcast: subscribers go round-robin to these servers (nodes of
     /// one cluster) instead of `addr`, which keeps the publisher.
     pub sub_addrs: Vec<std::net::SocketAddr>,
+    /// churn: new connections per second.
+    pub rate: f64,
+    /// churn: echoes per connection.
+    pub msgs: usize,
+    /// churn: every Nth connection is dropped without a closing handshake
+    /// (0: none).
+    pub abort_every: u64,
 }
 
 fn server(cfg: &Cfg) -> Option<(ServerProc, Vec<u32>)> {

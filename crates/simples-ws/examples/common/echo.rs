@@ -12,7 +12,7 @@
 /// TestSuite, whose largest messages (cases 9.1.6, 9.2.6) are 16 MiB.
 pub const MAX_MESSAGE: usize = 64 << 20;
 
-/// The command line: `[ADDR] [--threads N] [--no-deflate]`.
+/// The command line: `[ADDR] [--threads N] [--no-deflate] [--stats]`.
 pub struct Args {
     /// The address to listen on. Default: `127.0.0.1:9001`.
     pub addr: String,
@@ -22,6 +22,9 @@ pub struct Args {
     /// Accept permessage-deflate from clients that offer it (RFC 7692),
     /// unless `--no-deflate`. Default: `true`.
     pub deflate: bool,
+    /// Answer `GET /_stats` with the server's live counters
+    /// (`--stats`; for `bench/soak/run`). Default: `false`.
+    pub stats: bool,
 }
 
 /// A flag an example takes besides the address.
@@ -31,6 +34,8 @@ pub enum Flag {
     Threads,
     /// `--no-deflate`
     NoDeflate,
+    /// `--stats`
+    Stats,
 }
 
 impl Args {
@@ -38,7 +43,7 @@ impl Args {
     /// supports (any other is an error).
     pub fn parse(flags: &[Flag]) -> Result<Args, String> {
         let mut args = std::env::args().skip(1);
-        let mut parsed = Args { addr: "127.0.0.1:9001".to_string(), threads: 1, deflate: true };
+        let mut parsed = Args { addr: "127.0.0.1:9001".to_string(), threads: 1, deflate: true, stats: false };
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--threads" if flags.contains(&Flag::Threads) => {
@@ -49,6 +54,7 @@ impl Args {
                         .ok_or("--threads takes a positive number")?;
                 }
                 "--no-deflate" if flags.contains(&Flag::NoDeflate) => parsed.deflate = false,
+                "--stats" if flags.contains(&Flag::Stats) => parsed.stats = true,
                 a if !a.starts_with('-') => parsed.addr = a.to_string(),
                 other => return Err(format!("unknown option {other}")),
             }
