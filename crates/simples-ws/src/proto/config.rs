@@ -41,6 +41,10 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// How long to wait for the peer's close frame after sending ours, and,
     /// for a client, for the server to close TCP after the handshake.
+    /// Counted from the last write once our close frame is queued: a peer
+    /// still reading what was queued before it (a graceful shutdown behind
+    /// a backlog) is not cut off while it makes progress; one that reads
+    /// nothing is given up this long after its last progress.
     /// Default: 5 seconds.
     pub close_timeout: Duration,
 }

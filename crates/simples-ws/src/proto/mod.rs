@@ -257,13 +257,13 @@ impl Protocol {
     /// [`Protocol::handle_timeout`] (keepalive ping, idle timeout, close
     /// timeout), if ever. Call it after each batch of input and output.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
-        self.timers.sync(now, self.close_sent, &self.config);
+        self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
         self.timers.next_deadline(&self.config, self.state)
     }
 
     /// Acts on timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.timers.sync(now, self.close_sent, &self.config);
+        self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
         if let Some(deadline) = self.timers.close_deadline {
             if now >= deadline {
                 self.timers.close_expired = true;
@@ -285,7 +285,7 @@ impl Protocol {
                 tracing::debug!(role = ?self.role, "idle timeout, closing");
                 self.timers.idle_closing = true;
                 let _ = self.close(crate::close::CloseCode::GOING_AWAY, "idle timeout");
-                self.timers.sync(now, self.close_sent, &self.config);
+                self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
                 return;
             }
         }

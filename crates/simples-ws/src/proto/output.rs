@@ -27,6 +27,9 @@ pub struct Output {
     /// Most bytes held by `tail` at once since the last shrink: bounds the
     /// size of its allocation (it grows by doubling from small).
     peak: usize,
+    /// Bytes were written (advanced or taken) since the protocol last
+    /// looked: the close timeout restarts (see `Timers::sync`).
+    progress: bool,
 }
 
 impl Output {
@@ -70,6 +73,7 @@ impl Output {
     pub fn advance(&mut self, mut n: usize) {
         assert!(n <= self.len, "advanced past the end of the output");
         self.len -= n;
+        self.progress |= n > 0;
         while n > 0 {
             match self.chunks.front_mut() {
                 Some(c) if c.len() <= n => {
@@ -92,8 +96,14 @@ impl Output {
     /// buffers to the kernel instead of borrowing them).
     pub fn take_all(&mut self) -> Vec<Bytes> {
         self.seal_tail();
+        self.progress |= self.len > 0;
         self.len = 0;
         self.chunks.drain(..).collect()
+    }
+
+    /// Whether bytes were written since the last call.
+    pub(crate) fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progress)
     }
 
     /// Releases buffer memory when nothing is waiting (for idle connections).

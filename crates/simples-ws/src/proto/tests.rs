@@ -863,6 +863,36 @@ fn peer_that_never_answers_close_fails_with_close_timeout() {
     assert!(c.output().is_empty());
 }
 
+#[test]
+fn close_timeout_runs_from_the_last_write_while_a_backlog_drains() {
+    // A graceful close behind a backlog: the peer is still reading what was
+    // queued before our close frame, so it is not cut off while the output
+    // makes progress; once nothing more is written, the usual timeout.
+    let mut s = server();
+    let t0 = Instant::now();
+    s.poll_timeout(t0);
+    for _ in 0..4 {
+        s.send(Message::binary(vec![7u8; 1000])).unwrap();
+    }
+    s.close(CloseCode::GOING_AWAY, "").unwrap();
+    assert_eq!(s.poll_timeout(t0), Some(t0 + secs(5)));
+    // 4 s later the peer has read a part: the timeout restarts.
+    s.output().advance(1500);
+    assert_eq!(s.poll_timeout(t0 + secs(4)), Some(t0 + secs(9)));
+    s.handle_timeout(t0 + secs(5));
+    assert_eq!(s.poll_message(), Ok(None), "cut off while the backlog drains");
+    assert_eq!(s.state(), State::Closing);
+    // The rest, close frame included, is written at 8 s; no answer follows.
+    let rest = s.output().len();
+    s.output().advance(rest);
+    assert_eq!(s.poll_timeout(t0 + secs(8)), Some(t0 + secs(13)));
+    s.handle_timeout(t0 + secs(12));
+    assert_eq!(s.poll_message(), Ok(None));
+    s.handle_timeout(t0 + secs(13));
+    assert_eq!(s.poll_message(), Err(ProtocolError::CloseTimeout));
+    assert!(s.should_close_transport());
+}
+
 // ---------------------------------------------------------------------------
 // End of stream
 // ---------------------------------------------------------------------------

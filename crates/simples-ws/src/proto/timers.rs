@@ -16,7 +16,9 @@ pub(super) struct Timers {
     pub last_ping: Instant,
     /// Data arrived since the last sync.
     pub rx_flag: bool,
-    /// When the close timeout expires, once our close frame was sent.
+    /// When the close timeout expires, once our close frame was queued: a
+    /// close timeout after the last time output was written (the peer may
+    /// still be reading what was queued before the close frame).
     pub close_deadline: Option<Instant>,
     /// The close timeout expired.
     pub close_expired: bool,
@@ -43,7 +45,13 @@ impl Default for Timers {
 
 impl Timers {
     /// Stamps the events recorded since the last call with `now`.
-    pub fn sync(&mut self, now: Instant, close_sent: bool, config: &Config) {
+    /// `wrote`: output was written since the last call. Once our close frame
+    /// is queued, the close timeout runs from the last write: a peer that
+    /// keeps reading a backlog queued before the close frame (a graceful
+    /// stop behind many messages) is not cut off while it reads, and one
+    /// that reads nothing is still given up a close timeout after its last
+    /// progress.
+    pub fn sync(&mut self, now: Instant, close_sent: bool, wrote: bool, config: &Config) {
         if !self.started {
             self.started = true;
             self.last_rx = now;
@@ -53,7 +61,7 @@ impl Timers {
             self.rx_flag = false;
             self.last_rx = now;
         }
-        if close_sent && self.close_deadline.is_none() {
+        if close_sent && !self.close_expired && (self.close_deadline.is_none() || wrote) {
             self.close_deadline = Some(now + config.close_timeout);
         }
     }
