@@ -281,12 +281,22 @@ impl Handler for Churn {
         Ok(())
     }
 
-    fn on_message(&mut self, out: &mut Out, id: usize, opcode: u8, data: &[u8], now: Instant) -> Res {
+    fn on_message(
+        &mut self,
+        out: &mut Out,
+        id: usize,
+        opcode: u8,
+        data: &[u8],
+        now: Instant,
+    ) -> Res {
         let s = self.slot(id)?;
         if s.stage != Stage::Echo {
             return fail(
                 "unexpected",
-                format!("connection {id}: message received with no echo in flight ({:?})", s.stage),
+                format!(
+                    "connection {id}: message received with no echo in flight ({:?})",
+                    s.stage
+                ),
             );
         }
         let off = s.off;
@@ -296,7 +306,11 @@ impl Handler for Churn {
         s.done += 1;
         if let Some(reset) = s.abort {
             return Err(Fail {
-                kind: if reset { "provoked-rst" } else { "provoked-fin" },
+                kind: if reset {
+                    "provoked-rst"
+                } else {
+                    "provoked-fin"
+                },
                 detail: String::new(),
             });
         }

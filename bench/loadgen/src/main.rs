@@ -109,7 +109,10 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
                 let v = val()?;
                 cfg.sub_addrs = v
                     .split(',')
-                    .map(|a| a.parse().map_err(|_| format!("--sub-addrs: '{a}' is not IP:PORT")))
+                    .map(|a| {
+                        a.parse()
+                            .map_err(|_| format!("--sub-addrs: '{a}' is not IP:PORT"))
+                    })
                     .collect::<Result<_, _>>()?;
             }
             "--conns" => cfg.conns = num(flag, val()?)?,

@@ -222,11 +222,18 @@ impl Net {
 
     /// Starts (or queues) a connection to `path` on `addr`.
     pub fn connect_to(&mut self, addr: SocketAddr, path: &str) -> usize {
-        let path_idx = match self.requests.iter().position(|(a, p, _)| *a == addr && p == path) {
+        let path_idx = match self
+            .requests
+            .iter()
+            .position(|(a, p, _)| *a == addr && p == path)
+        {
             Some(i) => i,
             None => {
-                self.requests
-                    .push((addr, path.to_string(), codec::request(&addr.to_string(), path)));
+                self.requests.push((
+                    addr,
+                    path.to_string(),
+                    codec::request(&addr.to_string(), path),
+                ));
                 self.requests.len() - 1
             }
         };
@@ -380,7 +387,13 @@ impl Net {
         }
     }
 
-    fn event<H: Handler>(&mut self, h: &mut H, ev: &mio::event::Event, id: usize, now: Instant) -> Res {
+    fn event<H: Handler>(
+        &mut self,
+        h: &mut H,
+        ev: &mio::event::Event,
+        id: usize,
+        now: Instant,
+    ) -> Res {
         if self.conns[id].st == St::Connecting {
             if ev.is_writable() || ev.is_error() || ev.is_read_closed() || ev.is_write_closed() {
                 self.finish_connect(id, ev.is_writable())?;
