@@ -146,7 +146,7 @@ fn parse_args(args: &[String]) -> Result<(Cfg, f64), String> {
         }
         "connect" if cfg.parallel == 0 => return Err("--parallel must be > 0".into()),
         "idle" if cfg.conns == 0 => return Err("--conns must be > 0".into()),
-        "churn" if cfg.conns == 0 || cfg.msgs == 0 || !(cfg.rate > 0.0) => {
+        "churn" if cfg.conns == 0 || cfg.msgs == 0 || cfg.rate.is_nan() || cfg.rate <= 0.0 => {
             return Err("churn needs --conns > 0, --msgs > 0, --rate > 0".into())
         }
         _ => {}

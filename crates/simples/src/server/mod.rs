@@ -38,7 +38,11 @@ pub struct ServerOptions {
     /// Time a TLS client has to finish its handshake. Default: 10 seconds.
     pub tls_handshake_timeout: Duration,
     /// On stop or restart: how long running requests may take to finish
-    /// before their connections are closed. Default: 10 seconds.
+    /// before their connections are closed. It also bounds the drain of
+    /// WebSocket connections: each gets its close 1001 behind every message
+    /// already queued for it (all delivered first to a client that reads),
+    /// and what has not finished its closing handshake by then is dropped.
+    /// Default: 10 seconds.
     pub shutdown_timeout: Duration,
 }
 
