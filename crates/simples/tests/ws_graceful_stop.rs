@@ -33,7 +33,7 @@ struct Received {
 /// Reads everything until the server's close frame, checking that each
 /// stream is numbered 0, 1, 2... with no gap (so a lost message anywhere
 /// is detected, not only at the end).
-async fn read_all(mut ws: Client, id: u64) -> Received {
+async fn read_all(mut ws: Client, id: u64, slow: bool) -> Received {
     let (mut unicast, mut broadcast) = (0u64, 0u64);
     loop {
         let m = tokio::time::timeout(Duration::from_secs(20), ws.recv())
@@ -53,6 +53,9 @@ async fn read_all(mut ws: Client, id: u64) -> Received {
                 assert_eq!(seq, *next, "client {id}: {kind} message out of order or lost");
                 assert_eq!(parts.next().map(str::len), Some(PAD), "client {id}: {kind} {seq} truncated");
                 *next += 1;
+                if slow && (unicast + broadcast) % 500 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
             Message::Close(frame) => {
                 let code = frame.map_or(1005, |f| f.code.0);
@@ -66,6 +69,19 @@ async fn read_all(mut ws: Client, id: u64) -> Received {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_accepted_before_a_graceful_stop_is_delivered_before_1001() {
+    stop_with_backlog(false, Duration::from_secs(5)).await;
+}
+
+/// The clients read the backlog slowly: longer than the close timeout,
+/// which must not cut them off while they read (the driver moves the 1001
+/// into the protocol only once the outbox has drained, and the close
+/// timeout runs from the last write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_read_slower_than_the_close_timeout_is_delivered_before_1001() {
+    stop_with_backlog(true, Duration::from_millis(300)).await;
+}
+
+async fn stop_with_backlog(slow: bool, close_timeout: Duration) {
     let options = ServerOptions { shutdown_timeout: Duration::from_secs(30), ..ServerOptions::default() };
     let mut server = Server::with_options("127.0.0.1:0", options);
     let ws_options = WsOptions {
@@ -74,6 +90,7 @@ async fn every_message_accepted_before_a_graceful_stop_is_delivered_before_1001(
         // A refused message is an error the producer sees (never a silent
         // drop of one it was told was accepted).
         slow_policy: SlowPolicy::DropNewest,
+        close_timeout,
         ..WsOptions::default()
     };
     let host = server.ws("/ws", ws_options, |conn| async move {
@@ -157,7 +174,8 @@ async fn every_message_accepted_before_a_graceful_stop_is_delivered_before_1001(
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let readers: Vec<_> = clients.into_iter().map(|(id, ws)| tokio::spawn(read_all(ws, id))).collect();
+    let stop_began = Instant::now();
+    let readers: Vec<_> = clients.into_iter().map(|(id, ws)| tokio::spawn(read_all(ws, id, slow))).collect();
 
     let mut accepted: HashMap<u64, u64> = HashMap::new();
     for p in producers {
@@ -168,8 +186,15 @@ async fn every_message_accepted_before_a_graceful_stop_is_delivered_before_1001(
     let took = stop.await.unwrap();
     assert!(!running.is_running());
 
+    let mut received = Vec::new();
     for r in readers {
-        let r: Received = r.await.unwrap();
+        received.push(r.await.unwrap());
+    }
+    let drained = stop_began.elapsed();
+    if slow {
+        assert!(drained > 2 * close_timeout, "the slow clients read everything in {drained:?}");
+    }
+    for r in received {
         assert_eq!(r.code, 1001, "client {}: closed with {} instead of 1001", r.id, r.code);
         assert_eq!(
             r.unicast, accepted[&r.id],
@@ -188,7 +213,7 @@ async fn every_message_accepted_before_a_graceful_stop_is_delivered_before_1001(
     assert!(queued_at_stop.iter().all(|&q| q >= BACKLOG / 2), "queued when the stop began: {queued_at_stop:?}");
     assert!(took < Duration::from_secs(25), "stop took {took:?}: it waited for the deadline");
     println!(
-        "stop took {took:?}; queued when it began: {queued_at_stop:?}; accepted per connection: {:?}; broadcasts {broadcast_to_all} to all of {broadcasts}",
+        "slow: {slow}, clients done after {drained:?}; stop took {took:?}; queued when it began: {queued_at_stop:?}; accepted per connection: {:?}; broadcasts {broadcast_to_all} to all of {broadcasts}",
         accepted.values().collect::<Vec<_>>()
     );
 }
