@@ -459,7 +459,7 @@ impl Handler for Churn {
             self.next_gen += 1;
             self.started += 1;
             let abort = (self.abort_every > 0 && self.started % self.abort_every == 0)
-                .then_some((self.started / self.abort_every) % 2 == 0);
+                .then(|| (self.started / self.abort_every) % 2 == 0);
             self.slots[id] = Some(Slot {
                 gen: self.next_gen,
                 stage: Stage::Opening,

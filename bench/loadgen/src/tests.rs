@@ -317,3 +317,78 @@ fn args() {
     );
     assert!(t > 3.0);
 }
+
+fn churn_cfg(addr: SocketAddr) -> Cfg {
+    let mut c = cfg("churn", addr);
+    c.conns = 20;
+    c.rate = 100.0;
+    c.msgs = 2;
+    c.duration = 1.0;
+    c
+}
+
+fn extra<'a>(r: &'a Report, key: &str) -> &'a str {
+    r.extra
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {key} in {}", r.line()))
+}
+
+#[test]
+fn churn_against_a_good_server_with_provoked_aborts() {
+    let mut c = churn_cfg(fake_server(Mode::Good));
+    c.abort_every = 5;
+    let r = run(&c);
+    assert!(r.error.is_none(), "{}", r.line());
+    assert_eq!(r.unit, "cycles/s");
+    assert_eq!(extra(&r, "errors"), "0");
+    let started: u64 = extra(&r, "started").parse().unwrap();
+    let aborted: u64 = extra(&r, "aborted_fin").parse::<u64>().unwrap()
+        + extra(&r, "aborted_rst").parse::<u64>().unwrap();
+    // About 100 started, every 5th aborted (those still open at the end
+    // close cleanly instead), every other one a full cycle.
+    assert!(started >= 80, "{}", r.line());
+    assert!(
+        aborted >= started / 5 - 4 && aborted <= started / 5,
+        "{}",
+        r.line()
+    );
+    assert_eq!(r.count + aborted, started, "{}", r.line());
+}
+
+#[test]
+fn churn_counts_a_corrupted_echo_and_goes_on() {
+    let r = run(&churn_cfg(fake_server(Mode::CorruptEcho(10))));
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind),
+        Some("mismatch"),
+        "{}",
+        r.line()
+    );
+    assert_eq!(extra(&r, "errors"), "mismatch:1", "{}", r.line());
+    assert!(r.count >= 50, "the run went on: {}", r.line());
+}
+
+#[test]
+fn churn_counts_closes_without_a_closing_handshake() {
+    let r = run(&churn_cfg(fake_server(Mode::NoCloseReply)));
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind),
+        Some("eof"),
+        "{}",
+        r.line()
+    );
+    assert_eq!(r.count, 0, "{}", r.line());
+    let n: u64 = extra(&r, "errors")
+        .strip_prefix("eof:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        n,
+        extra(&r, "started").parse::<u64>().unwrap(),
+        "{}",
+        r.line()
+    );
+}
