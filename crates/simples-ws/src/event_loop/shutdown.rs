@@ -22,8 +22,9 @@ impl<H: Handler> EventLoop<H> {
     ///    RFC 6455 §7.4.1) behind what was already queued for it: every
     ///    reply the handlers sent before leaves first;
     /// 4. the loop runs until every connection is gone (the peers answered
-    ///    the close, RFC 6455 §7.1.2, or the close timeout ended them) or
-    ///    the deadline passes; messages that arrive meanwhile still reach
+    ///    the close, RFC 6455 §7.1.2, or the close timeout ended them: it
+    ///    runs from the last write, so a peer still reading its backlog is
+    ///    not cut off) or the deadline passes; messages that arrive meanwhile still reach
     ///    [`Handler::on_message`] (replies to them are refused: the close
     ///    frame is sent);
     /// 5. connections left at the deadline are dropped, with

@@ -82,8 +82,9 @@ pub struct WsOptions {
     /// a ping is sent after half of it, so live clients stay connected.
     /// Default: 30 seconds (as simpleS). `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// How long to wait for the client's close frame after sending ours.
-    /// Default: 5 seconds.
+    /// How long to wait for the client's close frame after sending ours
+    /// (counted from the last write: a client still reading what was queued
+    /// before the close is not cut off). Default: 5 seconds.
     pub close_timeout: Duration,
     /// permessage-deflate (RFC 7692) when the client offers it.
     /// Default: `None` (off: compression costs memory per connection).
