@@ -27,7 +27,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
-/// An echo or a close answer not received within this long is an error.
+/// A handshake, an echo or a close answer not completed within this long is
+/// an error (`stalled`).
 const STALL: Duration = Duration::from_secs(30);
 /// How long the end of the run waits for every connection to close.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -413,7 +414,7 @@ impl Handler for Churn {
             self.next_stall_check = Some(now + Duration::from_secs(1));
             for id in 0..self.slots.len() {
                 let stalled = matches!(&self.slots[id], Some(s)
-                    if matches!(s.stage, Stage::Echo | Stage::Closing) && now > s.stall_at);
+                    if matches!(s.stage, Stage::Opening | Stage::Echo | Stage::Closing) && now > s.stall_at);
                 if stalled {
                     let stage = self.slots[id].as_ref().unwrap().stage;
                     self.count_error(
