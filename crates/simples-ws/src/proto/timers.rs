@@ -1,19 +1,21 @@
 //! Deadlines of the keepalive ping, the idle timeout and the close timeout.
 //!
-//! The state machine is told the time only in `poll_timeout` and
-//! `handle_timeout`. Events between two calls (data received, a close frame
-//! sent) are recorded as flags and stamped with the time of the next call,
-//! so a driver needs one clock read per batch of I/O, not one per message.
+//! The state machine never reads a clock: it is told the time only in
+//! `poll_timeout` and `handle_timeout`, by the driver (the tokio drivers
+//! read tokio's clock, so tests can pause it). Events between two calls
+//! (data received, a close frame sent) are recorded as flags and stamped
+//! with the time of the next call, so a driver needs one clock read per
+//! batch of I/O, not one per message. The connection's timers start at the
+//! first call.
 
 use super::{Config, State};
 use std::time::Instant;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Timers {
-    /// When data was last received (or the connection started).
-    pub last_rx: Instant,
-    /// When we last sent a keepalive ping.
-    pub last_ping: Instant,
+    /// When data was last received and when we last sent a keepalive ping;
+    /// `None` until the first call tells the time (the connection's start).
+    marks: Option<Marks>,
     /// Data arrived since the last sync.
     pub rx_flag: bool,
     /// When the close timeout expires, once our close frame was sent.
@@ -22,43 +24,31 @@ pub(super) struct Timers {
     pub close_expired: bool,
     /// The closing handshake was started by the idle timeout.
     pub idle_closing: bool,
-    /// The first sync happened (the connection's start time is known).
-    started: bool,
 }
 
-impl Default for Timers {
-    fn default() -> Self {
-        let now = Instant::now();
-        Timers {
-            last_rx: now,
-            last_ping: now,
-            rx_flag: false,
-            close_deadline: None,
-            close_expired: false,
-            idle_closing: false,
-            started: false,
-        }
-    }
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Marks {
+    /// When data was last received (or the connection started).
+    pub last_rx: Instant,
+    /// When we last sent a keepalive ping (or the connection started).
+    pub last_ping: Instant,
 }
 
 impl Timers {
-    /// Stamps the events recorded since the last call with `now`.
-    pub fn sync(&mut self, now: Instant, close_sent: bool, config: &Config) {
-        if !self.started {
-            self.started = true;
-            self.last_rx = now;
-            self.last_ping = now;
-        }
-        if self.rx_flag {
-            self.rx_flag = false;
-            self.last_rx = now;
-        }
+    /// Stamps the events recorded since the last call with `now`; returns
+    /// the marks, which exist from then on.
+    pub fn sync(&mut self, now: Instant, close_sent: bool, config: &Config) -> &mut Marks {
         if close_sent && self.close_deadline.is_none() {
             self.close_deadline = Some(now + config.close_timeout);
         }
+        let marks = self.marks.get_or_insert(Marks { last_rx: now, last_ping: now });
+        if std::mem::take(&mut self.rx_flag) {
+            marks.last_rx = now;
+        }
+        marks
     }
 
-    /// The earliest deadline that matters in `state`.
+    /// The earliest deadline that matters in `state` (call after `sync`).
     pub fn next_deadline(&self, config: &Config, state: State) -> Option<Instant> {
         if self.close_expired {
             return None;
@@ -66,11 +56,12 @@ impl Timers {
         if let Some(d) = self.close_deadline {
             return Some(d);
         }
+        let marks = self.marks?;
         if state != State::Open {
             return None;
         }
-        let idle = config.idle_timeout.map(|t| self.last_rx + t);
-        let ping = config.ping_interval.map(|t| self.last_rx.max(self.last_ping) + t);
+        let idle = config.idle_timeout.map(|t| marks.last_rx + t);
+        let ping = config.ping_interval.map(|t| marks.last_rx.max(marks.last_ping) + t);
         match (idle, ping) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
