@@ -311,17 +311,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             let (step, wake) = {
                 let mut inner = self.shared.lock();
                 let step = match inner.proto.poll_message() {
-                    Ok(None) if inner.proto.transport_action() != TransportAction::KeepOpen => Err(None),
+                    Ok(Some(m)) => Step::Message(m),
+                    Err(e) => Step::End(Err(Error::Protocol(e))),
+                    // Closed by a timeout with no message to report.
+                    Ok(None) if inner.proto.transport_action() != TransportAction::KeepOpen => Step::End(Err(Error::Closed)),
                     Ok(None) => match poll_read_proto(&mut self.io, &mut inner.proto, cx) {
-                        Poll::Ready(Ok(_)) => Ok(Some(None)),
+                        Poll::Ready(Ok(_)) => Step::Read,
                         Poll::Ready(Err(e)) => {
                             self.finished = true;
                             return Poll::Ready(Err(Error::Io(e)));
                         }
-                        Poll::Pending => Ok(None),
+                        Poll::Pending => Step::Wait,
                     },
-                    Ok(Some(m)) => Ok(Some(Some(m))),
-                    Err(e) => Err(Some(e)),
                 };
                 (step, !inner.proto.output().is_empty())
             };
@@ -329,18 +330,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 self.shared.wake_writer.notify_one();
             }
             match step {
-                Ok(Some(Some(Message::Close(frame)))) => {
+                Step::Message(Message::Close(frame)) => {
                     self.terminal = Some(Ok(Message::Close(frame)));
                     continue;
                 }
-                Ok(Some(Some(msg))) => return Poll::Ready(Ok(msg)),
-                // Bytes (or the end of stream) arrived: parse them.
-                Ok(Some(None)) => continue,
-                Err(e) => {
-                    self.terminal = Some(Err(e.map_or(Error::Closed, Error::Protocol)));
+                Step::Message(msg) => return Poll::Ready(Ok(msg)),
+                Step::End(end) => {
+                    self.terminal = Some(end);
                     continue;
                 }
-                Ok(None) => {}
+                // Bytes (or the end of stream) arrived: parse them.
+                Step::Read => continue,
+                Step::Wait => {}
             }
             let fired = {
                 let mut inner = self.shared.lock();
@@ -402,6 +403,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             return Poll::Pending;
         }
     }
+}
+
+/// What one look at the protocol (under the lock) gave the receiver.
+enum Step {
+    Message(Message),
+    /// The connection ended for the application with this result.
+    End(Result<Message, Error>),
+    /// A read brought bytes or the end of stream.
+    Read,
+    /// Nothing to read now.
+    Wait,
 }
 
 impl<S> Drop for Receiver<S> {
