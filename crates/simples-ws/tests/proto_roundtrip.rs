@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use simples_ws::proto::TransportAction;
 use simples_ws::{CloseCode, CloseFrame, Config, DataKind, Message, Protocol, ProtocolError, Role, State};
 
 // ---------------------------------------------------------------------------
@@ -200,9 +201,9 @@ fn roundtrip(
     prop_assert_eq!(got, vec![Message::Close(Some(CloseFrame { code: CloseCode(code), reason: String::new() }))]);
     prop_assert_eq!(tx.state(), State::Closed);
     let (server, client) = if sender_role == Role::Server { (&tx, &rx) } else { (&rx, &tx) };
-    prop_assert!(server.should_close_transport());
-    prop_assert!(!client.should_close_transport());
-    prop_assert!(!server.is_failed() && !client.is_failed());
+    // RFC 6455 §7.1.1: the server closes TCP first, the client waits for it.
+    prop_assert_eq!(server.transport_action(), TransportAction::Close);
+    prop_assert_eq!(client.transport_action(), TransportAction::AwaitPeerClose);
     Ok(())
 }
 
@@ -304,7 +305,7 @@ fn check_arbitrary_input(role: Role, cfg: Config, input: &[u8], chunks: &[usize]
     let mut result = feed(&mut p, input, chunks);
     if eof {
         if let Ok(msgs) = &mut result {
-            p.receive_eof();
+            p.notify_received(0);
             loop {
                 match p.poll_message() {
                     Ok(Some(m)) => msgs.push(m),
@@ -335,8 +336,10 @@ fn check_arbitrary_input(role: Role, cfg: Config, input: &[u8], chunks: &[usize]
         }
         Err(e) => {
             prop_assert_eq!(p.state(), State::Closed);
-            prop_assert!(p.is_failed());
-            prop_assert!(p.should_close_transport());
+            // Failed: linger for the close frame in flight, or close at once
+            // when the peer's end of stream came already.
+            let action = p.transport_action();
+            prop_assert!(matches!(action, TransportAction::ShutdownAndLinger | TransportAction::Close), "{:?}", action);
             prop_assert_eq!(p.poll_message(), Ok(None));
             match e.close_code() {
                 Some(code) => {

@@ -1,6 +1,11 @@
 //! The closing handshake over real sockets (RFC 6455 §5.5.1, §7): who
 //! closes TCP first, invalid close frames, masking violations, nothing
 //! delivered after a close, and the close timeout.
+//!
+//! The tests on one current-thread runtime run on tokio's paused clock
+//! (`start_paused`): time moves only when every task waits, so the timings
+//! asserted are exact; the two with a server on a thread of its own run in
+//! real time.
 
 mod common;
 
@@ -10,10 +15,11 @@ use simples_ws::handshake::client::ClientConfig;
 use simples_ws::tokio::{accept, connect, connect_with, Error, Receiver, Sender, ServerOptions, WebSocket};
 use simples_ws::{CloseCode, Config, Message, ProtocolError};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 fn short_close() -> Config {
     Config { close_timeout: Duration::from_millis(300), ..Config::default() }
@@ -27,7 +33,7 @@ async fn expect_server_saw_normal_bye(server: &mut TestServer) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_close_is_echoed_and_server_closes_tcp_first() {
     bounded(async {
         let mut server = echo_server(ServerOptions::default()).await;
@@ -47,7 +53,7 @@ async fn client_close_is_echoed_and_server_closes_tcp_first() {
             Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::NORMAL),
             other => panic!("expected the close echo, got {other:?}"),
         }
-        assert!(t0.elapsed() < Duration::from_secs(2), "client waited {:?}", t0.elapsed());
+        assert_eq!(t0.elapsed(), Duration::ZERO, "the client waited for a timer");
         assert!(matches!(ws.recv().await, Err(Error::Closed)));
         assert!(matches!(ws.send(Message::text("x")).await, Err(Error::Closed)));
         expect_server_saw_normal_bye(&mut server).await;
@@ -55,7 +61,7 @@ async fn client_close_is_echoed_and_server_closes_tcp_first() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn raw_client_sees_close_echo_then_eof_from_server() {
     bounded(async {
         let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
@@ -77,7 +83,7 @@ async fn raw_client_sees_close_echo_then_eof_from_server() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_initiated_close() {
     bounded(async {
         let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
@@ -121,7 +127,7 @@ async fn violation(server: &mut TestServer, frame: &[u8], code: u16) -> Error {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failed_connection_lingers_until_peer_eof_or_close_timeout() {
     bounded(async {
         // A peer that stays connected: the error is reported once
@@ -135,7 +141,7 @@ async fn failed_connection_lingers_until_peer_eof_or_close_timeout() {
         let r = server.ended().await;
         let elapsed = t0.elapsed();
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::UnmaskedFrame))), "{r:?}");
-        assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
 
         // A peer that closes: reported at once.
         let mut tcp = raw_connect(server.addr).await;
@@ -146,12 +152,12 @@ async fn failed_connection_lingers_until_peer_eof_or_close_timeout() {
         drop(tcp);
         let r = server.ended().await;
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::UnmaskedFrame))), "{r:?}");
-        assert!(t0.elapsed() < Duration::from_millis(250), "{:?}", t0.elapsed());
+        assert_eq!(t0.elapsed(), Duration::ZERO);
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn invalid_close_codes_get_1002() {
     bounded(async {
         let mut server = echo_server(ServerOptions::default()).await;
@@ -177,7 +183,7 @@ async fn invalid_close_codes_get_1002() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn close_reason_not_utf8_gets_1007() {
     bounded(async {
         let mut server = echo_server(ServerOptions::default()).await;
@@ -190,7 +196,7 @@ async fn close_reason_not_utf8_gets_1007() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unmasked_and_malformed_control_frames_get_1002() {
     bounded(async {
         let mut server = echo_server(ServerOptions::default()).await;
@@ -223,7 +229,7 @@ async fn unmasked_and_malformed_control_frames_get_1002() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nothing_is_delivered_after_a_close_frame() {
     bounded(async {
         let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
@@ -244,7 +250,7 @@ async fn nothing_is_delivered_after_a_close_frame() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn frames_after_our_close_are_still_received_until_the_echo() {
     // RFC 6455 §7.1.2/§1.4: after sending a close frame an endpoint keeps
     // receiving until the peer's close.
@@ -297,7 +303,7 @@ async fn closing_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<
     (addr, rx)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn peer_that_never_answers_our_close_times_out() {
     bounded(async {
         let (addr, mut rx) = closing_server(short_close()).await;
@@ -306,15 +312,14 @@ async fn peer_that_never_answers_our_close_times_out() {
         // Never answer, never close.
         let (r, elapsed) = step("server gives up", rx.recv()).await.unwrap();
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert!(elapsed >= Duration::from_millis(250), "gave up after {elapsed:?}");
-        assert!(elapsed < Duration::from_millis(1500), "gave up after {elapsed:?}");
+        assert_eq!(elapsed, Duration::from_millis(300), "gave up after {elapsed:?}");
         // And the server closed the connection.
         expect_closed(&mut tcp).await;
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn peer_that_drops_after_our_close_ends_recv_promptly() {
     bounded(async {
         let (addr, mut rx) = closing_server(Config { close_timeout: Duration::from_secs(5), ..Config::default() }).await;
@@ -323,7 +328,7 @@ async fn peer_that_drops_after_our_close_ends_recv_promptly() {
         drop(tcp);
         let (r, elapsed) = step("server result", rx.recv()).await.unwrap();
         assert!(r.is_err(), "{r:?}");
-        assert!(elapsed < Duration::from_secs(2), "recv waited {elapsed:?} for a peer that was gone");
+        assert_eq!(elapsed, Duration::ZERO, "recv waited {elapsed:?} for a peer that was gone");
     })
     .await
 }
@@ -344,7 +349,7 @@ where
     (r, t0.elapsed())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_close_timeout_when_server_never_answers() {
     bounded(async {
         let server = |mut tcp: TcpStream| async move {
@@ -355,12 +360,12 @@ async fn client_close_timeout_when_server_never_answers() {
         };
         let (r, elapsed) = client_close_against(server, "close timeout").await;
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_stops_waiting_for_server_tcp_close_after_close_timeout() {
     bounded(async {
         // The server answers the close but never closes TCP.
@@ -372,12 +377,12 @@ async fn client_stops_waiting_for_server_tcp_close_after_close_timeout() {
         };
         let (r, elapsed) = client_close_against(server, "close").await;
         assert!(matches!(r, Ok(Message::Close(Some(_)))), "{r:?}");
-        assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn masked_frame_from_server_fails_client_with_1002() {
     bounded(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -419,7 +424,7 @@ where
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn split_peer_that_never_answers_our_close_times_out() {
     bounded(async {
         let (addr, mut rx) = split_short_close_server(|sender, mut receiver| async move {
@@ -434,13 +439,13 @@ async fn split_peer_that_never_answers_our_close_times_out() {
         expect_close(&mut tcp, 1000).await;
         let (r, elapsed) = step("server gives up", rx.recv()).await.unwrap();
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert!(elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
         expect_closed(&mut tcp).await;
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn regression_split_close_timeout_when_receiver_already_waiting() {
     // The usual shape of a split connection: a task is already blocked in
     // `Receiver::recv` when another task calls `Sender::close`. The close
@@ -463,7 +468,7 @@ async fn regression_split_close_timeout_when_receiver_already_waiting() {
         let (r, elapsed) = step("server result", rx.recv()).await.unwrap();
         let r = r.unwrap_or_else(|| panic!("Receiver::recv still pending {elapsed:?} after Sender::close (close_timeout 300 ms)"));
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
     })
     .await
 }
@@ -494,6 +499,7 @@ where
     (addr, server)
 }
 
+// A server on a thread of its own: real time.
 #[tokio::test]
 async fn unsplit_recv_returns_close_after_the_reply_is_written() {
     // The control for the split regression below: same scenario, unsplit.
@@ -511,6 +517,7 @@ async fn unsplit_recv_returns_close_after_the_reply_is_written() {
     .await
 }
 
+// A server on a thread of its own: real time.
 #[tokio::test]
 async fn regression_split_receiver_returns_close_before_the_reply_is_written() {
     // `Receiver::recv` defers to `WebSocket::recv` for the closing behaviour:

@@ -1,5 +1,13 @@
 //! Keepalive pings and the idle timeout over real sockets, for the unsplit
 //! `WebSocket` and for a split `Receiver`.
+//!
+//! Every test runs on tokio's paused clock (`start_paused`, a current-thread
+//! runtime that holds the client, the server and their sockets): the
+//! drivers read tokio's clock, time moves only when every task waits, and
+//! it then jumps to the next timer. So the timings asserted are exact and
+//! the suite takes no real time. (Loopback writes are delivered before the
+//! write returns, so a waiting task is never one whose bytes are still in
+//! flight.)
 
 mod common;
 
@@ -9,10 +17,11 @@ use simples_ws::tokio::{accept, connect_with, Error, ServerOptions, WebSocket};
 use simples_ws::{CloseCode, Config, Message, ProtocolError};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -31,7 +40,7 @@ async fn expect_idle_timeout_end(server: &mut TestServer) {
     assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_client_receives_keepalive_pings() {
     bounded(async {
         let config = Config { ping_interval: Some(MS(100)), ..Config::default() };
@@ -41,12 +50,12 @@ async fn silent_client_receives_keepalive_pings() {
         let first = t0.elapsed();
         assert_eq!(f.opcode, OP_PING, "{f:?}");
         assert!(!f.masked && f.fin);
-        assert!(first >= MS(60) && first < MS(600), "first ping after {first:?}");
+        assert_eq!(first, MS(100), "first ping after {first:?}");
         // Unanswered: pings keep coming, one per interval.
         let f = expect_frame(&mut tcp).await;
         assert_eq!(f.opcode, OP_PING);
         let second = t0.elapsed();
-        assert!(second - first >= MS(60), "pings {first:?} and {second:?} too close");
+        assert_eq!(second - first, MS(100), "pings at {first:?} and {second:?}");
         // Answer one; the server sees the pong.
         tcp.write_all(&client_frame(true, OP_PONG, &f.payload)).await.unwrap();
         loop {
@@ -59,7 +68,7 @@ async fn silent_client_receives_keepalive_pings() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_timeout_closes_a_silent_client_with_1001() {
     bounded(async {
         let (mut server, mut tcp) = echo_server_and_raw_client(with_config(idle_300ms())).await;
@@ -67,17 +76,17 @@ async fn idle_timeout_closes_a_silent_client_with_1001() {
         let f = expect_close(&mut tcp, 1001).await;
         let closed_at = t0.elapsed();
         assert!(f.close_reason().contains("idle"), "{:?}", f.close_reason());
-        assert!(closed_at >= MS(250) && closed_at < MS(800), "1001 after {closed_at:?}");
+        assert_eq!(closed_at, MS(300), "1001 after {closed_at:?}");
         // Not answering the close: TCP is closed after close_timeout.
         expect_closed(&mut tcp).await;
         let eof_at = t0.elapsed();
-        assert!(eof_at < MS(1200), "TCP closed after {eof_at:?}");
+        assert_eq!(eof_at, MS(600), "TCP closed after {eof_at:?}");
         expect_idle_timeout_end(&mut server).await;
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_timeout_with_answered_close_is_a_clean_close() {
     bounded(async {
         let (mut server, mut tcp) = echo_server_and_raw_client(with_config(Config { idle_timeout: Some(MS(200)), ..Config::default() })).await;
@@ -90,7 +99,7 @@ async fn idle_timeout_with_answered_close_is_a_clean_close() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_timer_restarts_on_received_data() {
     bounded(async {
         let (_server, mut tcp) = echo_server_and_raw_client(with_config(idle_300ms())).await;
@@ -105,12 +114,12 @@ async fn idle_timer_restarts_on_received_data() {
         let last = Instant::now();
         expect_close(&mut tcp, 1001).await;
         let after = last.elapsed();
-        assert!(after >= MS(250) && after < MS(800), "idle close {after:?} after the last message");
+        assert_eq!(after, MS(300), "idle close {after:?} after the last message");
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn raw_client_answering_pings_stays_open() {
     bounded(async {
         let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
@@ -165,7 +174,7 @@ async fn still_echoes(ws: &mut WebSocket<TcpStream>) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn our_client_driving_recv_keeps_connection_past_three_idle_timeouts() {
     bounded(async {
         let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
@@ -178,7 +187,7 @@ async fn our_client_driving_recv_keeps_connection_past_three_idle_timeouts() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn our_client_sends_keepalive_pings_and_idles_out() {
     bounded(async {
         // Our client as the keepalive side, against a silent raw server.
@@ -195,7 +204,7 @@ async fn our_client_sends_keepalive_pings_and_idles_out() {
         let t0 = Instant::now();
         let r = step("client idle timeout", ws.recv()).await;
         assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
-        assert!(t0.elapsed() < MS(1500), "{:?}", t0.elapsed());
+        assert_eq!(t0.elapsed(), MS(550), "idle 350 ms + close 200 ms");
         let mut frames = Vec::new();
         while let Ok(f) = rx.try_recv() {
             frames.push(f);
@@ -266,7 +275,7 @@ async fn split_idle_timeout(first: &[u8], what: &str) {
     assert!(matches!(r, Err(Error::Protocol(ProtocolError::IdleTimeout))), "{r:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn split_receiver_sends_keepalive_pings() {
     bounded(async {
         let (addr, _rx) = split_echo_server(Config { ping_interval: Some(MS(100)), ..Config::default() }).await;
@@ -275,12 +284,12 @@ async fn split_receiver_sends_keepalive_pings() {
         let what = "no keepalive ping from a split connection within 1.5 s (ping_interval 100 ms)";
         let f = frame_within_1500ms(&mut tcp, what).await;
         assert_eq!(f.opcode, OP_PING);
-        assert!(t0.elapsed() < MS(600), "{:?}", t0.elapsed());
+        assert_eq!(t0.elapsed(), MS(100));
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn split_receiver_idle_timeout() {
     bounded(async {
         split_idle_timeout(b"", "a split connection did not idle out within 1.5 s (idle_timeout 300 ms)").await;
@@ -288,7 +297,7 @@ async fn split_receiver_idle_timeout() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn split_receiver_answering_client_stays_open() {
     bounded(async {
         let config = Config { ping_interval: Some(MS(100)), idle_timeout: Some(MS(300)), ..Config::default() };
@@ -309,7 +318,7 @@ fn stalled_frame() -> Vec<u8> {
     full[..full.len() - 90].to_vec()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_timeout_fires_for_a_peer_stalled_mid_frame() {
     // Control for the split regression below: the unsplit driver.
     bounded(async {
@@ -317,14 +326,14 @@ async fn idle_timeout_fires_for_a_peer_stalled_mid_frame() {
         tcp.write_all(&stalled_frame()).await.unwrap();
         let t0 = Instant::now();
         expect_close(&mut tcp, 1001).await;
-        assert!(t0.elapsed() < MS(800), "{:?}", t0.elapsed());
+        assert_eq!(t0.elapsed(), MS(300));
         expect_closed(&mut tcp).await;
         expect_idle_timeout_end(&mut server).await;
     })
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keepalive_ping_for_a_peer_stalled_mid_frame() {
     // Control for the split regression below: the unsplit driver.
     bounded(async {
@@ -337,7 +346,7 @@ async fn keepalive_ping_for_a_peer_stalled_mid_frame() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn regression_split_receiver_idle_timeout_for_a_peer_stalled_mid_frame() {
     bounded(async {
         let what = "a split connection stalled mid-frame did not idle out within 1.5 s (idle_timeout 300 ms)";
@@ -346,7 +355,7 @@ async fn regression_split_receiver_idle_timeout_for_a_peer_stalled_mid_frame() {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn regression_split_receiver_keepalive_ping_for_a_peer_stalled_mid_frame() {
     bounded(async {
         let (addr, _rx) = split_echo_server(Config { ping_interval: Some(MS(100)), ..Config::default() }).await;

@@ -52,7 +52,8 @@
 //! loop-wide 64 KiB scratch buffer and only the bytes received are copied
 //! into the connection ([`Protocol::receive`](crate::Protocol::receive)), so
 //! an idle connection holds no receive buffer; inside a large frame they go
-//! straight into [`Protocol::read_buf`](crate::Protocol::read_buf).
+//! straight into [`Protocol::read_buf`](crate::Protocol::read_buf)
+//! (reported with [`Protocol::notify_received`](crate::Protocol::notify_received)).
 //!
 //! A connection is read until a read returns **fewer bytes than asked**,
 //! not until `EAGAIN`: on Linux a short read from a TCP socket means its
@@ -103,11 +104,13 @@
 //! [`Handler::on_open`] accepted, as soon as the connection is over for the
 //! application (closing handshake done, protocol failure, timeout, I/O
 //! error): its [`ConnId`] is then dead (sends return `false`). The loop then
-//! finishes closing the transport as the tokio driver does (RFC 6455
-//! §7.1.1): it flushes the output, shuts the write side down, keeps reading
-//! (and discarding) while [`Protocol::should_linger`](crate::Protocol::should_linger)
-//! (so a failed connection's close frame is not destroyed by a reset), up to
-//! the close timeout, and only then closes the socket and frees the slot.
+//! finishes closing the transport as the tokio driver does, following
+//! [`Protocol::transport_action`](crate::Protocol::transport_action) (RFC
+//! 6455 §7.1.1): it flushes the output, shuts the write side down, keeps
+//! reading (and discarding) until the peer's end of stream while the action
+//! says so (so a failed connection's close frame is not destroyed by a
+//! reset), up to the close timeout, and only then closes the socket and
+//! frees the slot.
 //!
 //! ## Stopping
 //!

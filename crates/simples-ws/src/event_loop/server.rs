@@ -6,7 +6,7 @@ use crate::close::CloseCode;
 use crate::handshake::server::{accept_response, parse_request};
 use crate::handshake::{HandshakeError, HandshakeErrorKind};
 use crate::message::Message;
-use crate::proto::{Config, PreparedFrame, Protocol, Role};
+use crate::proto::{Config, PreparedFrame, Protocol, Role, TransportAction};
 use bytes::{Bytes, BytesMut};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -362,13 +362,14 @@ impl Core {
                 ConnState::Rejecting { .. } => return,
                 ConnState::Open(_) if terminal => return,
                 ConnState::Open(p) if p.is_between_frames() => {
+                    // `receive` reports the bytes; the end of stream below.
                     (read_scratch(&mut c.stream, &mut self.scratch, |b| p.receive(b)), Step::Frames)
                 }
                 ConnState::Open(p) => {
                     let res = conn::read_into(&mut c.stream, p.read_buf(), window);
                     if let Ok((n, _)) = res {
                         if n > 0 {
-                            p.notify_received();
+                            p.notify_received(n);
                         }
                     }
                     window = (window * 2).min(MAX_WINDOW);
@@ -394,7 +395,7 @@ impl Core {
                 Step::Frames => {
                     if n == 0 {
                         if let ConnState::Open(p) = &mut c.state {
-                            p.receive_eof();
+                            p.notify_received(0);
                         }
                     }
                     self.dispatch(handler, key);
@@ -470,7 +471,7 @@ impl Core {
                     handler.on_message(&mut Ctx { core: self }, id, msg);
                     continue;
                 }
-                Ok(None) if p.state() == crate::State::Closed => CloseReason::Closed(None),
+                Ok(None) if p.transport_action() != TransportAction::KeepOpen => CloseReason::Closed(None),
                 Ok(None) => return,
                 Err(e) => CloseReason::Failed(e),
             };
@@ -546,25 +547,26 @@ impl Core {
             *flags &= !PAUSED;
         }
         if *flags & TERMINAL != 0 {
-            // As tokio::stream's poll_close_transport (RFC 6455 §7.1.1).
+            // Closing the transport as the protocol says (RFC 6455 §7.1.1).
             loop {
-                if flushed && *flags & SHUTDOWN == 0 && p.should_close_transport() {
+                let action = p.transport_action();
+                if flushed && action.shuts_down() && *flags & SHUTDOWN == 0 {
                     let _ = c.stream.shutdown(Shutdown::Write);
                     *flags |= SHUTDOWN;
                 }
-                let waiting_for_peer = p.should_linger() || !p.should_close_transport();
-                if flushed && *flags & SHUTDOWN != 0 && !waiting_for_peer {
-                    self.remove(key);
-                    return;
-                }
-                if !p.eof_received() && conn::drain(&mut c.stream, &mut self.scratch) {
-                    p.receive_eof();
-                    continue;
-                }
-                if p.close_timed_out() && *flags & SHUTDOWN == 0 {
+                let done = match action {
                     // The peer neither read our close nor closed: give up.
+                    TransportAction::CloseNow => true,
+                    TransportAction::Close => flushed,
+                    _ => false,
+                };
+                if done {
                     self.remove(key);
                     return;
+                }
+                if action.reads_until_eof() && conn::drain(&mut c.stream, &mut self.scratch) {
+                    p.notify_received(0);
+                    continue;
                 }
                 break;
             }
@@ -576,11 +578,6 @@ impl Core {
                     c.armed = Some(stamp);
                     self.timers.push(Reverse((d, key, c.gen)));
                 }
-            } else if *flags & TERMINAL != 0 && c.armed.is_none() {
-                // Closing but no protocol deadline left (the close timeout
-                // expired while the output could not drain): give up.
-                self.remove(key);
-                return;
             }
         }
         if flushed && p.is_between_frames() && *flags & SHRINK == 0 {

@@ -1,17 +1,23 @@
 //! The sans-IO WebSocket state machine (RFC 6455 §5-§7), after the opening
 //! handshake.
 //!
-//! [`Protocol`] never touches a socket or a clock. A driver:
-//! 1. reads bytes from the transport into [`Protocol::read_buf`] (or passes
-//!    them to [`Protocol::receive`]), or reports the end of the stream with
-//!    [`Protocol::receive_eof`];
-//! 2. calls [`Protocol::poll_message`] until it returns `Ok(None)` ("need more
-//!    data" is a normal result);
-//! 3. writes [`Protocol::output`] to the transport (pongs, close replies and
-//!    everything the application sent are queued there);
-//! 4. asks [`Protocol::poll_timeout`] when to wake up and calls
-//!    [`Protocol::handle_timeout`] then;
-//! 5. closes the transport when [`Protocol::should_close_transport`] says so.
+//! [`Protocol`] never touches a socket or a clock. The driver contract:
+//! 1. **input**: read from the transport into [`Protocol::read_buf`] and
+//!    report each read with [`Protocol::notify_received`]`(n)`, where
+//!    `n == 0` is the end of stream, as `read(2)` reports it
+//!    ([`Protocol::receive`] copies bytes read elsewhere, e.g. into a
+//!    buffer shared by many connections while
+//!    [`Protocol::is_between_frames`]);
+//! 2. **messages**: call [`Protocol::poll_message`] until it returns
+//!    `Ok(None)` ("need more data" is a normal result);
+//! 3. **output**: write [`Protocol::output`] to the transport (pongs, close
+//!    replies and everything the application sent are queued there);
+//! 4. **time**: pass the time read from the driver's clock to
+//!    [`Protocol::poll_timeout`] (when to wake up next) and
+//!    [`Protocol::handle_timeout`] (when that time came);
+//! 5. **transport**: do what [`Protocol::transport_action`] says: keep
+//!    the transport open, or go through the closing sequence it spells out
+//!    (see [`TransportAction`]).
 //!
 //! Every method is synchronous and keeps its state between calls, so a
 //! driver's futures can be dropped at any await point without losing data.
@@ -22,11 +28,13 @@ mod output;
 mod recv;
 mod send;
 mod timers;
+mod transport;
 
 pub use config::{Config, Role};
 pub use error::ProtocolError;
 pub use output::Output;
 pub use send::PreparedFrame;
+pub use transport::TransportAction;
 
 use crate::close::CloseFrame;
 use crate::extension::Extension;
@@ -176,37 +184,6 @@ impl Protocol {
         self.rare.as_ref().and_then(|r| r.close_frame.as_ref())
     }
 
-    /// True when the driver should flush the output and then close the
-    /// transport: RFC 6455 §7.1.1, the server closes TCP first once the
-    /// closing handshake is done; the client waits for that (up to
-    /// `close_timeout`) unless the connection failed or the stream ended.
-    pub fn should_close_transport(&self) -> bool {
-        self.state == State::Closed && (self.role == Role::Server || self.failed || self.eof || self.timers.close_expired)
-    }
-
-    /// True once the peer's end of stream was reported.
-    pub fn eof_received(&self) -> bool {
-        self.eof
-    }
-
-    /// True once `close_timeout` expired after our close frame was sent.
-    pub fn close_timed_out(&self) -> bool {
-        self.timers.close_expired
-    }
-
-    /// True while the driver should keep reading (and discarding) after the
-    /// connection failed, so that closing the socket does not reset it and
-    /// destroy the close frame in flight: until the peer's end of stream or
-    /// the close timeout.
-    pub fn should_linger(&self) -> bool {
-        self.failed && !self.eof && !self.timers.close_expired
-    }
-
-    /// True when the connection failed rather than closed cleanly.
-    pub fn is_failed(&self) -> bool {
-        self.failed
-    }
-
     /// Bytes waiting to be written to the transport.
     pub fn output(&mut self) -> &mut Output {
         &mut self.out
@@ -253,17 +230,18 @@ impl Protocol {
         self.close_sent || self.config.ping_interval.is_some() || self.config.idle_timeout.is_some()
     }
 
-    /// Tells the state machine the time: returns when it next needs
-    /// [`Protocol::handle_timeout`] (keepalive ping, idle timeout, close
-    /// timeout), if ever. Call it after each batch of input and output.
+    /// Tells the state machine the time, read from the driver's clock:
+    /// returns when it next needs [`Protocol::handle_timeout`] (keepalive
+    /// ping, idle timeout, close timeout), if ever. Call it after each batch
+    /// of input and output. The timers start at the first call.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
         self.timers.next_deadline(&self.config, self.state)
     }
 
-    /// Acts on timers that are due at `now`.
+    /// Acts on timers that are due at `now` (the driver's clock).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
+        let marks = *self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
         if let Some(deadline) = self.timers.close_deadline {
             if now >= deadline {
                 self.timers.close_expired = true;
@@ -281,17 +259,19 @@ impl Protocol {
             return;
         }
         if let Some(idle) = self.config.idle_timeout {
-            if now >= self.timers.last_rx + idle {
+            if now >= marks.last_rx + idle {
                 tracing::debug!(role = ?self.role, "idle timeout, closing");
                 self.timers.idle_closing = true;
+                // RFC 6455 §7.4.1: 1001, the endpoint is "going away".
                 let _ = self.close(crate::close::CloseCode::GOING_AWAY, "idle timeout");
                 self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
                 return;
             }
         }
         if let Some(interval) = self.config.ping_interval {
-            if now >= self.timers.last_rx.max(self.timers.last_ping) + interval {
-                self.timers.last_ping = now;
+            if now >= marks.last_rx.max(marks.last_ping) + interval {
+                self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config).last_ping = now;
+                // RFC 6455 §5.5.2: a ping "MAY be sent ... as a keepalive".
                 self.queue_control(crate::frame::OpCode::Ping, b"");
             }
         }

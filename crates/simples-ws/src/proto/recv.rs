@@ -20,9 +20,10 @@ const MAX_READ_RESERVE: usize = 1 << 20;
 pub(crate) const PONG_BACKLOG: usize = 64 * 1024;
 
 impl Protocol {
-    /// The receive buffer, with room for at least one more read. A driver
-    /// reads the transport straight into it (no intermediate copy), then
-    /// calls [`Protocol::notify_received`].
+    /// The receive buffer, with room for at least one more read: THE way
+    /// in for input. A driver reads the transport straight into it (no
+    /// intermediate copy), then reports the read with
+    /// [`Protocol::notify_received`].
     ///
     /// The room reserved grows with the frame being received (up to 1 MiB
     /// at a time), so large frames arrive in few reads; never more than the
@@ -38,54 +39,44 @@ impl Protocol {
         &mut self.read
     }
 
-    /// Lends the receive buffer out, with room reserved as in
-    /// [`Protocol::read_buf`], so a driver can read into it without holding
-    /// a lock on the protocol. Give it back with
-    /// [`Protocol::restore_read_buf`] before the next `poll_message`.
-    pub fn take_read_buf(&mut self) -> BytesMut {
-        self.read_buf();
-        std::mem::take(&mut self.read)
-    }
-
-    /// Returns the buffer lent by [`Protocol::take_read_buf`], with the
-    /// bytes read into it appended.
-    pub fn restore_read_buf(&mut self, buf: BytesMut) {
-        if self.state == State::Closed || self.close_received {
+    /// Reports one read of the transport: `n` bytes were appended to
+    /// [`Protocol::read_buf`], or, with `n == 0`, the transport's read side
+    /// reached its end (as `read(2)` reports it). Then call
+    /// [`Protocol::poll_message`].
+    pub fn notify_received(&mut self, n: usize) {
+        if n == 0 {
+            self.eof = true;
             return;
         }
-        // Not activity by itself: the driver calls `notify_received` when
-        // bytes were actually read (else a stalled peer would keep the idle
-        // timer from ever firing).
-        self.read = buf;
-    }
-
-    /// True when no partial frame is buffered, so the next bytes start a
-    /// new frame. A driver may then read into a buffer shared by many
-    /// connections and pass the bytes to [`Protocol::receive`]: idle
-    /// connections then hold no receive buffer of their own.
-    pub fn is_between_frames(&self) -> bool {
-        self.read.is_empty() && matches!(self.reading, Reading::Header)
-    }
-
-    /// Records that bytes were appended to [`Protocol::read_buf`] (for the
-    /// idle timer).
-    pub fn notify_received(&mut self) {
+        if self.state == State::Closed || self.close_received {
+            // RFC 6455 §5.5.1: nothing after a close frame is data.
+            self.read.clear();
+            return;
+        }
+        // Activity for the idle timer (stamped at the next clock reading).
         self.timers.rx_flag = true;
     }
 
-    /// Copies received bytes in (for drivers that read into their own
-    /// buffers, and for tests).
+    /// Copies bytes read elsewhere in, as [`Protocol::read_buf`] and
+    /// [`Protocol::notify_received`] would (empty `data` is no read, not the
+    /// end of stream). For drivers that read into a buffer shared by many
+    /// connections while [`Protocol::is_between_frames`], and for tests.
     pub fn receive(&mut self, data: &[u8]) {
         if data.is_empty() || self.state == State::Closed || self.close_received {
             return;
         }
+        // Exactly the bytes' room: an idle connection keeps a small buffer.
         self.read.extend_from_slice(data);
-        self.timers.rx_flag = true;
+        self.notify_received(data.len());
     }
 
-    /// The transport's read side reached its end.
-    pub fn receive_eof(&mut self) {
-        self.eof = true;
+    /// True when no partial frame is buffered, so the next bytes start a
+    /// new frame: a driver may then read into a buffer shared by many
+    /// connections and pass the bytes to [`Protocol::receive`], so idle
+    /// connections hold no receive buffer of their own; inside a frame,
+    /// [`Protocol::read_buf`] is sized for the frame and saves the copy.
+    pub fn is_between_frames(&self) -> bool {
+        self.read.is_empty() && matches!(self.reading, Reading::Header)
     }
 
     /// The next complete message or control frame, `Ok(None)` when more

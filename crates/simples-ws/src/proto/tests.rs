@@ -4,7 +4,7 @@
 //! hand-written decoder (`decode_frames`), independently of the crate's own
 //! encoder and parser, so a bug shared by both sides cannot hide itself.
 
-use super::{Config, PreparedFrame, Protocol, ProtocolError, Role, State};
+use super::{Config, PreparedFrame, Protocol, ProtocolError, Role, State, TransportAction};
 use crate::close::{CloseCode, CloseFrame, ClosePayloadError};
 use crate::extension::Extension;
 use crate::message::{DataKind, Message};
@@ -312,7 +312,7 @@ fn read_buf_path_gives_the_same_messages_as_receive() {
     let mut s = server();
     for chunk in input.chunks(777) {
         s.read_buf().extend_from_slice(chunk);
-        s.notify_received();
+        s.notify_received(chunk.len());
     }
     let (msgs, err) = poll_all(&mut s);
     assert_eq!(err, None);
@@ -400,7 +400,7 @@ fn expect_failure(role: Role, cfg: Config, input: &[u8], code: u16) -> ProtocolE
     assert_close_queued(&mut p, code);
     assert_eq!(p.state(), State::Closed);
     assert!(p.is_failed());
-    assert!(p.should_close_transport());
+    assert_eq!(p.transport_action(), TransportAction::ShutdownAndLinger);
     assert_eq!(p.poll_message(), Ok(None));
     // Anything received afterwards is ignored.
     p.receive(&cf(TEXT, b"more"));
@@ -629,11 +629,11 @@ fn violation_while_closing_sends_no_second_close() {
 fn server_echoes_close_then_closes_transport() {
     let mut s = server();
     s.receive(&cf(CLOSE, &close_payload(1001, b"going")));
-    assert!(!s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::KeepOpen);
     assert_eq!(poll_all(&mut s), (vec![close_msg(1001, "going")], None));
     assert_eq!(sent(&mut s), vec![sent_frame(CLOSE, None, &1001u16.to_be_bytes())]);
     assert_eq!(s.state(), State::Closed);
-    assert!(s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::Close);
     assert!(!s.is_failed());
     assert_eq!(s.close_frame_received(), Some(&Some(CloseFrame { code: CloseCode(1001), reason: "going".into() })));
 }
@@ -645,7 +645,7 @@ fn empty_close_is_echoed_empty() {
     assert_eq!(poll_all(&mut s), (vec![Message::Close(None)], None));
     assert_eq!(sent(&mut s), vec![sent_frame(CLOSE, None, b"")]);
     assert_eq!(s.close_frame_received(), Some(&None));
-    assert!(s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::Close);
 }
 
 #[test]
@@ -654,13 +654,13 @@ fn server_initiated_close_completes_on_reply() {
     s.close(CloseCode::NORMAL, "shutting down").unwrap();
     assert_eq!(s.state(), State::Closing);
     assert_eq!(sent(&mut s), vec![sent_frame(CLOSE, None, &close_payload(1000, b"shutting down"))]);
-    assert!(!s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::KeepOpen);
     // Messages still arrive while closing.
     s.receive(&cat(&[&cf(TEXT, b"last words"), &cf(CLOSE, &close_payload(1000, b""))]));
     assert_eq!(poll_all(&mut s), (vec![text("last words"), close_msg(1000, "")], None));
     assert_eq!(sent(&mut s), vec![], "no second close");
     assert_eq!(s.state(), State::Closed);
-    assert!(s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::Close);
 }
 
 #[test]
@@ -678,9 +678,9 @@ fn client_close_waits_for_eof_before_closing_transport() {
     assert_eq!(c.state(), State::Closed);
     assert_eq!(sent(&mut c), vec![]);
     // RFC 6455 §7.1.1: the server closes TCP first.
-    assert!(!c.should_close_transport());
-    c.receive_eof();
-    assert!(c.should_close_transport());
+    assert_eq!(c.transport_action(), TransportAction::AwaitPeerClose);
+    c.notify_received(0);
+    assert_eq!(c.transport_action(), TransportAction::Close);
     // EOF after a clean closing handshake is not an error.
     assert_eq!(c.poll_message(), Ok(None));
     assert!(!c.is_failed());
@@ -698,9 +698,9 @@ fn client_close_closes_transport_after_close_timeout() {
     assert_eq!(poll_all(&mut c), (vec![close_msg(1000, "")], None));
     assert_eq!(c.state(), State::Closed);
     c.handle_timeout(t0 + Duration::from_millis(2999));
-    assert!(!c.should_close_transport());
+    assert_eq!(c.transport_action(), TransportAction::AwaitPeerClose);
     c.handle_timeout(t0 + Duration::from_secs(3));
-    assert!(c.should_close_transport());
+    assert_eq!(c.transport_action(), TransportAction::CloseNow);
     assert_eq!(c.poll_message(), Ok(None), "a completed handshake is not a timeout");
     assert!(!c.is_failed());
     assert_eq!(c.poll_timeout(t0 + Duration::from_secs(3)), None);
@@ -716,9 +716,9 @@ fn client_answers_server_close_and_waits_for_transport() {
     assert_eq!((frames[0].opcode, &frames[0].payload[..]), (CLOSE, &4000u16.to_be_bytes()[..]));
     assert!(frames[0].mask.is_some());
     assert_eq!(c.state(), State::Closed);
-    assert!(!c.should_close_transport());
-    c.receive_eof();
-    assert!(c.should_close_transport());
+    assert_eq!(c.transport_action(), TransportAction::AwaitPeerClose);
+    c.notify_received(0);
+    assert_eq!(c.transport_action(), TransportAction::Close);
 }
 
 #[test]
@@ -825,7 +825,7 @@ fn idle_timeout_sends_1001_then_fails_with_idle_timeout() {
     assert_eq!(s.poll_message(), Err(ProtocolError::IdleTimeout));
     assert_eq!(s.state(), State::Closed);
     assert!(s.is_failed());
-    assert!(s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::CloseNow);
     assert_eq!(s.poll_message(), Ok(None));
     assert!(s.output().is_empty());
 }
@@ -858,7 +858,7 @@ fn peer_that_never_answers_close_fails_with_close_timeout() {
     assert_eq!(c.poll_message(), Err(ProtocolError::CloseTimeout));
     assert_eq!(c.state(), State::Closed);
     assert!(c.is_failed());
-    assert!(c.should_close_transport());
+    assert_eq!(c.transport_action(), TransportAction::CloseNow);
     assert_eq!(c.poll_message(), Ok(None));
     assert!(c.output().is_empty());
 }
@@ -890,7 +890,7 @@ fn close_timeout_runs_from_the_last_write_while_a_backlog_drains() {
     assert_eq!(s.poll_message(), Ok(None));
     s.handle_timeout(t0 + secs(13));
     assert_eq!(s.poll_message(), Err(ProtocolError::CloseTimeout));
-    assert!(s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::CloseNow);
 }
 
 // ---------------------------------------------------------------------------
@@ -902,12 +902,12 @@ fn eof_mid_frame_is_connection_reset() {
     let mut s = server();
     s.receive(&cf(TEXT, b"hello")[..5]);
     assert_eq!(s.poll_message(), Ok(None));
-    s.receive_eof();
+    s.notify_received(0);
     assert_eq!(s.poll_message(), Err(ProtocolError::ConnectionReset));
     assert_eq!(s.poll_message(), Ok(None));
     assert_eq!(s.state(), State::Closed);
     assert!(s.is_failed());
-    assert!(s.should_close_transport());
+    assert_eq!(s.transport_action(), TransportAction::Close);
     assert_eq!(sent(&mut s), vec![], "1006 is never sent");
 }
 
@@ -915,7 +915,7 @@ fn eof_mid_frame_is_connection_reset() {
 fn eof_after_complete_messages_delivers_them_first() {
     let mut s = server();
     s.receive(&cat(&[&cf(TEXT, b"a"), &cf(TEXT, b"b")]));
-    s.receive_eof();
+    s.notify_received(0);
     let (msgs, err) = poll_all(&mut s);
     assert_eq!(msgs, vec![text("a"), text("b")]);
     assert_eq!(err, Some(ProtocolError::ConnectionReset));
@@ -1286,10 +1286,10 @@ fn regression_read_buf_after_close_keeps_growing() {
     drain(&mut c);
     c.receive(&sf(CLOSE, &close_payload(1000, b"")));
     assert_eq!(poll_all(&mut c), (vec![close_msg(1000, "")], None));
-    assert!(!c.should_close_transport(), "the client waits for the server's EOF");
+    assert_eq!(c.transport_action(), TransportAction::AwaitPeerClose, "the client waits for the server's EOF");
     for _ in 0..256 {
         c.read_buf().extend_from_slice(&[0u8; 4096]);
-        c.notify_received();
+        c.notify_received(4096);
         assert_eq!(c.poll_message(), Ok(None));
     }
     assert!(c.buffered_capacity() <= 64 * 1024, "{} bytes buffered after close", c.buffered_capacity());
@@ -1327,4 +1327,65 @@ fn regression_ping_flood_without_reading_is_bounded() {
     let pong = server.output().first_chunk().to_vec();
     assert_eq!(&pong[..2], &[0x8a, 100]);
     assert_eq!(&pong[2..], format!("{:0>100}", 19_999).as_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// The transport action (the one closing sequence every driver follows)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn failed_connection_lingers_until_eof() {
+    let mut s = server();
+    s.receive(&sf(TEXT, b"unmasked"));
+    assert!(s.poll_message().is_err());
+    assert_eq!(s.transport_action(), TransportAction::ShutdownAndLinger);
+    assert!(s.transport_action().shuts_down() && s.transport_action().reads_until_eof());
+    // Bytes read while lingering are discarded, and are not activity.
+    s.receive(&cf(TEXT, b"late"));
+    assert_eq!(s.poll_message(), Ok(None));
+    s.notify_received(0);
+    assert_eq!(s.transport_action(), TransportAction::Close);
+    assert!(!s.transport_action().reads_until_eof());
+}
+
+#[test]
+fn failed_connection_lingers_until_close_timeout() {
+    let cfg = Config { close_timeout: secs(2), ..Config::default() };
+    let mut s = Protocol::new(Role::Server, cfg);
+    let t0 = Instant::now();
+    s.poll_timeout(t0);
+    s.receive(&sf(TEXT, b"unmasked"));
+    assert!(s.poll_message().is_err());
+    assert_eq!(s.poll_timeout(t0 + secs(1)), Some(t0 + secs(3)));
+    s.handle_timeout(t0 + secs(2));
+    assert_eq!(s.transport_action(), TransportAction::ShutdownAndLinger);
+    s.handle_timeout(t0 + secs(3));
+    assert_eq!(s.transport_action(), TransportAction::CloseNow);
+    assert_eq!(s.poll_timeout(t0 + secs(3)), None, "nothing left to wait for");
+}
+
+#[test]
+fn close_timeout_on_a_closing_server_closes_now() {
+    let cfg = Config { close_timeout: secs(2), ..Config::default() };
+    let mut s = Protocol::new(Role::Server, cfg);
+    let t0 = Instant::now();
+    s.close(CloseCode::NORMAL, "").unwrap();
+    // Our close frame is queued; the handshake is not done.
+    assert_eq!(s.transport_action(), TransportAction::KeepOpen);
+    assert_eq!(s.poll_timeout(t0), Some(t0 + secs(2)));
+    s.handle_timeout(t0 + secs(2));
+    assert_eq!(s.poll_message(), Err(ProtocolError::CloseTimeout));
+    assert_eq!(s.transport_action(), TransportAction::CloseNow);
+}
+
+#[test]
+fn timers_start_at_the_first_clock_reading() {
+    // The core reads no clock: a connection created long before its driver
+    // first tells the time starts its idle timer then.
+    let cfg = Config { idle_timeout: Some(secs(10)), ..Config::default() };
+    let mut s = Protocol::new(Role::Server, cfg);
+    let t0 = Instant::now() + secs(3600);
+    assert_eq!(s.poll_timeout(t0), Some(t0 + secs(10)));
+    s.handle_timeout(t0 + secs(9));
+    assert_eq!(s.state(), State::Open);
 }

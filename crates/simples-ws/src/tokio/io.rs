@@ -1,7 +1,7 @@
 //! Poll helpers shared by the unsplit and split drivers.
 
 use crate::proto::{Output, Protocol};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -76,7 +76,8 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
 
-/// Reads the next bytes for `proto`; `Ready(Ok(0))` at end of stream.
+/// Reads the next bytes into `proto` and reports the read to it
+/// ([`Protocol::notify_received`]; `Ready(Ok(0))` is the end of stream).
 ///
 /// Between frames, the read lands in a per-thread scratch buffer and only
 /// the bytes received are copied into the connection (a few bytes for a
@@ -84,10 +85,19 @@ thread_local! {
 /// frame it reads straight into the protocol's buffer, sized for the frame,
 /// so large payloads are not copied twice.
 pub(crate) fn poll_read_proto<R: AsyncRead + Unpin>(io: &mut R, proto: &mut Protocol, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if !proto.is_between_frames() {
-        return poll_read_into(io, proto.read_buf(), cx);
+    let between = proto.is_between_frames();
+    let res = if between {
+        // `receive` reports what it copies.
+        poll_read_scratch(io, cx, |bytes| proto.receive(bytes))
+    } else {
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, proto.read_buf())
+    };
+    if let Poll::Ready(Ok(n)) = res {
+        if !between || n == 0 {
+            proto.notify_received(n);
+        }
     }
-    poll_read_scratch(io, cx, |bytes| proto.receive(bytes))
+    res
 }
 
 /// Reads into the per-thread scratch buffer and hands the bytes to `f`.
@@ -107,11 +117,6 @@ pub(crate) fn poll_read_scratch<R: AsyncRead + Unpin>(io: &mut R, cx: &mut Conte
     })
 }
 
-/// Reads into `buf`; `Ready(Ok(0))` at end of stream.
-pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
-}
-
 /// Reads and discards (after the connection closed); `Ready(Ok(true))` at
 /// end of stream.
 pub(crate) fn poll_discard<R: AsyncRead + Unpin>(io: &mut R, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
@@ -127,6 +132,12 @@ pub(crate) fn poll_discard<R: AsyncRead + Unpin>(io: &mut R, cx: &mut Context<'_
     }
 }
 
+/// The time on tokio's clock, as the protocol takes it: tests that pause
+/// tokio's clock (`start_paused`) pause the protocol's timers too.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// The protocol's timer on tokio's clock. The sleep is re-armed only when
 /// the deadline moves earlier; a later deadline lets it fire early, and
 /// `handle_timeout` then finds nothing due.
@@ -136,28 +147,30 @@ pub(crate) struct Timer {
 }
 
 impl Timer {
-    /// `Ready` when the protocol's timers need `handle_timeout`.
-    pub fn poll(&mut self, proto: &mut Protocol, cx: &mut Context<'_>) -> Poll<Instant> {
+    /// Runs the protocol's due timers ([`Protocol::handle_timeout`]);
+    /// `Ready` when it did (the protocol's state may have changed),
+    /// `Pending` with a wake-up armed for the next deadline otherwise.
+    pub fn poll(&mut self, proto: &mut Protocol, cx: &mut Context<'_>) -> Poll<()> {
         if !proto.needs_clock() {
             return Poll::Pending;
         }
-        let now = Instant::now();
+        let now = now();
         let Some(deadline) = proto.poll_timeout(now) else {
             return Poll::Pending;
         };
-        if deadline <= now {
-            return Poll::Ready(now);
+        if deadline > now {
+            let deadline = tokio::time::Instant::from_std(deadline);
+            match &mut self.sleep {
+                Some(s) if s.deadline() <= deadline && !s.is_elapsed() => {}
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            let sleep = self.sleep.as_mut().map(|s| s.as_mut().poll(cx));
+            if !matches!(sleep, Some(Poll::Ready(()))) {
+                return Poll::Pending;
+            }
         }
-        let deadline = tokio::time::Instant::from_std(deadline);
-        match &mut self.sleep {
-            Some(s) if s.deadline() <= deadline && !s.is_elapsed() => {}
-            Some(s) => s.as_mut().reset(deadline),
-            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
-        let sleep = self.sleep.as_mut().map(|s| s.as_mut().poll(cx));
-        match sleep {
-            Some(Poll::Ready(())) => Poll::Ready(Instant::now()),
-            _ => Poll::Pending,
-        }
+        proto.handle_timeout(self::now());
+        Poll::Ready(())
     }
 }

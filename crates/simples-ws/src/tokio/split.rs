@@ -7,16 +7,25 @@
 //! The queue is bounded in bytes: when it holds more than `max_queued`,
 //! `send` waits for the writer to drain it and `try_send` fails, so a slow
 //! peer costs bounded memory and never blocks a broadcaster.
-//! The [`Receiver`] reads into the protocol's buffer (lent out while the
-//! read is pending, so the lock is not held) and answers pings and close
-//! frames through the same queue.
+//! The [`Receiver`] reads into the protocol as the unsplit driver does
+//! (the lock is held for the one non-blocking read, never while waiting)
+//! and answers pings and close frames through the same queue.
+//!
+//! Both halves follow [`Protocol::transport_action`]: the writer task
+//! writes, shuts the write side down or gives up as it says; the receiver
+//! reads (and discards) until the peer's end of stream as it says, and
+//! returns once the writer is done.
+//!
+//! The wake-up hand-offs (a sender queues output and wakes the writer; the
+//! writer drains and wakes waiting senders; a sender's close wakes the
+//! parked receiver, whose timer must run) are modelled, with every
+//! interleaving explored, in `tests/model_split.rs`.
 
-use super::io::{poll_discard, poll_read_into, poll_read_scratch, write_chunks, Timer};
+use super::io::{poll_discard, poll_read_proto, write_chunks, Timer};
 use super::Error;
 use crate::close::CloseCode;
 use crate::message::Message;
-use crate::proto::{PreparedFrame, Protocol, ProtocolError, State};
-use bytes::BytesMut;
+use crate::proto::{PreparedFrame, Protocol, ProtocolError, TransportAction};
 use std::future::poll_fn;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,12 +91,13 @@ where
     });
     tokio::spawn(writer(w, shared.clone()));
     let sender = Sender { shared: shared.clone() };
-    let receiver = Receiver { io: r, shared, lent: None, timer: Timer::default(), terminal: None, finished: false };
+    let receiver = Receiver { io: r, shared, timer: Timer::default(), terminal: None, finished: false };
     (sender, receiver)
 }
 
 /// The writer task: writes whatever is queued, shuts the write side down
-/// when the protocol says so, and exits when every handle is gone.
+/// or gives up when [`Protocol::transport_action`] says so, and exits when
+/// every handle is gone.
 async fn writer<W: AsyncWrite + Unpin>(mut w: W, shared: Arc<Shared>) {
     loop {
         let notified = shared.wake_writer.notified();
@@ -95,19 +105,19 @@ async fn writer<W: AsyncWrite + Unpin>(mut w: W, shared: Arc<Shared>) {
         notified.as_mut().enable();
         let (chunks, close) = {
             let mut inner = shared.lock();
+            let action = inner.proto.transport_action();
             let chunks = inner.proto.output().take_all();
-            let close = chunks.is_empty()
-                && (inner.proto.should_close_transport() || shared.handles.load(Ordering::Acquire) == 0);
-            (chunks, close)
+            if action == TransportAction::CloseNow {
+                (Vec::new(), true)
+            } else {
+                let close = chunks.is_empty() && (action.shuts_down() || shared.handles.load(Ordering::Acquire) == 0);
+                (chunks, close)
+            }
         };
         if !chunks.is_empty() {
-            if let Err(e) = write_chunks(&mut w, chunks).await {
+            if let Err(e) = write_or_give_up(&mut w, chunks, &shared).await {
                 tracing::debug!(error = %e, "WebSocket write failed");
-                let mut inner = shared.lock();
-                inner.write_closed = Some(e.kind());
-                inner.wake_receiver();
-                drop(inner);
-                shared.drained.notify_waiters();
+                finish_writer(&shared, e.kind());
                 return;
             }
             shared.drained.notify_waiters();
@@ -115,15 +125,39 @@ async fn writer<W: AsyncWrite + Unpin>(mut w: W, shared: Arc<Shared>) {
         }
         if close {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
-            let mut inner = shared.lock();
-            inner.write_closed = Some(io::ErrorKind::BrokenPipe);
-            inner.wake_receiver();
-            drop(inner);
-            shared.drained.notify_waiters();
+            finish_writer(&shared, io::ErrorKind::BrokenPipe);
             return;
         }
         notified.await;
     }
+}
+
+/// Writes `chunks`, unless the protocol says to close now meanwhile (the
+/// close timeout expired on a peer that reads nothing): then gives up.
+async fn write_or_give_up<W: AsyncWrite + Unpin>(w: &mut W, chunks: Vec<bytes::Bytes>, shared: &Shared) -> io::Result<()> {
+    let write = write_chunks(w, chunks);
+    tokio::pin!(write);
+    loop {
+        let notified = shared.wake_writer.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if shared.lock().proto.transport_action() == TransportAction::CloseNow {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        tokio::select! {
+            res = &mut write => return res,
+            () = &mut notified => {}
+        }
+    }
+}
+
+/// The writer is done: nothing more can be sent; wakes everyone waiting.
+fn finish_writer(shared: &Shared, kind: io::ErrorKind) {
+    let mut inner = shared.lock();
+    inner.write_closed = Some(kind);
+    inner.wake_receiver();
+    drop(inner);
+    shared.drained.notify_waiters();
 }
 
 /// The sending half: cloneable, bounded, usable from any task.
@@ -254,8 +288,6 @@ impl std::fmt::Debug for Sender {
 pub struct Receiver<S> {
     io: ReadHalf<S>,
     shared: Arc<Shared>,
-    /// The protocol's read buffer while a read is pending.
-    lent: Option<BytesMut>,
     timer: Timer,
     terminal: Option<Result<Message, Error>>,
     finished: bool,
@@ -276,69 +308,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             if self.terminal.is_some() {
                 return self.poll_finish(cx);
             }
-            let mut wake = false;
-            let step = {
+            let (step, wake) = {
                 let mut inner = self.shared.lock();
-                if let Some(buf) = self.lent.take() {
-                    inner.proto.restore_read_buf(buf);
-                }
-                let step = inner.proto.poll_message();
-                wake |= !inner.proto.output().is_empty();
-                let closed_by_timer = inner.proto.state() == State::Closed;
-                match step {
-                    Ok(None) if closed_by_timer => Err(None),
-                    Ok(None) => {
-                        // Between frames, reads go through the per-thread
-                        // scratch buffer (see `poll_read_scratch`).
-                        if !inner.proto.is_between_frames() {
-                            self.lent = Some(inner.proto.take_read_buf());
+                let step = match inner.proto.poll_message() {
+                    Ok(Some(m)) => Step::Message(m),
+                    Err(e) => Step::End(Err(Error::Protocol(e))),
+                    // Closed by a timeout with no message to report.
+                    Ok(None) if inner.proto.transport_action() != TransportAction::KeepOpen => Step::End(Err(Error::Closed)),
+                    Ok(None) => match poll_read_proto(&mut self.io, &mut inner.proto, cx) {
+                        Poll::Ready(Ok(_)) => Step::Read,
+                        Poll::Ready(Err(e)) => {
+                            self.finished = true;
+                            return Poll::Ready(Err(Error::Io(e)));
                         }
-                        Ok(None)
-                    }
-                    Ok(Some(m)) => Ok(Some(m)),
-                    Err(e) => Err(Some(e)),
-                }
+                        Poll::Pending => Step::Wait,
+                    },
+                };
+                (step, !inner.proto.output().is_empty())
             };
             if wake {
                 self.shared.wake_writer.notify_one();
             }
             match step {
-                Ok(Some(Message::Close(frame))) => {
+                Step::Message(Message::Close(frame)) => {
                     self.terminal = Some(Ok(Message::Close(frame)));
                     continue;
                 }
-                Ok(Some(msg)) => return Poll::Ready(Ok(msg)),
-                Err(e) => {
-                    self.terminal = Some(Err(e.map_or(Error::Closed, Error::Protocol)));
+                Step::Message(msg) => return Poll::Ready(Ok(msg)),
+                Step::End(end) => {
+                    self.terminal = Some(end);
                     continue;
                 }
-                Ok(None) => {}
-            }
-            let read = match self.lent.as_mut() {
-                Some(buf) => poll_read_into(&mut self.io, buf, cx),
-                None => {
-                    let shared = &self.shared;
-                    poll_read_scratch(&mut self.io, cx, |bytes| shared.lock().proto.receive(bytes))
-                }
-            };
-            match read {
-                Poll::Ready(Ok(n)) => {
-                    let mut inner = self.shared.lock();
-                    if let Some(buf) = self.lent.take() {
-                        inner.proto.restore_read_buf(buf);
-                    }
-                    if n == 0 {
-                        inner.proto.receive_eof();
-                    } else {
-                        inner.proto.notify_received();
-                    }
-                    continue;
-                }
-                Poll::Ready(Err(e)) => {
-                    self.finished = true;
-                    return Poll::Ready(Err(Error::Io(e)));
-                }
-                Poll::Pending => {}
+                // Bytes (or the end of stream) arrived: parse them.
+                Step::Read => continue,
+                Step::Wait => {}
             }
             let fired = {
                 let mut inner = self.shared.lock();
@@ -346,22 +349,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 // sender's `close` takes: a close started after this point
                 // wakes us, one started before arms the timer right here.
                 inner.park_receiver(cx.waker());
-                match self.timer.poll(&mut inner.proto, cx) {
-                    Poll::Ready(now) => {
-                        inner.proto.handle_timeout(now);
-                        true
-                    }
-                    Poll::Pending => false,
-                }
+                self.timer.poll(&mut inner.proto, cx).is_ready()
             };
             if fired {
                 self.shared.wake_writer.notify_one();
                 continue;
             }
-            if self.lent.is_none() {
-                // Waiting with nothing buffered: hold no receive memory.
-                self.shared.lock().proto.shrink_buffers();
-            }
+            // Waiting with nothing buffered: hold no receive memory.
+            self.shared.lock().proto.shrink_buffers();
             return Poll::Pending;
         }
     }
@@ -371,39 +366,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
         self.finished
     }
 
-    /// Keeps reading until the peer's end of stream or the close timeout,
-    /// as the unsplit driver does, and returns once the writer task has
-    /// flushed the close frame and shut the transport down.
+    /// Follows [`Protocol::transport_action`] as the unsplit driver does:
+    /// reads (and discards) until the peer's end of stream while it says
+    /// so, and returns once the writer task has done its part (written the
+    /// output and shut the write side down) or the protocol gave up.
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         loop {
-            let (done, eof) = {
+            let (action, write_closed) = {
                 let mut inner = self.shared.lock();
                 inner.park_receiver(cx.waker());
-                let p = &inner.proto;
-                let done = inner.write_closed.is_some() && !p.should_linger();
-                (done, p.eof_received())
+                (inner.proto.transport_action(), inner.write_closed.is_some())
             };
+            // The writer acts on the same action.
             self.shared.wake_writer.notify_one();
+            let done = match action {
+                TransportAction::CloseNow => true,
+                TransportAction::Close => write_closed,
+                _ => false,
+            };
             if done {
                 self.finished = true;
                 return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
             }
-            if !eof {
+            if action.reads_until_eof() {
                 if let Poll::Ready(res) = poll_discard(&mut self.io, cx) {
                     if matches!(res, Ok(true) | Err(_)) {
-                        self.shared.lock().proto.receive_eof();
+                        self.shared.lock().proto.notify_received(0);
                         continue;
                     }
                 }
             }
             let mut inner = self.shared.lock();
-            if let Poll::Ready(now) = self.timer.poll(&mut inner.proto, cx) {
-                inner.proto.handle_timeout(now);
+            if self.timer.poll(&mut inner.proto, cx).is_ready() {
                 continue;
             }
             return Poll::Pending;
         }
     }
+}
+
+/// What one look at the protocol (under the lock) gave the receiver.
+enum Step {
+    Message(Message),
+    /// The connection ended for the application with this result.
+    End(Result<Message, Error>),
+    /// A read brought bytes or the end of stream.
+    Read,
+    /// Nothing to read now.
+    Wait,
 }
 
 impl<S> Drop for Receiver<S> {

@@ -4,7 +4,7 @@ use super::io::{poll_discard, poll_read_proto, poll_write_output, Timer};
 use super::Error;
 use crate::close::CloseCode;
 use crate::message::Message;
-use crate::proto::{Config, PreparedFrame, Protocol, Role, State};
+use crate::proto::{Config, PreparedFrame, Protocol, Role, TransportAction};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -167,12 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         loop {
             if self.terminal.is_some() {
-                let flushed = match self.poll_flush_output(cx) {
-                    Poll::Ready(Ok(())) => true,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => false,
-                };
-                return self.poll_close_transport(flushed, cx).map(|r| r.map(Drive::Message));
+                return self.poll_close_transport(cx).map(|r| r.map(Drive::Message));
             }
             let step = if read { self.proto.poll_message() } else { Ok(None) };
             match step {
@@ -187,7 +182,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     continue;
                 }
             }
-            if self.proto.state() == State::Closed {
+            if self.proto.transport_action() != TransportAction::KeepOpen {
                 // Closed by a timeout with no message to report.
                 self.terminal = Some(Err(Error::Closed));
                 continue;
@@ -205,22 +200,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             let input = if read { poll_read_proto(&mut self.io, &mut self.proto, cx) } else { Poll::Pending };
             match input {
-                Poll::Ready(Ok(0)) => {
-                    self.proto.receive_eof();
-                    continue;
-                }
-                Poll::Ready(Ok(_)) => {
-                    self.proto.notify_received();
-                    continue;
-                }
+                Poll::Ready(Ok(_)) => continue,
                 Poll::Ready(Err(e)) => {
                     self.finished = true;
                     return Poll::Ready(Err(Error::Io(e)));
                 }
                 Poll::Pending => {}
             }
-            if let Poll::Ready(now) = self.timer.poll(&mut self.proto, cx) {
-                self.proto.handle_timeout(now);
+            if self.timer.poll(&mut self.proto, cx).is_ready() {
                 continue;
             }
             if flushed && read {
@@ -243,42 +230,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
-    /// After the closing handshake or a failure: flush, shut the write side
-    /// down when RFC 6455 §7.1.1 says this side closes, keep reading (and
-    /// discarding) until the peer's end of stream or the close timeout, then
-    /// hand out the terminal result.
-    fn poll_close_transport(&mut self, flushed: bool, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+    /// After the closing handshake or a failure: follows
+    /// [`Protocol::transport_action`] until the transport is closed, then
+    /// hands out the terminal result.
+    fn poll_close_transport(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         loop {
-            if flushed && !self.shutdown_done && self.proto.should_close_transport() {
+            let action = self.proto.transport_action();
+            let flushed = match action {
+                TransportAction::CloseNow => true,
+                _ => match self.poll_flush_output(cx) {
+                    Poll::Ready(Ok(())) => true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => false,
+                },
+            };
+            if flushed && action.shuts_down() && !self.shutdown_done {
                 match Pin::new(&mut self.io).poll_shutdown(cx) {
                     Poll::Ready(_) => self.shutdown_done = true,
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            let waiting_for_peer = self.proto.should_linger() || !self.proto.should_close_transport();
-            if flushed && self.shutdown_done && !waiting_for_peer {
+            if action == TransportAction::CloseNow && !self.shutdown_done {
+                // The transport is the caller's to drop: end the stream now,
+                // best effort (the output that could not leave is dropped).
+                let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+                self.shutdown_done = true;
+            }
+            let done = match action {
+                TransportAction::CloseNow => true,
+                TransportAction::Close => flushed,
+                _ => false,
+            };
+            if done {
                 self.finished = true;
                 return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
             }
-            if !self.proto.eof_received() {
+            if action.reads_until_eof() {
                 match poll_discard(&mut self.io, cx) {
                     Poll::Ready(Ok(true)) | Poll::Ready(Err(_)) => {
-                        self.proto.receive_eof();
+                        self.proto.notify_received(0);
                         continue;
                     }
                     Poll::Ready(Ok(false)) | Poll::Pending => {}
                 }
             }
-            if let Poll::Ready(now) = self.timer.poll(&mut self.proto, cx) {
-                self.proto.handle_timeout(now);
-                if self.proto.close_timed_out() {
-                    continue;
-                }
-            }
-            if self.proto.close_timed_out() && !self.shutdown_done {
-                // The peer neither read our close nor closed: give up.
-                self.finished = true;
-                return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
+            if self.timer.poll(&mut self.proto, cx).is_ready() {
+                continue;
             }
             return Poll::Pending;
         }
