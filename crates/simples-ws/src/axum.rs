@@ -1,7 +1,7 @@
 //! axum (0.8) integration (feature `axum`): an extractor in the style of
 //! axum's own `WebSocketUpgrade`, deciding with the crate's one handshake
 //! rule ([`ServerPolicy`]) and running the connection as a
-//! [`WebSocket`](crate::tokio::WebSocket).
+//! [`WebSocket`].
 //!
 //! ```no_run
 //! use axum::response::Response;

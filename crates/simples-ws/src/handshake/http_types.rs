@@ -175,3 +175,91 @@ impl Request {
         parts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NonUpgrade, Offer, ServerPolicy};
+
+    fn head(headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut req = http::Request::get("/ws");
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    const VALID: &[(&str, &str)] = &[
+        ("host", "example.com"),
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    fn without(name: &str) -> Vec<(&'static str, &'static str)> {
+        VALID.iter().copied().filter(|(n, _)| *n != name).collect()
+    }
+
+    fn status(parts: &http::request::Parts, non_upgrade: NonUpgrade) -> u16 {
+        Offer::from_head(parts, non_upgrade).map_or_else(|e| e.status(), |_| 101)
+    }
+
+    #[test]
+    fn the_rule_names_each_problem_with_its_status() {
+        use NonUpgrade::{BadRequest, UpgradeRequired};
+        assert_eq!(status(&head(VALID), BadRequest), 101);
+        // Not an upgrade at all: the server's choice.
+        for missing in ["upgrade", "connection"] {
+            assert_eq!(status(&head(&without(missing)), BadRequest), 400, "{missing}");
+            assert_eq!(status(&head(&without(missing)), UpgradeRequired), 426, "{missing}");
+        }
+        assert_eq!(status(&head(&[("host", "x")]), UpgradeRequired), 426);
+        assert_eq!(status(&head(&without("sec-websocket-version")), BadRequest), 426);
+        assert_eq!(status(&head(&without("sec-websocket-key")), UpgradeRequired), 400);
+        assert_eq!(status(&head(&without("host")), BadRequest), 400);
+        let mut v8 = without("sec-websocket-version");
+        v8.push(("sec-websocket-version", "8"));
+        assert_eq!(status(&head(&v8), BadRequest), 426);
+        let mut short = without("sec-websocket-key");
+        short.push(("sec-websocket-key", "c2hvcnQ="));
+        assert_eq!(status(&head(&short), BadRequest), 400);
+        let mut body = VALID.to_vec();
+        body.push(("content-length", "5"));
+        assert_eq!(status(&head(&body), BadRequest), 400);
+        body.pop();
+        body.push(("content-length", "0"));
+        assert_eq!(status(&head(&body), BadRequest), 101);
+        let mut http10 = head(VALID);
+        http10.version = http::Version::HTTP_10;
+        let e = Offer::from_head(&http10, UpgradeRequired).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.reason().contains("HTTP/1.1"), "{e}");
+        let mut post = head(VALID);
+        post.method = http::Method::POST;
+        assert_eq!(status(&post, BadRequest), 405);
+    }
+
+    #[test]
+    fn responses_carry_the_decision_and_the_refusal_headers() {
+        let mut offered = VALID.to_vec();
+        offered.push(("sec-websocket-protocol", "a, b"));
+        let policy = ServerPolicy { protocols: vec!["b".into()], ..ServerPolicy::default() };
+        let mut decision = policy.decide(&head(&offered)).unwrap();
+        decision.add_header("Set-Cookie", "a=1").unwrap();
+        let response = decision.response();
+        assert_eq!(response.status(), 101);
+        assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(response.headers()["sec-websocket-protocol"], "b");
+        assert_eq!(response.headers()["set-cookie"], "a=1");
+        assert_eq!(String::from_utf8(decision.response_bytes()).unwrap().matches("\r\n").count(), 7);
+
+        let refusal = ServerPolicy::default().decide(&head(&[("host", "x")])).unwrap_err().to_http_response();
+        assert_eq!(refusal.status(), 400);
+        assert!(refusal.body().ends_with('\n'));
+        let plain = ServerPolicy { non_upgrade: NonUpgrade::UpgradeRequired, ..ServerPolicy::default() };
+        let refusal = plain.decide(&head(&[("host", "x")])).unwrap_err().to_http_response();
+        assert_eq!(refusal.status(), 426);
+        assert_eq!(refusal.headers()["upgrade"], "websocket");
+        assert_eq!(refusal.headers()["sec-websocket-version"], "13");
+    }
+}
