@@ -28,47 +28,33 @@ pub struct HttpHead<'a> {
     pub headers: &'a http::HeaderMap,
 }
 
-impl RequestHead for HttpHead<'_> {
-    fn method(&self) -> &str {
-        self.method.as_str()
-    }
+/// The `http` heads are read the same way: one implementation for the
+/// three of them (`[generic]`, the type, then `$h` the head and its
+/// method, version and headers).
+macro_rules! impl_request_head {
+    ([$($g:ident)?] $ty:ty, |$h:ident| ($method:expr, $version:expr, $headers:expr)) => {
+        impl$(<$g>)? RequestHead for $ty {
+            fn method(&self) -> &str {
+                let $h = self;
+                $method.as_str()
+            }
 
-    fn is_http11(&self) -> bool {
-        self.version == http::Version::HTTP_11
-    }
+            fn is_http11(&self) -> bool {
+                let $h = self;
+                $version == http::Version::HTTP_11
+            }
 
-    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers.get_all(name).into_iter().map(http::HeaderValue::as_bytes)
-    }
+            fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+                let $h = self;
+                $headers.get_all(name).into_iter().map(http::HeaderValue::as_bytes)
+            }
+        }
+    };
 }
 
-impl RequestHead for http::request::Parts {
-    fn method(&self) -> &str {
-        self.method.as_str()
-    }
-
-    fn is_http11(&self) -> bool {
-        self.version == http::Version::HTTP_11
-    }
-
-    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers.get_all(name).into_iter().map(http::HeaderValue::as_bytes)
-    }
-}
-
-impl<B> RequestHead for http::Request<B> {
-    fn method(&self) -> &str {
-        self.method().as_str()
-    }
-
-    fn is_http11(&self) -> bool {
-        self.version() == http::Version::HTTP_11
-    }
-
-    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers().get_all(name).into_iter().map(http::HeaderValue::as_bytes)
-    }
-}
+impl_request_head!([] HttpHead<'_>, |h| (h.method, h.version, h.headers));
+impl_request_head!([] http::request::Parts, |h| (h.method, h.version, h.headers));
+impl_request_head!([B] http::Request<B>, |h| (h.method(), h.version(), h.headers()));
 
 impl Decision {
     /// The `101 Switching Protocols` response as an `http::Response`, for
