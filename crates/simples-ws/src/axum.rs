@@ -48,6 +48,15 @@ use crate::tokio::WebSocket;
 
 /// The connection [`WebSocketUpgrade::on_upgrade`] hands over: a
 /// [`WebSocket`] over hyper's upgraded transport.
+///
+/// ```
+/// use simples_ws::axum::UpgradedSocket;
+/// use simples_ws::Message;
+///
+/// async fn greet(mut socket: UpgradedSocket) {
+///     let _ = socket.send(Message::text("hello")).await;
+/// }
+/// ```
 pub type UpgradedSocket = WebSocket<TokioIo<Upgraded>>;
 
 /// Extractor of a WebSocket upgrade request; answer with

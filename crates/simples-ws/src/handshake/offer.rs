@@ -61,6 +61,16 @@ pub trait RequestHead {
 
 /// The answer to a request that is no upgrade at all: no `Upgrade:
 /// websocket` or no `Connection: upgrade` (a plain `GET`).
+///
+/// ```
+/// # #[cfg(feature = "http")] {
+/// use simples_ws::handshake::{NonUpgrade, Offer};
+///
+/// let plain = http::Request::get("/ws").header("Host", "example.com").body(()).unwrap();
+/// assert_eq!(Offer::from_head(&plain, NonUpgrade::BadRequest).unwrap_err().status(), 400);
+/// assert_eq!(Offer::from_head(&plain, NonUpgrade::UpgradeRequired).unwrap_err().status(), 426);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NonUpgrade {
     /// `400 Bad Request`: the request is malformed for a server that only
