@@ -158,7 +158,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerHandshake<S> {
     /// [`ServerOptions::handshake_timeout`]), validates it (RFC 6455
     /// §4.2.1) and negotiates the subprotocol and permessage-deflate with
     /// `options`. A bad request is answered (400/405/426/431) and closed
-    /// here, and returned as [`Error::Handshake`].
+    /// here, and returned as [`Error::Handshake`]. An accepted
+    /// permessage-deflate offer holds its share of
+    /// [`DeflateConfig`]'s budget until [`accept`](Self::accept),
+    /// [`reject`](Self::reject) or a drop.
     ///
     /// ```no_run
     /// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), simples_ws::tokio::Error> {
