@@ -19,6 +19,9 @@
 //!   tokio/       a thin driver: accept/connect over AsyncRead + AsyncWrite,
 //!                a split into a cloneable bounded sender and a
 //!                cancel-safe receiver  (feature "tokio", on by default)
+//!   axum         an axum extractor, `axum::WebSocketUpgrade` (feature
+//!                "axum"); hyper apps use `handshake::ServerPolicy` and
+//!                `tokio::WebSocket::from_upgraded` (feature "http", on)
 //! ```
 //!
 //! Each layer has one error type: [`handshake::HandshakeError`] (carries the
@@ -68,4 +71,6 @@ pub use text::Utf8Bytes;
 pub mod tokio;
 #[cfg(feature = "mio")]
 pub mod event_loop;
+#[cfg(feature = "axum")]
+pub mod axum;
 

@@ -12,6 +12,9 @@
 //!   raw permessage-deflate offer in
 //!   [`ClientConfig::extensions`](crate::handshake::client::ClientConfig::extensions)
 //!   (it is then honoured with the default [`DeflateConfig`]).
+//! - **hyper, axum**: [`ServerPolicy::deflate`](crate::handshake::ServerPolicy::deflate)
+//!   (or the axum extractor's `deflate`); the [`Decision`](crate::handshake::Decision)
+//!   answers and hands the extension over in its `Negotiated`.
 //! - **Sans-IO**: the server calls [`DeflateConfig::accept_offers`] with
 //!   [`Request::extensions`](crate::handshake::server::Request::extensions),
 //!   puts the returned header value in

@@ -3,8 +3,8 @@
 use super::conn::{self, Conn, ConnState, Stamp, DEAD, PAUSED, PENDING, SHRINK, SHUTDOWN, TERMINAL};
 use super::{Accept, Broadcast, CloseReason, ConnId, Handler, Options};
 use crate::close::CloseCode;
-use crate::handshake::server::{accept_response, parse_request};
-use crate::handshake::{HandshakeError, HandshakeErrorKind};
+use crate::handshake::server::parse_request;
+use crate::handshake::{HandshakeError, HandshakeErrorKind, ServerPolicy};
 use crate::message::Message;
 use crate::proto::{Config, PreparedFrame, Protocol, Role, TransportAction};
 use bytes::{Bytes, BytesMut};
@@ -432,11 +432,17 @@ impl Core {
                 return;
             }
         };
-        let protocol = match &accept.protocol {
-            Some(p) => Some(p.as_str()),
-            None => request.select_protocol(&options.protocols),
-        };
-        match accept_response(&request, protocol, None, &accept.headers) {
+        // The one decision (RFC 6455 §4.2.2); `parse_request` applied the
+        // rule already. permessage-deflate is not negotiated in the loop.
+        let policy = ServerPolicy { protocols: options.protocols.clone(), ..ServerPolicy::default() };
+        let response = policy.decide(&request).and_then(|mut decision| {
+            if let Some(p) = &accept.protocol {
+                decision.set_protocol(Some(p))?;
+            }
+            accept.headers.iter().try_for_each(|(n, v)| decision.add_header(n, v))?;
+            Ok(decision.response_bytes())
+        });
+        match response {
             Ok(response) => {
                 let config = accept.config.map_or_else(|| self.config.clone(), Arc::new);
                 let mut proto = Protocol::new(Role::Server, config);

@@ -105,11 +105,30 @@ impl HandshakeError {
         }
     }
 
+    /// The headers the refusal's status requires: for 426,
+    /// `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2 item 4) and `Upgrade:
+    /// websocket` (RFC 7231 §6.5.15); for 405, `Allow: GET` (RFC 7231
+    /// §6.5.5); none otherwise.
+    ///
+    /// ```
+    /// use simples_ws::handshake::{HandshakeError, HandshakeErrorKind};
+    ///
+    /// let e = HandshakeError::new(HandshakeErrorKind::MethodNotAllowed, "use GET");
+    /// assert_eq!(e.response_headers(), [("Allow", "GET")]);
+    /// ```
+    pub fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self.status() {
+            426 => &[("Sec-WebSocket-Version", super::WEBSOCKET_VERSION), ("Upgrade", "websocket")],
+            405 => &[("Allow", "GET")],
+            _ => &[],
+        }
+    }
+
     /// The full HTTP/1.1 error response a server writes before closing:
     /// status line, `Content-Type: text/plain; charset=utf-8`,
-    /// `Content-Length`, `Connection: close`, plus `Sec-WebSocket-Version: 13`
-    /// for 426 (RFC 6455 §4.2.2 item 4) and `Allow: GET` for 405
-    /// (RFC 7231 §6.5.5); the body is the reason followed by `\n`.
+    /// `Content-Length`, `Connection: close`, plus
+    /// [`response_headers`](Self::response_headers); the body is the reason
+    /// followed by `\n`.
     pub fn to_response(&self) -> Vec<u8> {
         let status = self.status();
         let body_len = self.reason.len() + 1;
@@ -124,13 +143,8 @@ impl HandshakeError {
             )
             .as_bytes(),
         );
-        if status == 426 {
-            // RFC 6455 §4.2.2 item 4: indicate the version(s) we understand.
-            out.extend_from_slice(b"Sec-WebSocket-Version: 13\r\n");
-        }
-        if status == 405 {
-            // RFC 7231 §6.5.5: a 405 MUST carry an Allow header.
-            out.extend_from_slice(b"Allow: GET\r\n");
+        for (name, value) in self.response_headers() {
+            super::http::push_header(&mut out, name, value);
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(self.reason.as_bytes());

@@ -27,7 +27,7 @@ pub(crate) fn own_headers(parsed: &[httparse::Header<'_>]) -> Headers {
         .collect()
 }
 
-fn trim_ows(mut v: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
     }

@@ -8,6 +8,13 @@
 //!   [`server::accept_response`] builds the `101 Switching Protocols` answer.
 //!   A rejected request is a [`HandshakeError`] whose
 //!   [`to_response`](HandshakeError::to_response) is the HTTP error answer.
+//! * [`ServerPolicy::decide`] is the same decision on any parsed head
+//!   ([`RequestHead`]: `http::Request`, `http::request::Parts`, ...), for
+//!   servers that parse HTTP themselves (hyper, axum): it validates
+//!   ([`Offer::from_head`], the one RFC 6455 §4.2.1 rule every server of
+//!   the crate applies), negotiates the subprotocol and permessage-deflate,
+//!   and builds the `101` (`Decision::response`) or the refusal
+//!   (`HandshakeError::to_http_response`).
 //! * [`client::ClientHandshake::new`] builds the client's `GET` request for a
 //!   [`WsUrl`] and [`client::ClientHandshake::parse_response`] validates the
 //!   server's answer.
@@ -23,12 +30,20 @@
 pub mod client;
 pub mod server;
 
+mod decision;
 mod error;
 mod http;
+#[cfg(feature = "http")]
+mod http_types;
+mod offer;
 mod request;
 mod url;
 
+pub use decision::{Decision, Negotiated, ServerPolicy};
 pub use error::{HandshakeError, HandshakeErrorKind};
+#[cfg(feature = "http")]
+pub use http_types::HttpHead;
+pub use offer::{NonUpgrade, Offer, RequestHead};
 pub use url::{parse_ws_url, WsUrl};
 
 use base64::Engine as _;

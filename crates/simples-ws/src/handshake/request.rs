@@ -103,10 +103,7 @@ impl Request {
     /// preference: each comma-separated token of every
     /// `Sec-WebSocket-Protocol` header, trimmed (RFC 6455 §4.2.1 item 8).
     pub fn protocols(&self) -> impl Iterator<Item = &str> {
-        http::str_values(&self.headers, "Sec-WebSocket-Protocol")
-            .flat_map(|v| v.split(','))
-            .map(|p| p.trim_matches(http::is_ows))
-            .filter(|p| !p.is_empty())
+        super::offer::protocol_tokens(http::str_values(&self.headers, "Sec-WebSocket-Protocol"))
     }
 
     /// The raw values of the `Sec-WebSocket-Extensions` headers (RFC 6455
@@ -123,6 +120,23 @@ impl Request {
     pub fn select_protocol<'a, S: AsRef<str>>(&self, supported: &'a [S]) -> Option<&'a str> {
         self.protocols()
             .find_map(|offered| supported.iter().map(AsRef::as_ref).find(|s| *s == offered))
+    }
+}
+
+/// The parsed request seen by the rule, e.g. to decide again with another
+/// [`ServerPolicy`](super::ServerPolicy).
+impl super::RequestHead for Request {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn is_http11(&self) -> bool {
+        // `parse_request` accepts HTTP/1.1 requests only.
+        true
+    }
+
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        http::values(&self.headers, name)
     }
 }
 

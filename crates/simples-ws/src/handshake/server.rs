@@ -11,12 +11,12 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
 use httparse::Status;
 
+use super::decision::{check_extra_header, check_protocol, switching_headers, write_switching};
 use super::error::{HandshakeError, HandshakeErrorKind};
-use super::http::{self, Single};
-use super::{accept_key, WEBSOCKET_VERSION};
+use super::http;
+use super::offer::{NonUpgrade, Offer, RequestHead};
 
 pub use super::request::Request;
 
@@ -40,19 +40,6 @@ impl Default for ServerConfig {
         }
     }
 }
-
-/// Headers an application may not add to the `101` response because the
-/// handshake writes them itself (or they are forbidden on a 1xx response,
-/// RFC 7230 §3.3.1, §3.3.2).
-const RESERVED_RESPONSE_HEADERS: &[&str] = &[
-    "Upgrade",
-    "Connection",
-    "Sec-WebSocket-Accept",
-    "Sec-WebSocket-Protocol",
-    "Sec-WebSocket-Extensions",
-    "Content-Length",
-    "Transfer-Encoding",
-];
 
 /// Parses and validates a client's opening handshake from `buf`.
 ///
@@ -118,95 +105,11 @@ fn parse_inner(
     else {
         return Err(bad("malformed HTTP request line"));
     };
-
-    // RFC 6455 §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
-    if method != "GET" {
-        return Err(HandshakeError::new(
-            HandshakeErrorKind::MethodNotAllowed,
-            "the WebSocket handshake must use the GET method",
-        ));
-    }
-    if version != 1 {
-        return Err(bad("the WebSocket handshake requires HTTP/1.1"));
-    }
-    let (path_start, path_end) = split_target(target)?;
     let headers = http::own_headers(parsed.headers);
-    let count = |name: &str| http::values(&headers, name).count();
-
-    // RFC 6455 §4.2.1 item 2: "A |Host| header field containing the
-    // server's authority." (RFC 7230 §5.4: exactly one, else 400.)
-    match http::single(&headers, "Host", false) {
-        Single::Missing => return Err(bad("missing Host header")),
-        Single::Many => return Err(bad("more than one Host header")),
-        Single::One(host) if host.is_empty() || std::str::from_utf8(host).is_err() => {
-            return Err(bad("empty or non-UTF-8 Host header"))
-        }
-        Single::One(_) => {}
-    }
-
-    // RFC 6455 §4.2.1 item 3: "An |Upgrade| header field containing the
-    // value "websocket", treated as an ASCII case-insensitive value."
-    if count("Upgrade") == 0 {
-        return Err(bad("missing Upgrade header: not a WebSocket handshake"));
-    }
-    if !http::any_has_token(&headers, "Upgrade", "websocket") {
-        return Err(bad("Upgrade header does not contain \"websocket\""));
-    }
-
-    // RFC 6455 §4.2.1 item 4: "A |Connection| header field that includes
-    // the token "Upgrade", treated as an ASCII case-insensitive value."
-    if !http::any_has_token(&headers, "Connection", "upgrade") {
-        return Err(bad("Connection header does not contain \"Upgrade\""));
-    }
-
-    // RFC 6455 §4.2.1 item 6: "A |Sec-WebSocket-Version| header field, with
-    // a value of 13." RFC 6455 §4.2.2 item 4: otherwise answer with an
-    // error such as 426 and the version(s) we understand.
-    let version_error =
-        |reason: &'static str| HandshakeError::new(HandshakeErrorKind::UpgradeRequired, reason);
-    match http::single(&headers, "Sec-WebSocket-Version", false) {
-        Single::Missing => return Err(version_error("missing Sec-WebSocket-Version header")),
-        Single::Many => return Err(version_error("more than one Sec-WebSocket-Version header")),
-        Single::One(v) if v != WEBSOCKET_VERSION.as_bytes() => {
-            return Err(version_error(
-                "unsupported Sec-WebSocket-Version (only 13 is supported)",
-            ))
-        }
-        Single::One(_) => {}
-    }
-
-    // RFC 6455 §4.2.1 item 5: "A |Sec-WebSocket-Key| header field with a
-    // base64-encoded value that, when decoded, is 16 bytes in length."
-    // RFC 6455 §11.3.1: it MUST NOT appear more than once in a request.
-    let key = match http::single(&headers, "Sec-WebSocket-Key", false) {
-        Single::Missing => return Err(bad("missing Sec-WebSocket-Key header")),
-        Single::Many => return Err(bad("more than one Sec-WebSocket-Key header")),
-        Single::One(k) => k,
-    };
-    let decoded_len = base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .map(|d| d.len());
-    // 16 bytes encode to exactly 24 characters with "==" padding.
-    if key.len() != 24 || decoded_len != Ok(16) {
-        return Err(bad(
-            "Sec-WebSocket-Key is not the base64 encoding of 16 bytes",
-        ));
-    }
-    // Valid base64 is ASCII, so this conversion cannot fail.
-    let key = String::from_utf8_lossy(key).into_owned();
-
-    // RFC 6455 §4.1 item 1 / RFC 7230 §3.3: the handshake is a GET without
-    // a body; bytes after the head are WebSocket frames, never a body.
-    if count("Transfer-Encoding") > 0 {
-        return Err(bad(
-            "the handshake request must not have a body (Transfer-Encoding)",
-        ));
-    }
-    if http::values(&headers, "Content-Length").any(|v| v != b"0") {
-        return Err(bad(
-            "the handshake request must not have a body (Content-Length)",
-        ));
-    }
+    // RFC 6455 §4.2.1: the one rule every server of the crate applies.
+    let head = RawHead { method, version, headers: &headers };
+    let key = Offer::from_head(&head, NonUpgrade::BadRequest)?.key().to_owned();
+    let (path_start, path_end) = split_target(target)?;
 
     let request = Request {
         method: method.to_owned(),
@@ -217,6 +120,27 @@ fn parse_inner(
         key,
     };
     Ok(Some((request, head_len)))
+}
+
+/// The head `httparse` parsed, seen by the rule.
+struct RawHead<'a> {
+    method: &'a str,
+    version: u8,
+    headers: &'a http::Headers,
+}
+
+impl RequestHead for RawHead<'_> {
+    fn method(&self) -> &str {
+        self.method
+    }
+
+    fn is_http11(&self) -> bool {
+        self.version == 1
+    }
+
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        http::values(self.headers, name)
+    }
 }
 
 /// Locates the path inside a request-target; returns `(start, end)` where
@@ -286,16 +210,8 @@ fn build_accept(
     extensions: Option<&str>,
     extra_headers: &[(String, String)],
 ) -> Result<Vec<u8>, HandshakeError> {
-    let invalid = |reason: String| HandshakeError::new(HandshakeErrorKind::InvalidHeader, reason);
     if let Some(p) = protocol {
-        // RFC 6455 §4.2.2 item 5.5: the selected value MUST be one of the
-        // values the client sent.
-        http::check_value("Sec-WebSocket-Protocol", p)?;
-        if !req.protocols().any(|offered| offered == p) {
-            return Err(invalid(format!(
-                "subprotocol {p:?} was not offered by the client"
-            )));
-        }
+        check_protocol(req.protocols(), p)?;
     }
     let extensions = extensions
         .map(|e| e.trim_matches(http::is_ows))
@@ -305,36 +221,16 @@ fn build_accept(
         // RFC 6455 §9.1: the server MUST NOT answer with extensions the
         // client did not request.
         if req.extensions().next().is_none() {
-            return Err(invalid(
-                "extensions were not offered by the client".to_owned(),
+            return Err(HandshakeError::new(
+                HandshakeErrorKind::InvalidHeader,
+                "extensions were not offered by the client",
             ));
         }
     }
     for (name, value) in extra_headers {
-        http::check_header(name, value)?;
-        http::check_not_reserved(name, RESERVED_RESPONSE_HEADERS)?;
+        check_extra_header(name, value)?;
     }
-
-    let accept = accept_key(req.key().as_bytes());
-    let mut out = Vec::with_capacity(160);
-    // RFC 6455 §4.2.2 item 5.1-5.4: status line, Upgrade, Connection and
-    // Sec-WebSocket-Accept.
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    http::push_header(&mut out, "Upgrade", "websocket");
-    http::push_header(&mut out, "Connection", "Upgrade");
-    http::push_header(&mut out, "Sec-WebSocket-Accept", &accept);
-    // RFC 6455 §4.2.2 item 5.5 and 5.6.
-    if let Some(p) = protocol {
-        http::push_header(&mut out, "Sec-WebSocket-Protocol", p);
-    }
-    if let Some(e) = extensions {
-        http::push_header(&mut out, "Sec-WebSocket-Extensions", e);
-    }
-    for (name, value) in extra_headers {
-        http::push_header(&mut out, name, value);
-    }
-    out.extend_from_slice(b"\r\n");
-    Ok(out)
+    Ok(write_switching(&switching_headers(req.key(), protocol, extensions, extra_headers)))
 }
 
 /// The application's refusal of a handshake, e.g. `reject(403, "origin not

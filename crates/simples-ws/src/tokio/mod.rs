@@ -3,6 +3,8 @@
 //!
 //! - [`accept`] / [`accept_with`]: the server handshake over any
 //!   `AsyncRead + AsyncWrite` (a `TcpStream`, a TLS stream, ...);
+//! - [`ServerHandshake`]: the same in two steps, for an authorization
+//!   that `.await`s (a database lookup) before accepting or refusing;
 //! - [`connect`] / [`client_handshake`]: the client side;
 //! - [`WebSocket`]: one connection driven from one task (`recv` is
 //!   cancel-safe and does all the protocol's housekeeping);
@@ -21,8 +23,9 @@ mod futures;
 mod io;
 mod split;
 mod stream;
+mod upgraded;
 
-pub use accept::{accept, accept_with, Accept, ServerOptions};
+pub use accept::{accept, accept_with, Accept, ServerHandshake, ServerOptions};
 pub use connect::{client_handshake, connect, connect_with, CONNECT_TIMEOUT};
 #[cfg(feature = "deflate")]
 pub use connect::{client_handshake_with_deflate, connect_with_deflate};

@@ -4,13 +4,13 @@
 //! negotiation, then `101 Switching Protocols` (§4.2.2) and the connection's
 //! task once hyper hands the connection over.
 
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use simples_ws::deflate::DeflateExtension;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use simples_ws::handshake::{accept_key, header_has_token, WEBSOCKET_VERSION};
+use simples_ws::handshake::{HandshakeError, HandshakeErrorKind, HttpHead, NonUpgrade, Offer, ServerPolicy};
 
 use super::conn::{RequestInfo, WsConn};
 use super::driver;
@@ -37,10 +37,14 @@ pub(crate) async fn handshake(ws: WsHost, conn: Conn) -> Response {
             ws.shared.metrics().refused(status.as_u16());
             tracing::debug!(%path, %peer, status = status.as_u16(), reason = e.reason(), "WebSocket handshake refused");
             let mut res = e.into_response();
-            if status == StatusCode::UPGRADE_REQUIRED {
-                // RFC 6455 §4.4: name the version this server speaks.
-                res.headers_mut().insert("sec-websocket-version", HeaderValue::from_static(WEBSOCKET_VERSION));
-                res.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            // The headers the status requires (426: the version this
+            // server speaks, RFC 6455 §4.2.2 item 4; 405: Allow), from the
+            // protocol crate's one decision, whoever refused.
+            let kind = HandshakeErrorKind::Rejected { status: status.as_u16() };
+            for (name, value) in HandshakeError::new(kind, "").response_headers() {
+                if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) {
+                    res.headers_mut().insert(name, HeaderValue::from_static(value));
+                }
             }
             res
         }
@@ -48,7 +52,10 @@ pub(crate) async fn handshake(ws: WsHost, conn: Conn) -> Response {
 }
 
 async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
-    let key = validate(conn.head.version, conn.headers())?;
+    let head = HttpHead { method: &conn.head.method, version: conn.head.version, headers: &conn.head.headers };
+    // RFC 6455 §4.2.1, the one rule: a plain GET to a WebSocket path is
+    // told to upgrade (426).
+    let offer = Offer::from_head(&head, NonUpgrade::UpgradeRequired).map_err(refused)?;
     check_origin(&ws.shared.options.origins, &conn)?;
     let authorize = ws.shared.authorize_hook();
     if let Some(hook) = authorize {
@@ -59,18 +66,13 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
         None => None,
     };
     let options = &ws.shared.options;
-    let offered: Vec<&str> = values(conn.headers(), "sec-websocket-protocol")
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    // RFC 6455 §4.2.2 item 5.5: at most one of the client's values.
-    let protocol = offered.iter().find(|p| options.protocols.iter().any(|s| s == *p)).map(|p| p.to_string());
-    let deflate = options
-        .deflate
-        .as_ref()
-        .and_then(|d| d.accept_offers(values(conn.headers(), "sec-websocket-extensions")));
-    // `validate` refused what hyper cannot upgrade (HTTP/1.0, a body):
+    let policy = ServerPolicy {
+        protocols: options.protocols.clone(),
+        deflate: options.deflate.clone(),
+        non_upgrade: NonUpgrade::UpgradeRequired,
+    };
+    let decision = policy.negotiate(offer);
+    // The rule refused what hyper cannot upgrade (HTTP/1.0, a body):
     // without an upgrade now, the application's `authorize` hook took it.
     let on_upgrade = conn.upgrade().ok_or_else(|| Error::new(500, "the connection cannot be upgraded"))?;
 
@@ -80,23 +82,11 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
         query: conn.query_pairs().to_vec(),
         cookies: conn.cookies().map(|c| c.to_vec()).unwrap_or_default(),
         languages: conn.languages(),
-        protocol: protocol.clone(),
+        protocol: decision.protocol().map(str::to_owned),
         data: conn.take_data(),
         session,
     };
-
-    let mut res = Response::new(Body::empty());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = res.headers_mut();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert("sec-websocket-accept", header_value(&accept_key(key.as_bytes()))?);
-    if let Some(p) = &protocol {
-        headers.insert("sec-websocket-protocol", header_value(p)?);
-    }
-    if let Some((_, agreed)) = &deflate {
-        headers.insert("sec-websocket-extensions", header_value(agreed)?);
-    }
+    let res = decision.response().map(|()| Body::empty());
 
     // Counted from here until the connection registers, so that a stop
     // that starts meanwhile waits for it and closes it.
@@ -105,7 +95,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     }
     // What waits for hyper to hand the connection over is kept small: it is
     // part of every connection's task for the connection's whole life.
-    let extension = deflate.map(|(ext, _)| Box::new(ext));
+    let extension = decision.into_negotiated().deflate.map(Box::new);
     let conn = WsConn::new(ws.shared.next_id(), ws.shared.clone(), request);
     // Every event of the connection's task carries who it is.
     let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
@@ -169,52 +159,9 @@ fn detached(head: &Head) -> Head {
     }
 }
 
-fn header_value(s: &str) -> Result<HeaderValue, Error> {
-    HeaderValue::from_str(s).map_err(|_| Error::new(500, "invalid handshake header value"))
-}
-
-/// Every value of header `name`, as text.
-fn values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
-    headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok())
-}
-
-/// RFC 6455 §4.2.1: the checks on the client's opening handshake (the
-/// method is `GET` by routing). Returns the key. Every refusal is the
-/// client's error: a 4xx with the reason.
-fn validate(version: http::Version, headers: &HeaderMap) -> Result<String, Error> {
-    // §4.2.1 item 1: "An HTTP/1.1 or higher GET request"; hyper upgrades
-    // only HTTP/1.1 connections (HTTP/2 has no Upgrade, RFC 9113 §8.6).
-    if version != http::Version::HTTP_11 {
-        return Err(Error::bad_request(format!("a WebSocket handshake is an HTTP/1.1 request, not {version:?}")));
-    }
-    // §4.1: the client sends frames only once the server's 101 arrived;
-    // body bytes would be taken for the first frames.
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || values(headers, "content-length").any(|v| v.trim() != "0");
-    if has_body {
-        return Err(Error::bad_request("a WebSocket handshake request has no body"));
-    }
-    let has = |name: &str, token: &str| values(headers, name).any(|v| header_has_token(v, token));
-    // §4.2.1 items 3 and 4: `Upgrade: websocket`, `Connection: Upgrade`.
-    if !has("upgrade", "websocket") || !has("connection", "upgrade") {
-        return Err(Error::new(426, "this is a WebSocket endpoint: upgrade required"));
-    }
-    // §4.2.1 item 6 and §4.4: version 13, else 426 with the versions we speak.
-    let versions: Vec<&str> = values(headers, "sec-websocket-version").collect();
-    if versions.len() != 1 || versions[0].trim() != WEBSOCKET_VERSION {
-        return Err(Error::new(426, "unsupported Sec-WebSocket-Version (13 expected)"));
-    }
-    // §4.2.1 item 5: the key is 16 bytes, base64-encoded, sent once.
-    let keys: Vec<&str> = values(headers, "sec-websocket-key").collect();
-    let key = match keys.as_slice() {
-        [key] => key.trim(),
-        _ => return Err(Error::bad_request("exactly one Sec-WebSocket-Key header expected")),
-    };
-    use base64::Engine as _;
-    match base64::engine::general_purpose::STANDARD.decode(key) {
-        Ok(bytes) if bytes.len() == 16 => Ok(key.to_string()),
-        _ => Err(Error::bad_request("Sec-WebSocket-Key is not 16 bytes in base64")),
-    }
+/// A refusal of the rule, as the framework's error (its status and reason).
+fn refused(e: HandshakeError) -> Error {
+    Error::new(e.status(), e.reason())
 }
 
 /// Cross-site WebSocket hijacking protection: browsers always send
@@ -268,26 +215,5 @@ mod tests {
         assert!(same_authority("[::1]:3000", "[::1]:3000", false));
         assert!(same_authority("[::1]", "[::1]:443", true));
         assert!(!same_authority("evil.com", "example.com", false));
-    }
-
-    #[test]
-    fn validation_names_the_problem() {
-        let mut h = HeaderMap::new();
-        let validate = |h: &HeaderMap| validate(http::Version::HTTP_11, h);
-        assert_eq!(validate(&h).unwrap_err().status(), 426);
-        h.insert("upgrade", HeaderValue::from_static("websocket"));
-        h.insert("connection", HeaderValue::from_static("keep-alive, Upgrade"));
-        assert_eq!(validate(&h).unwrap_err().status(), 426);
-        h.insert("sec-websocket-version", HeaderValue::from_static("13"));
-        assert_eq!(validate(&h).unwrap_err().status(), 400);
-        h.insert("sec-websocket-key", HeaderValue::from_static("c2hvcnQ="));
-        assert_eq!(validate(&h).unwrap_err().status(), 400);
-        h.insert("sec-websocket-key", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
-        assert_eq!(validate(&h).unwrap(), "dGhlIHNhbXBsZSBub25jZQ==");
-        assert_eq!(super::validate(http::Version::HTTP_10, &h).unwrap_err().status(), 400);
-        h.insert("content-length", HeaderValue::from_static("5"));
-        assert_eq!(validate(&h).unwrap_err().status(), 400);
-        h.insert("content-length", HeaderValue::from_static("0"));
-        assert_eq!(validate(&h).unwrap(), "dGhlIHNhbXBsZSBub25jZQ==");
     }
 }
