@@ -15,7 +15,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::body::Body;
-use crate::conn::Head;
+use crate::head::Head;
 use crate::headers::qvalues;
 use crate::response::Response;
 

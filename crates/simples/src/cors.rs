@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{header, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
-use crate::conn::Head;
+use crate::head::Head;
 use crate::error::Error;
 use crate::response::{default_error_page, Response};
 

@@ -71,13 +71,15 @@ pub mod backplane;
 mod body;
 mod compress;
 mod conn;
+mod context;
 mod cors;
 mod dispatch;
 mod error;
 mod handler;
 mod headers;
+mod head;
 mod host;
-mod hosts;
+mod lifecycle;
 mod log;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
@@ -88,6 +90,7 @@ mod session;
 mod static_files;
 mod template;
 mod tls;
+mod virtual_hosts;
 pub mod ws;
 
 pub use body::{Body, BoxError};

@@ -13,8 +13,6 @@ use std::sync::Arc;
 use http::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::handler::BoxHandler;
-
 /// Route parameters (`:name` segments and the `*` tail), percent-decoded.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
@@ -117,33 +115,40 @@ fn decode(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Which methods a route answers (`None`: all of them).
-pub(crate) struct Route {
+/// A route: the methods it answers (`None`: all of them), its pattern and
+/// what it leads to (the host's handler).
+pub(crate) struct Route<T> {
     method: Option<Method>,
     pattern: Pattern,
-    pub(crate) handler: BoxHandler,
+    pub(crate) handler: T,
 }
 
 /// The outcome of a lookup.
-pub(crate) enum Found<'a> {
+pub(crate) enum Found<'a, T> {
     /// A route answers; parameters captured.
-    Route(&'a BoxHandler, Params),
+    Route(&'a T, Params),
     /// The path exists for other methods: these (for `Allow`).
     OtherMethods(Vec<Method>),
     /// No route has this path.
     Nothing,
 }
 
-/// One host's route table.
-#[derive(Default)]
-pub(crate) struct Router {
-    routes: Vec<Route>,
+/// One host's route table, leading to values of type `T` (the host's
+/// handlers; generic so that routing knows nothing of handlers).
+pub(crate) struct Router<T> {
+    routes: Vec<Route<T>>,
     fixed: HashMap<String, Vec<usize>>,
     patterns: Vec<usize>,
 }
 
-impl Router {
-    pub(crate) fn add(&mut self, method: Option<Method>, pattern: &str, handler: BoxHandler) {
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Router { routes: Vec::new(), fixed: HashMap::new(), patterns: Vec::new() }
+    }
+}
+
+impl<T> Router<T> {
+    pub(crate) fn add(&mut self, method: Option<Method>, pattern: &str, handler: T) {
         let pattern = Pattern::parse(pattern);
         let index = self.routes.len();
         match pattern.fixed_path() {
@@ -154,7 +159,7 @@ impl Router {
     }
 
     /// Finds the route for `method` and the raw request path.
-    pub(crate) fn find(&self, method: &Method, path: &str) -> Found<'_> {
+    pub(crate) fn find(&self, method: &Method, path: &str) -> Found<'_, T> {
         let mut candidates: Vec<(usize, Params)> = Vec::new();
         if let Some(list) = fixed_key(path).and_then(|key| self.fixed.get(key.as_ref())) {
             // Fast path: a fixed route for exactly this method.

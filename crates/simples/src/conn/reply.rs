@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::Conn;
 use crate::body::{Body, BoxError};
 use crate::error::Error;
+use crate::headers::with_charset;
 use crate::response::{IntoResponse, Response};
 
 impl Conn {
@@ -158,7 +159,7 @@ impl Conn {
     /// template engine, as `text/html; charset=utf-8` (unless a content
     /// type was set). `500` if the host has no engine or rendering fails.
     pub fn render<T: Serialize + ?Sized>(mut self, name: &str, data: &T) -> Response {
-        let Some(engine) = self.host.templates.clone() else {
+        let Some(engine) = self.context.templates.clone() else {
             return Error::new(500, "no template engine on this host").into_response();
         };
         let value = match serde_json::to_value(data) {
@@ -214,15 +215,4 @@ impl Conn {
 pub(crate) fn content_type_for_ext(ext: &str) -> String {
     let mime = mime_guess::from_ext(ext).first_or_octet_stream();
     with_charset(mime.essence_str())
-}
-
-/// Adds `; charset=utf-8` to textual media types.
-pub(crate) fn with_charset(essence: &str) -> String {
-    let textual = essence.starts_with("text/")
-        || matches!(essence, "application/javascript" | "application/json" | "image/svg+xml" | "application/xml");
-    if textual {
-        format!("{essence}; charset=utf-8")
-    } else {
-        essence.to_string()
-    }
 }

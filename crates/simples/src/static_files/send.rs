@@ -14,11 +14,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
-use super::empty;
 use crate::body::Body;
-use crate::conn::reply::with_charset;
-use crate::conn::Head;
+use crate::head::Head;
 use crate::error::Error;
+use crate::headers::with_charset;
 use crate::response::{IntoResponse, Response};
 
 /// Files up to this size are read whole into one buffer; larger ones are
@@ -72,7 +71,7 @@ pub(crate) async fn send_file(head: &Head, path: &Path) -> Response {
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     if let Some(status) = precondition(head, &etag, modified) {
-        let mut res = Response::new(empty());
+        let mut res = Response::new(Body::empty());
         *res.status_mut() = status;
         if status == StatusCode::NOT_MODIFIED {
             headers.remove(header::CONTENT_TYPE);
@@ -94,7 +93,7 @@ pub(crate) async fn send_file(head: &Head, path: &Path) -> Response {
                     headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("range"));
                 }
                 RangeSpec::Unsatisfiable => {
-                    let mut res = Response::new(empty());
+                    let mut res = Response::new(Body::empty());
                     *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
                     let cr = format!("bytes */{size}");
                     res.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("range"));
