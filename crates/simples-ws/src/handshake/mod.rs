@@ -29,6 +29,7 @@ mod request;
 mod url;
 
 pub use error::{HandshakeError, HandshakeErrorKind};
+pub use http::header_has_token;
 pub use url::{parse_ws_url, WsUrl};
 
 use base64::Engine as _;
@@ -52,20 +53,6 @@ pub fn accept_key(key: &[u8]) -> String {
     sha.update(key);
     sha.update(WEBSOCKET_GUID.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
-}
-
-/// Returns whether a comma-separated header value contains `token`,
-/// compared ASCII case-insensitively, ignoring optional whitespace around
-/// list elements (RFC 7230 §7 `#rule`).
-///
-/// `header_has_token("keep-alive, Upgrade", "upgrade") == true`. An empty
-/// `token` never matches.
-pub fn header_has_token(value: &str, token: &str) -> bool {
-    let token = token.trim_matches(http::is_ows);
-    !token.is_empty()
-        && value
-            .split(',')
-            .any(|item| item.trim_matches(http::is_ows).eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ impl Protocol {
     /// timeout), if ever. Call it after each batch of input and output.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         self.timers.sync(now, self.close_sent, &self.config);
-        self.timers.next_deadline(&self.config, self.state)
+        self.timers.next_deadline(&self.config, self.state == State::Open)
     }
 
     /// Acts on timers that are due at `now`.

@@ -5,7 +5,7 @@
 //! sent) are recorded as flags and stamped with the time of the next call,
 //! so a driver needs one clock read per batch of I/O, not one per message.
 
-use super::{Config, State};
+use super::Config;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -58,15 +58,16 @@ impl Timers {
         }
     }
 
-    /// The earliest deadline that matters in `state`.
-    pub fn next_deadline(&self, config: &Config, state: State) -> Option<Instant> {
+    /// The earliest deadline that matters; keepalive and idle deadlines
+    /// only while the connection is `open` (its state is `State::Open`).
+    pub fn next_deadline(&self, config: &Config, open: bool) -> Option<Instant> {
         if self.close_expired {
             return None;
         }
         if let Some(d) = self.close_deadline {
             return Some(d);
         }
-        if state != State::Open {
+        if !open {
             return None;
         }
         let idle = config.idle_timeout.map(|t| self.last_rx + t);
