@@ -574,7 +574,7 @@ impl LoopServer {
     /// Binds 127.0.0.1:0 and runs `handler` until stopped.
     pub fn start<H>(options: simples_ws::event_loop::Options, handler: H) -> LoopServer
     where
-        H: simples_ws::event_loop::Handler + Send + 'static,
+        H: simples_ws::event_loop::EventHandler + Send + 'static,
     {
         let mut lp = simples_ws::event_loop::EventLoop::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
         let addr = lp.local_addr().unwrap();
