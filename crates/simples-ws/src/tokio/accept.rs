@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Server options: handshake limits, subprotocols and protocol limits.
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
+pub struct AcceptOptions {
     /// Request head limits. Default: [`ServerConfig::default`] (8 KiB, 64
     /// headers).
     pub handshake: ServerConfig,
@@ -32,9 +32,9 @@ pub struct ServerOptions {
     pub deflate: Option<DeflateConfig>,
 }
 
-impl Default for ServerOptions {
+impl Default for AcceptOptions {
     fn default() -> Self {
-        ServerOptions {
+        AcceptOptions {
             handshake: ServerConfig::default(),
             protocols: Vec::new(),
             config: Config::default(),
@@ -49,18 +49,18 @@ impl Default for ServerOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Accept {
     /// The subprotocol to answer with; `None` negotiates from
-    /// [`ServerOptions::protocols`]. It must be one the client offered.
+    /// [`AcceptOptions::protocols`]. It must be one the client offered.
     pub protocol: Option<String>,
     /// Extra response headers (e.g. `Set-Cookie`).
     pub headers: Vec<(String, String)>,
     /// Per-connection protocol settings; `None` keeps
-    /// [`ServerOptions::config`].
+    /// [`AcceptOptions::config`].
     pub config: Option<Config>,
 }
 
 /// Accepts a WebSocket connection with default checks: any path, any
 /// origin. Returns the connection and the request it was opened with.
-pub async fn accept<S>(io: S, options: &ServerOptions) -> Result<(WebSocket<S>, Request), Error>
+pub async fn accept<S>(io: S, options: &AcceptOptions) -> Result<(WebSocket<S>, Request), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -75,7 +75,7 @@ where
 /// Every failure is answered with an HTTP response before the transport is
 /// closed: 400/405/426/431 for a bad request, the application's status for
 /// a rejection. The reason is logged at debug level.
-pub async fn accept_with<S, F>(io: S, options: &ServerOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
+pub async fn accept_with<S, F>(io: S, options: &AcceptOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, HandshakeError>,
@@ -87,7 +87,7 @@ where
     Box::pin(handshake(io, options, check)).await
 }
 
-async fn handshake<S, F>(mut io: S, options: &ServerOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
+async fn handshake<S, F>(mut io: S, options: &AcceptOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, HandshakeError>,
