@@ -10,7 +10,8 @@ use bytes::BytesMut;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Server options: handshake limits, subprotocols and protocol limits.
+/// The options of [`accept`] and [`accept_with`]: handshake limits,
+/// subprotocols and protocol limits.
 #[derive(Debug, Clone)]
 pub struct AcceptOptions {
     /// Request head limits. Default: [`ServerConfig::default`] (8 KiB, 64
