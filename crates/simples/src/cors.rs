@@ -6,8 +6,8 @@ use std::time::Duration;
 use http::{header, HeaderValue, Method, StatusCode};
 
 use crate::body::Body;
-use crate::head::Head;
 use crate::error::Error;
+use crate::head::Head;
 use crate::response::{default_error_page, Response};
 
 /// CORS settings (`HostOptions::cors`).

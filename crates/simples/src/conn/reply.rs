@@ -1,8 +1,6 @@
 //! Building the response: setters, then one terminal call that consumes the
 //! [`Conn`] and returns the [`Response`].
 
-use std::path::Path;
-
 use bytes::Bytes;
 use futures_core::Stream;
 use http::header::{self, HeaderName, HeaderValue};
@@ -144,17 +142,6 @@ impl Conn {
         self.finish(Body::stream(stream))
     }
 
-    /// Finishes with the file at `path`, with its content type, `ETag`,
-    /// `Last-Modified`, conditional requests (`304`) and ranges (`206`,
-    /// `416`). `404` if it is missing or not a regular file. The path is
-    /// used as given: never pass an unchecked client path (use
-    /// `Host::serve_dir` for that).
-    pub async fn file(self, path: impl AsRef<Path>) -> Response {
-        let path = path.as_ref().to_path_buf();
-        let res = crate::static_files::send_file(&self.head, &path).await;
-        self.merge(res)
-    }
-
     /// Finishes with template `name` rendered with `data` by the host's
     /// template engine, as `text/html; charset=utf-8` (unless a content
     /// type was set). `500` if the host has no engine or rendering fails.
@@ -191,7 +178,7 @@ impl Conn {
 
     /// Adds the headers set so far to a response built elsewhere (keeping
     /// its status unless this connection's status was changed from 200).
-    fn merge(self, mut res: Response) -> Response {
+    pub(crate) fn merge(self, mut res: Response) -> Response {
         if self.status != StatusCode::OK && res.status() == StatusCode::OK {
             *res.status_mut() = self.status;
         }

@@ -25,8 +25,6 @@ use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::response::{IntoResponse, Response};
 
-pub(crate) use send::send_file;
-
 /// Options of a served directory.
 #[derive(Debug, Clone)]
 pub struct StaticOptions {
