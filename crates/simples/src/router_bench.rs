@@ -50,7 +50,7 @@ impl Matchit {
     /// The route index and the decoded parameters, as `Router::find` gives.
     fn find(&self, method: &Method, path: &str) -> Option<(usize, Vec<(String, String)>)> {
         let m = self.inner.at(path).ok()?;
-        let (_, i) = m.value.iter().find(|(rm, _)| rm.as_ref().is_none_or(|rm| rm == method))?;
+        let (_, i) = m.value.iter().find(|(rm, _)| rm.as_ref().map_or(true, |rm| rm == method))?;
         let params = m
             .params
             .iter()
