@@ -24,15 +24,18 @@ fn to_matchit(pattern: &str) -> String {
         .join("/")
 }
 
+/// The routes of one path pattern: each one's method and index.
+type ByMethod = Vec<(Option<Method>, usize)>;
+
 /// A matchit table with the framework's method handling on top: one entry
 /// per path pattern, the routes of each method in it.
 struct Matchit {
-    inner: matchit::Router<Vec<(Option<Method>, usize)>>,
+    inner: matchit::Router<ByMethod>,
 }
 
 impl Matchit {
     fn new(routes: &[(Option<Method>, String)]) -> Result<Matchit, matchit::InsertError> {
-        let mut grouped: Vec<(String, Vec<(Option<Method>, usize)>)> = Vec::new();
+        let mut grouped: Vec<(String, ByMethod)> = Vec::new();
         for (i, (m, p)) in routes.iter().enumerate() {
             let p = to_matchit(p);
             match grouped.iter_mut().find(|(q, _)| *q == p) {

@@ -99,8 +99,8 @@ impl Server {
     /// The server's request handling as a [`ServerService`] (a
     /// `tower::Service`), without listening anywhere: the listeners, the
     /// server options and the start/stop hooks are not used. Starts the
-    /// hosts' WebSocket hosts. Must be called within a tokio runtime when
-    /// the server has WebSocket hosts.
+    /// hosts' WebSocket hosts (their connections run on the runtime the
+    /// requests are served on).
     pub fn service(self) -> ServerService {
         let hosts = VirtualHosts::new(self.main, self.hosts);
         for (host, part) in hosts.attached() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::connect::{ClientSettings, RedisUrl};
 use crate::backplane::BackplaneError;
 
-/// Settings of a [`RedisBackplane`].
+/// Settings of a [`RedisBackplane`](super::RedisBackplane).
 #[derive(Debug, Clone)]
 pub struct RedisBackplaneOptions {
     /// Where Redis is: `redis://[user[:password]@]host:port[/db]` for one
