@@ -16,7 +16,7 @@ mod echo;
 
 use echo::{Args, Flag, MAX_MESSAGE};
 use simples_ws::deflate::DeflateConfig;
-use simples_ws::tokio::{accept, ServerOptions};
+use simples_ws::tokio::{accept, AcceptOptions};
 use simples_ws::{Config, Message};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -29,11 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn serve(addr: String, deflate: bool) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(&addr).await?;
-    let options = Arc::new(ServerOptions {
+    let options = Arc::new(AcceptOptions {
         config: Config { max_frame_size: MAX_MESSAGE, max_message_size: MAX_MESSAGE, ..Config::default() },
         // permessage-deflate (RFC 7692) for clients that offer it.
         deflate: deflate.then(DeflateConfig::default),
-        ..ServerOptions::default()
+        ..AcceptOptions::default()
     });
     println!("echo_server listening on ws://{}", listener.local_addr()?);
     loop {
@@ -55,7 +55,7 @@ async fn serve(addr: String, deflate: bool) -> Result<(), Box<dyn std::error::Er
     }
 }
 
-async fn echo(tcp: TcpStream, options: &ServerOptions) -> Result<(), simples_ws::tokio::Error> {
+async fn echo(tcp: TcpStream, options: &AcceptOptions) -> Result<(), simples_ws::tokio::Error> {
     tcp.set_nodelay(true)?;
     // `accept` keeps the handshake's state on the heap only while it runs,
     // so an idle connection's task holds just the `WebSocket`.

@@ -16,13 +16,13 @@
 mod echo;
 
 use echo::{Args, MAX_MESSAGE};
-use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handler, Options};
+use simples_ws::event_loop::{ConnId, Ctx, EventLoop, EventHandler, Options};
 use simples_ws::{Config, Message};
 
 /// Sends every data message back.
 struct Echo;
 
-impl Handler for Echo {
+impl EventHandler for Echo {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message) {
         if msg.is_data() {
             // `false` when the connection is closing, or closed by the

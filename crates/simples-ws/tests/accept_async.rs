@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{connect_with, Accept, ServerHandshake, ServerOptions};
+use simples_ws::tokio::{connect_with, Accept, ServerHandshake, AcceptOptions};
 use simples_ws::{Config, Message};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ async fn server(users: Users) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let options = ServerOptions { protocols: vec!["chat.v1".into(), "chat.v2".into()], ..Default::default() };
+        let options = AcceptOptions { protocols: vec!["chat.v1".into(), "chat.v2".into()], ..Default::default() };
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             let (users, options, tx) = (users.clone(), options.clone(), tx.clone());

@@ -6,7 +6,7 @@
 use simples_ws::deflate::{DeflateBudget, DeflateConfig};
 use simples_ws::handshake::client::ClientConfig;
 use simples_ws::handshake::HandshakeErrorKind;
-use simples_ws::tokio::{accept, connect_with, connect_with_deflate, Error, ServerOptions, WebSocket};
+use simples_ws::tokio::{accept, connect_with, connect_with_deflate, Error, AcceptOptions, WebSocket};
 use simples_ws::{Config, Message, PreparedFrame};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,7 +22,7 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 
 /// An echo server with `options`; each accepted connection reports its
 /// negotiated extension memory after every echo on `report`.
-async fn echo_server(options: ServerOptions) -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
+async fn echo_server(options: AcceptOptions) -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -51,8 +51,8 @@ async fn echo_server(options: ServerOptions) -> (SocketAddr, mpsc::UnboundedRece
     (addr, rx)
 }
 
-fn deflate_server() -> ServerOptions {
-    ServerOptions { deflate: Some(DeflateConfig::default()), ..ServerOptions::default() }
+fn deflate_server() -> AcceptOptions {
+    AcceptOptions { deflate: Some(DeflateConfig::default()), ..AcceptOptions::default() }
 }
 
 fn json(i: usize) -> String {
@@ -94,7 +94,7 @@ async fn server_and_client_negotiate_and_echo() {
 async fn no_context_takeover_holds_nothing_between_messages() {
     bounded(async {
         let server = DeflateConfig { server_no_context_takeover: true, client_no_context_takeover: true, ..DeflateConfig::default() };
-        let (addr, mut mem) = echo_server(ServerOptions { deflate: Some(server), ..ServerOptions::default() }).await;
+        let (addr, mut mem) = echo_server(AcceptOptions { deflate: Some(server), ..AcceptOptions::default() }).await;
         let (mut ws, response) =
             connect_with_deflate(&format!("ws://{addr}/"), &ClientConfig::default(), Config::default(), &DeflateConfig::default())
                 .await
@@ -118,7 +118,7 @@ async fn declined_or_not_offered_means_uncompressed() {
         assert!(response.extensions.is_empty());
         echo_all(&mut ws).await;
         // The client offers, the server has no deflate.
-        let (addr, _) = echo_server(ServerOptions::default()).await;
+        let (addr, _) = echo_server(AcceptOptions::default()).await;
         let (mut ws, response) =
             connect_with_deflate(&format!("ws://{addr}/"), &ClientConfig::default(), Config::default(), &DeflateConfig::default())
                 .await
@@ -149,9 +149,9 @@ async fn raw_offer_in_client_config_is_honoured() {
 async fn budget_declines_over_the_cap() {
     bounded(async {
         let budget = DeflateBudget::new(1);
-        let options = ServerOptions {
+        let options = AcceptOptions {
             deflate: Some(DeflateConfig { budget: Some(budget.clone()), ..DeflateConfig::default() }),
-            ..ServerOptions::default()
+            ..AcceptOptions::default()
         };
         let (addr, _) = echo_server(options).await;
         let url = format!("ws://{addr}/");

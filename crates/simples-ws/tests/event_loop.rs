@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo test -p simples-ws --features mio --test event_loop`.
 
-use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, EventLoop, Handle, Handler, Options, Request};
+use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, EventLoop, Handle, EventHandler, Options, Request};
 use simples_ws::handshake::server::reject;
 use simples_ws::handshake::HandshakeError;
 use simples_ws::tokio::connect;
@@ -52,7 +52,7 @@ struct Stats {
     max_queued: AtomicUsize,
 }
 
-impl Handler for TestHandler {
+impl EventHandler for TestHandler {
     fn on_open(&mut self, _: &mut Ctx<'_>, id: ConnId, req: &Request) -> Result<Accept, HandshakeError> {
         if req.path() == "/reject" {
             return Err(reject(403, "not here"));

@@ -11,7 +11,7 @@ mod common;
 
 use common::shared::{use_up_descriptors, Capture};
 use common::{client_frame, server_frame, upgrade_request, OP_TEXT};
-use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handler, Options};
+use simples_ws::event_loop::{ConnId, Ctx, EventLoop, EventHandler, Options};
 use simples_ws::Message;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 struct Echo;
 
-impl Handler for Echo {
+impl EventHandler for Echo {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message) {
         if msg.is_data() {
             ctx.send(id, msg);

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{client_frame, read_frame, server_frame, upgrade_request, LoopServer, OP_BINARY, OP_TEXT};
-use simples_ws::event_loop::{ConnId, Ctx, EventLoop, Handler, Options, Request};
+use simples_ws::event_loop::{ConnId, Ctx, EventLoop, EventHandler, Options, Request};
 use simples_ws::handshake::HandshakeError;
 use simples_ws::{CloseCode, Config, Message};
 use std::io::{Read, Write};
@@ -31,7 +31,7 @@ struct Echo {
     messages: usize,
 }
 
-impl Handler for Echo {
+impl EventHandler for Echo {
     fn on_open(&mut self, _: &mut Ctx<'_>, id: ConnId, req: &Request) -> Result<simples_ws::event_loop::Accept, HandshakeError> {
         self.opened += 1;
         if req.path() == "/abuse" {

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{client_frame, close_payload, read_frame, LoopServer, OP_CLOSE, OP_TEXT};
-use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, Handler, Options, Request};
+use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, EventHandler, Options, Request};
 use simples_ws::handshake::HandshakeError;
 use simples_ws::{Message, PreparedFrame};
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ struct Echo {
     closes: mpsc::Sender<Closed>,
 }
 
-impl Handler for Echo {
+impl EventHandler for Echo {
     fn on_open(&mut self, _: &mut Ctx<'_>, id: ConnId, req: &Request) -> Result<Accept, HandshakeError> {
         let closed = Closed { name: req.path().to_owned(), answered: 0, refused: 0, reason: String::new() };
         self.conns.insert(id, closed);
@@ -192,7 +192,7 @@ struct Burst {
     closes: mpsc::Sender<Queued>,
 }
 
-impl Handler for Burst {
+impl EventHandler for Burst {
     fn on_open(&mut self, _: &mut Ctx<'_>, id: ConnId, req: &Request) -> Result<Accept, HandshakeError> {
         let q = Queued { name: req.path().to_owned(), unicast: 0, broadcast: 0, reason: String::new() };
         self.conns.insert(id, q);

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use simples_ws::close::ClosePayloadError;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{accept, connect, connect_with, Error, Receiver, Sender, ServerOptions, WebSocket};
+use simples_ws::tokio::{accept, connect, connect_with, Error, Receiver, Sender, AcceptOptions, WebSocket};
 use simples_ws::{CloseCode, Config, Message, ProtocolError};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,7 +36,7 @@ async fn expect_server_saw_normal_bye(server: &mut TestServer) {
 #[tokio::test(start_paused = true)]
 async fn client_close_is_echoed_and_server_closes_tcp_first() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         // The default close timeout (5 s) is far longer than this test may
         // take: returning quickly means the client saw the server's EOF.
         let (mut ws, _) = connect(&server.url("/")).await.unwrap();
@@ -64,7 +64,7 @@ async fn client_close_is_echoed_and_server_closes_tcp_first() {
 #[tokio::test(start_paused = true)]
 async fn raw_client_sees_close_echo_then_eof_from_server() {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         tcp.write_all(&client_frame(true, OP_CLOSE, &close_payload(1000, b"bye"))).await.unwrap();
         let f = expect_close(&mut tcp, 1000).await;
         assert!(f.fin && !f.masked);
@@ -87,7 +87,7 @@ async fn raw_client_sees_close_echo_then_eof_from_server() {
 async fn server_initiated_close() {
     bounded(async {
         let (addr, mut rx) = spawn_reporting_server(|tcp| async move {
-            let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            let (mut ws, _) = accept(tcp, &AcceptOptions::default()).await.unwrap();
             ws.close(CloseCode(4000), "server bye").await.unwrap();
             ws.recv().await
         })
@@ -132,7 +132,7 @@ async fn failed_connection_lingers_until_peer_eof_or_close_timeout() {
     bounded(async {
         // A peer that stays connected: the error is reported once
         // close_timeout has passed.
-        let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
+        let options = AcceptOptions { config: short_close(), ..AcceptOptions::default() };
         let (mut server, mut tcp) = echo_server_and_raw_client(options).await;
         let t0 = Instant::now();
         tcp.write_all(&server_frame(true, OP_TEXT, b"unmasked")).await.unwrap();
@@ -160,7 +160,7 @@ async fn failed_connection_lingers_until_peer_eof_or_close_timeout() {
 #[tokio::test(start_paused = true)]
 async fn invalid_close_codes_get_1002() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535] {
             let e = violation(&mut server, &client_frame(true, OP_CLOSE, &close_payload(code, b"x")), 1002).await;
             assert!(
@@ -186,7 +186,7 @@ async fn invalid_close_codes_get_1002() {
 #[tokio::test(start_paused = true)]
 async fn close_reason_not_utf8_gets_1007() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let e = violation(&mut server, &client_frame(true, OP_CLOSE, &close_payload(1000, b"ok\xff\xfe")), 1007).await;
         assert!(matches!(e, Error::Protocol(ProtocolError::InvalidClose(ClosePayloadError::InvalidUtf8))), "{e:?}");
         // A truncated multi-byte character at the end of the reason.
@@ -199,7 +199,7 @@ async fn close_reason_not_utf8_gets_1007() {
 #[tokio::test(start_paused = true)]
 async fn unmasked_and_malformed_control_frames_get_1002() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let e = violation(&mut server, &server_frame(true, OP_TEXT, b"not masked"), 1002).await;
         assert!(matches!(e, Error::Protocol(ProtocolError::UnmaskedFrame)), "{e:?}");
         // An unmasked frame after a good one.
@@ -232,7 +232,7 @@ async fn unmasked_and_malformed_control_frames_get_1002() {
 #[tokio::test(start_paused = true)]
 async fn nothing_is_delivered_after_a_close_frame() {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         let mut bytes = client_frame(true, OP_TEXT, b"before");
         bytes.extend(client_frame(true, OP_CLOSE, &close_payload(1000, b"")));
         bytes.extend(client_frame(true, OP_TEXT, b"after close"));
@@ -259,7 +259,7 @@ async fn frames_after_our_close_are_still_received_until_the_echo() {
         let addr = spawn_server(move |tcp| {
             let tx = tx.clone();
             async move {
-                let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+                let (mut ws, _) = accept(tcp, &AcceptOptions::default()).await.unwrap();
                 ws.close(CloseCode::GOING_AWAY, "shutting down").await.unwrap();
                 loop {
                     let r = ws.recv().await;
@@ -287,7 +287,7 @@ async fn frames_after_our_close_are_still_received_until_the_echo() {
 /// A server that closes first and then reports how `recv` ended and when.
 async fn closing_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<(Result<Message, Error>, Duration)>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let options = std::sync::Arc::new(ServerOptions { config, ..ServerOptions::default() });
+    let options = std::sync::Arc::new(AcceptOptions { config, ..AcceptOptions::default() });
     let addr = spawn_server(move |tcp| {
         let tx = tx.clone();
         let options = options.clone();
@@ -415,7 +415,7 @@ where
     spawn_reporting_server(move |tcp| {
         let serve = serve.clone();
         async move {
-            let options = ServerOptions { config: short_close(), ..ServerOptions::default() };
+            let options = AcceptOptions { config: short_close(), ..AcceptOptions::default() };
             let (ws, _) = accept(tcp, &options).await.unwrap();
             let (sender, receiver) = ws.split(1 << 16);
             serve(sender, receiver).await
@@ -490,7 +490,7 @@ where
             listener.set_nonblocking(true).unwrap();
             let listener = TcpListener::from_std(listener).unwrap();
             let (tcp, _) = listener.accept().await.unwrap();
-            let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            let (ws, _) = accept(tcp, &AcceptOptions::default()).await.unwrap();
             serve(ws).await
         });
         drop(rt);

@@ -7,14 +7,14 @@ mod common;
 use common::{bounded, spawn_reporting_server, step};
 use futures_util::stream::{self, select_all};
 use futures_util::{future, SinkExt as _, StreamExt as _, TryStreamExt as _};
-use simples_ws::tokio::{accept, connect, ServerOptions};
+use simples_ws::tokio::{accept, connect, AcceptOptions};
 use simples_ws::{CloseCode, Message};
 
 /// A server that echoes with `stream.forward(sink)`, the usual futures
 /// idiom; reports how the forward ended.
 async fn forward_echo_server() -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>) {
     spawn_reporting_server(|tcp| async move {
-        let (ws, _) = accept(tcp, &ServerOptions::default()).await.map_err(|e| e.to_string())?;
+        let (ws, _) = accept(tcp, &AcceptOptions::default()).await.map_err(|e| e.to_string())?;
         let (sink, stream) = futures_util::StreamExt::split(ws);
         // Data messages go back; the close is answered by the protocol.
         stream.try_filter(|m| future::ready(m.is_data())).forward(sink).await.map_err(|e| e.to_string())

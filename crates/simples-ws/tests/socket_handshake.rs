@@ -8,7 +8,7 @@ use common::*;
 use simples_ws::handshake::client::ClientConfig;
 use simples_ws::handshake::server::reject;
 use simples_ws::handshake::HandshakeErrorKind;
-use simples_ws::tokio::{connect, connect_with, Accept, Error, ServerOptions};
+use simples_ws::tokio::{connect, connect_with, Accept, Error, AcceptOptions};
 use simples_ws::{handshake, CloseCode, Config, Message};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Rejects requests whose Origin is `http://evil.example` with 403.
 async fn origin_checking_server() -> TestServer {
-    echo_server_with(ServerOptions::default(), |req| {
+    echo_server_with(AcceptOptions::default(), |req| {
         if req.origin() == Some("http://evil.example") {
             return Err(reject(403, "origin not allowed"));
         }
@@ -240,7 +240,7 @@ async fn bad_requests_get_exact_status_and_reason_and_server_keeps_serving() {
 #[tokio::test]
 async fn request_split_into_many_writes_is_accepted() {
     bounded(async {
-        let server = echo_server(ServerOptions::default()).await;
+        let server = echo_server(AcceptOptions::default()).await;
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let req = upgrade_request("/slow", &[]);
@@ -262,7 +262,7 @@ async fn request_split_into_many_writes_is_accepted() {
 #[tokio::test]
 async fn frames_sent_with_the_request_are_not_lost() {
     bounded(async {
-        let server = echo_server(ServerOptions::default()).await;
+        let server = echo_server(AcceptOptions::default()).await;
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         let mut bytes = upgrade_request("/", &[]).into_bytes();
         bytes.extend(client_frame(true, OP_TEXT, b"first"));
@@ -281,7 +281,7 @@ async fn frames_sent_with_the_request_are_not_lost() {
 #[tokio::test]
 async fn subprotocol_client_order_wins_and_exactly_one_is_sent() {
     bounded(async {
-        let options = ServerOptions { protocols: vec!["a".into(), "b".into()], ..ServerOptions::default() };
+        let options = AcceptOptions { protocols: vec!["a".into(), "b".into()], ..AcceptOptions::default() };
         let mut server = echo_server(options).await;
 
         // Raw: check the response header itself.
@@ -323,7 +323,7 @@ async fn subprotocol_client_order_wins_and_exactly_one_is_sent() {
 #[tokio::test]
 async fn application_can_pick_protocol_and_add_headers() {
     bounded(async {
-        let server = echo_server_with(ServerOptions::default(), |req| {
+        let server = echo_server_with(AcceptOptions::default(), |req| {
             let protocol = req.protocols().last().map(str::to_owned);
             Ok(Accept {
                 protocol,
@@ -347,7 +347,7 @@ async fn application_can_pick_protocol_and_add_headers() {
 #[tokio::test]
 async fn application_choosing_an_unoffered_protocol_is_a_500() {
     bounded(async {
-        let mut server = echo_server_with(ServerOptions::default(), |_| {
+        let mut server = echo_server_with(AcceptOptions::default(), |_| {
             Ok(Accept { protocol: Some("never-offered".into()), ..Accept::default() })
         })
         .await;
@@ -364,7 +364,7 @@ async fn application_choosing_an_unoffered_protocol_is_a_500() {
 async fn accept_with_sees_path_query_cookies_and_origin() {
     bounded(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let server = echo_server_with(ServerOptions::default(), move |req| {
+        let server = echo_server_with(AcceptOptions::default(), move |req| {
             let cookies: Vec<(String, String)> =
                 req.cookies().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
             let seen = (
@@ -584,7 +584,7 @@ async fn huge_head_still_gets_its_431_while_the_client_is_writing() {
     // The server stops reading at 8 KiB and closes with input unread; the
     // error response must still reach a client that is busy writing.
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         for round in 0..5 {
             let tcp = TcpStream::connect(server.addr).await.unwrap();
             let (mut r, mut w) = tcp.into_split();

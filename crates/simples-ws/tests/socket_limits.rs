@@ -5,13 +5,13 @@
 mod common;
 
 use common::*;
-use simples_ws::tokio::{Error, ServerOptions};
+use simples_ws::tokio::{Error, AcceptOptions};
 use simples_ws::{Config, Message, ProtocolError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-fn limited(config: Config) -> ServerOptions {
-    ServerOptions { config, ..ServerOptions::default() }
+fn limited(config: Config) -> AcceptOptions {
+    AcceptOptions { config, ..AcceptOptions::default() }
 }
 
 /// After the close frame and the server's EOF, the client leaves and the
@@ -98,7 +98,7 @@ async fn fragmented_message_over_limit_gets_1009() {
 #[tokio::test]
 async fn invalid_utf8_mid_frame_fails_before_the_rest_arrives() {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         let key = next_key();
         let mut payload = b"valid ".to_vec();
         payload.push(0xFF); // never valid in UTF-8
@@ -124,7 +124,7 @@ async fn invalid_utf8_mid_frame_fails_before_the_rest_arrives() {
 #[tokio::test]
 async fn invalid_utf8_in_a_later_fragment_gets_1007() {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         // "\xE2\x82" starts a 3-byte character; "(" cannot continue it.
         tcp.write_all(&client_frame(false, OP_TEXT, b"ok \xE2\x82")).await.unwrap();
         tcp.write_all(&client_frame(true, OP_CONT, b"(")).await.unwrap();
@@ -142,7 +142,7 @@ async fn invalid_utf8_in_a_later_fragment_gets_1007() {
 async fn per_connection_config_from_accept_with_applies() {
     bounded(async {
         // The application lowers the limit for one path only.
-        let mut server = echo_server_with(ServerOptions::default(), |req| {
+        let mut server = echo_server_with(AcceptOptions::default(), |req| {
             let config = (req.path() == "/small").then(|| Config { max_message_size: 10, ..Config::default() });
             Ok(simples_ws::tokio::Accept { config, ..Default::default() })
         })
@@ -170,7 +170,7 @@ async fn per_connection_config_from_accept_with_applies() {
 #[tokio::test]
 async fn our_client_enforces_its_own_limit() {
     bounded(async {
-        let server = echo_server(ServerOptions::default()).await;
+        let server = echo_server(AcceptOptions::default()).await;
         let config = Config { max_message_size: 1000, close_timeout: std::time::Duration::from_millis(500), ..Config::default() };
         let (mut ws, _) = simples_ws::tokio::connect_with(
             &server.url("/"),

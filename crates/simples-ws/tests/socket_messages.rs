@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use simples_ws::tokio::{accept, connect, Error, Receiver, Sender, ServerOptions, WebSocket};
+use simples_ws::tokio::{accept, connect, Error, Receiver, Sender, AcceptOptions, WebSocket};
 use simples_ws::{CloseCode, Message};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ fn data_messages() -> Vec<Message> {
 #[tokio::test]
 async fn our_client_our_server_echo_all_sizes() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let (mut ws, _) = connect(&server.url("/")).await.unwrap();
         for m in data_messages() {
             ws.send(m.clone()).await.unwrap();
@@ -47,7 +47,7 @@ async fn our_client_our_server_echo_all_sizes() {
 #[tokio::test]
 async fn tungstenite_client_our_server_echo_all_sizes() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let addr = server.addr;
         let client = tokio::task::spawn_blocking(move || {
             let tcp = std::net::TcpStream::connect(addr).unwrap();
@@ -159,7 +159,7 @@ async fn our_client_tungstenite_server_echo_all_sizes() {
 #[tokio::test]
 async fn raw_ping_gets_pong_with_same_payload() {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         for payload in [&b""[..], b"hello ping", &[0xAB; 125][..]] {
             tcp.write_all(&client_frame(true, OP_PING, payload)).await.unwrap();
             let f = expect_frame(&mut tcp).await;
@@ -199,7 +199,7 @@ async fn raw_ping_gets_pong_with_same_payload() {
 #[tokio::test]
 async fn our_client_ping_gets_pong() {
     bounded(async {
-        let server = echo_server(ServerOptions::default()).await;
+        let server = echo_server(AcceptOptions::default()).await;
         let (mut ws, _) = connect(&server.url("/")).await.unwrap();
         ws.send(Message::Ping(b"12345"[..].into())).await.unwrap();
         assert_eq!(step("pong", ws.recv()).await.unwrap(), Message::Pong(b"12345"[..].into()));
@@ -210,7 +210,7 @@ async fn our_client_ping_gets_pong() {
 #[tokio::test]
 async fn order_is_preserved_over_1000_messages() {
     bounded(async {
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let (mut ws, _) = connect(&server.url("/")).await.unwrap();
         for i in 0..1000 {
             let m = if i % 3 == 0 { Message::binary(format!("bin-{i}").into_bytes()) } else { Message::text(format!("msg-{i}")) };
@@ -236,7 +236,7 @@ async fn many_sender_clones_in_many_tasks() {
     bounded(async {
         const TASKS: usize = 16;
         const PER_TASK: usize = 200;
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let (ws, _) = connect(&server.url("/")).await.unwrap();
         let (tx, mut rx) = ws.split(8 * 1024);
         let mut tasks = Vec::new();
@@ -302,7 +302,7 @@ async fn server_split_broadcasts_from_many_tasks() {
         const TASKS: usize = 8;
         const PER_TASK: usize = 100;
         let addr = spawn_server(|tcp| async move {
-            let (ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+            let (ws, _) = accept(tcp, &AcceptOptions::default()).await.unwrap();
             let (tx, mut rx) = ws.split(4096);
             for t in 0..TASKS {
                 let tx = tx.clone();
@@ -444,7 +444,7 @@ async fn echo_racing_a_sleep(conn: &mut impl EchoConn) -> (Vec<Message>, usize) 
 /// on each connection (split first if `split`), and checks what it got.
 async fn expect_cancel_safe(split: bool) {
     let (addr, mut rx) = spawn_reporting_server(move |tcp| async move {
-        let (mut ws, _) = accept(tcp, &ServerOptions::default()).await.unwrap();
+        let (mut ws, _) = accept(tcp, &AcceptOptions::default()).await.unwrap();
         if split {
             echo_racing_a_sleep(&mut ws.split(1 << 16)).await
         } else {
@@ -472,7 +472,7 @@ async fn split_receiver_is_cancel_safe_under_select() {
 async fn client_recv_is_cancel_safe_with_large_messages() {
     bounded(async {
         // Large messages arrive in many reads; every read may be cancelled.
-        let server = echo_server(ServerOptions::default()).await;
+        let server = echo_server(AcceptOptions::default()).await;
         let (mut ws, _) = connect(&server.url("/")).await.unwrap();
         let messages: Vec<Message> = (0..6).map(|i| Message::binary(pattern(300_000 + i, i as u8))).collect();
         for m in &messages {

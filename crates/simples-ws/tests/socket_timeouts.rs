@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{accept, connect_with, Error, ServerOptions, WebSocket};
+use simples_ws::tokio::{accept, connect_with, Error, AcceptOptions, WebSocket};
 use simples_ws::{CloseCode, Config, Message, ProtocolError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +25,8 @@ use tokio::time::Instant;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-fn with_config(config: Config) -> ServerOptions {
-    ServerOptions { config, ..ServerOptions::default() }
+fn with_config(config: Config) -> AcceptOptions {
+    AcceptOptions { config, ..AcceptOptions::default() }
 }
 
 /// A 300 ms idle timeout and a 300 ms close timeout.

@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use simples_ws::handshake::HandshakeErrorKind;
-use simples_ws::tokio::{connect, Error, ServerOptions};
+use simples_ws::tokio::{connect, Error, AcceptOptions};
 use simples_ws::{CloseCode, Message, ProtocolError};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -51,7 +51,7 @@ fn half_frame() -> Vec<u8> {
 /// [`bounded`].
 async fn half_frame_then_vanish(reset: bool) {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         tcp.write_all(&half_frame()).await.unwrap();
         tokio::time::sleep(MS(20)).await;
         if reset {
@@ -84,7 +84,7 @@ async fn half_frame_then_reset_ends_recv_promptly() {
 #[tokio::test(start_paused = true)]
 async fn idle_peer_eof_without_close_is_connection_reset() {
     bounded(async {
-        let (mut server, mut tcp) = echo_server_and_raw_client(ServerOptions::default()).await;
+        let (mut server, mut tcp) = echo_server_and_raw_client(AcceptOptions::default()).await;
         tcp.write_all(&client_frame(true, OP_TEXT, b"one")).await.unwrap();
         assert_eq!(expect_frame(&mut tcp).await.payload, b"one");
         tcp.shutdown().await.unwrap();
@@ -120,8 +120,8 @@ async fn server_vanishing_mid_frame_ends_client_recv_promptly() {
     .await
 }
 
-fn quick_handshake() -> ServerOptions {
-    ServerOptions { handshake_timeout: MS(200), ..ServerOptions::default() }
+fn quick_handshake() -> AcceptOptions {
+    AcceptOptions { handshake_timeout: MS(200), ..AcceptOptions::default() }
 }
 
 async fn expect_handshake_timeout(server: &mut TestServer, tcp: &mut TcpStream, t0: Instant) {
@@ -190,7 +190,7 @@ async fn partial_or_trickled_head_gets_400_after_handshake_timeout() {
 async fn burst_of_connections_dropped_mid_handshake() {
     bounded(async {
         const N: usize = 200;
-        let mut server = echo_server(ServerOptions::default()).await;
+        let mut server = echo_server(AcceptOptions::default()).await;
         let addr = server.addr;
         let req = upgrade_request("/", &[]);
         let mut tasks = Vec::new();

@@ -5,12 +5,12 @@
 
 use std::mem::size_of_val;
 
-use simples_ws::tokio::{accept, connect, ServerOptions};
+use simples_ws::tokio::{accept, connect, AcceptOptions};
 use simples_ws::Message;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The README's server task.
-async fn serve(tcp: TcpStream, options: ServerOptions) {
+async fn serve(tcp: TcpStream, options: AcceptOptions) {
     let Ok((mut ws, _request)) = accept(tcp, &options).await else { return };
     while let Ok(msg) = ws.recv().await {
         match msg {
@@ -40,7 +40,7 @@ async fn regression_readme_style_tasks_stay_small() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let server = serve(tcp, ServerOptions::default());
+    let server = serve(tcp, AcceptOptions::default());
     let client = client(format!("ws://{addr}/"));
     let (server_size, client_size) = (size_of_val(&server), size_of_val(&client));
     println!("server task future: {server_size} B, client: {client_size} B");

@@ -1,4 +1,6 @@
-//! The response body: empty, one buffer (the fast path) or a stream.
+//! The bodies: the response [`Body`] (empty, one buffer (the fast path) or
+//! a stream) and the request body a `Conn` reads ([`RequestBody`]: hyper's,
+//! or any other for a server used as a `tower::Service`).
 
 use std::fmt;
 use std::pin::Pin;
@@ -159,6 +161,56 @@ impl http_body::Body for Body {
         match self.len() {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
+        }
+    }
+}
+
+type BoxedRequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// The body of a request, as a `Conn` reads it: hyper's own (no
+/// allocation), or any other `http_body::Body` boxed (a server mounted as a
+/// `tower::Service` under axum or another router). Wrapped so that `Conn`
+/// stays `Sync` although such bodies need not be: the body is only ever
+/// reached through `&mut`.
+pub(crate) enum RequestBody {
+    Hyper(hyper::body::Incoming),
+    Boxed(sync_wrapper::SyncWrapper<BoxedRequestBody>),
+}
+
+impl RequestBody {
+    /// Any body; hyper's is kept as it is.
+    pub(crate) fn new<B>(body: B) -> RequestBody
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut slot = Some(body);
+        if let Some(incoming) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<hyper::body::Incoming>>() {
+            return RequestBody::Hyper(incoming.take().expect("just set"));
+        }
+        let body = slot.expect("not taken");
+        use http_body_util::BodyExt as _;
+        RequestBody::Boxed(sync_wrapper::SyncWrapper::new(body.map_err(Into::into).boxed_unsync()))
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            RequestBody::Boxed(b) => Pin::new(b.get_mut()).poll_frame(cx),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Hyper(b) => b.size_hint(),
+            // Not reachable through `&self` (the wrapper is what keeps it
+            // `Sync`); the readers go by `Content-Length` and the limit.
+            RequestBody::Boxed(_) => SizeHint::default(),
         }
     }
 }

@@ -13,23 +13,30 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Method, Request};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::body::Body;
-use crate::conn::{Conn, Head};
+use crate::body::{Body, BoxError, RequestBody};
+use crate::conn::Conn;
 use crate::error::Error;
 use crate::handler::{Endpoint, Next};
+use crate::head::Head;
 use crate::headers::host_name;
-use crate::hosts::Hosts;
+use crate::host::ServedHost;
 use crate::response::{default_error_page, take_pending, Response};
 use crate::router::{Found, Params};
+use crate::virtual_hosts::VirtualHosts;
 use crate::{compress, cors, session};
 
-/// Answers one request.
-pub(crate) async fn dispatch(hosts: &Hosts, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response {
+/// Answers one request (any body: hyper's from the listeners, another
+/// through `Server::service`).
+pub(crate) async fn dispatch<B>(hosts: &VirtualHosts, req: Request<B>, peer: SocketAddr, secure: bool) -> Response
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let started = Instant::now();
     let (mut parts, body) = req.into_parts();
     let upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -68,8 +75,8 @@ pub(crate) async fn dispatch(hosts: &Hosts, req: Request<Incoming>, peer: Socket
         Found::Nothing => (Endpoint::NotFound, Params::default()),
     };
     let slot = host.options.session.as_ref().map(|_| Arc::new(Mutex::new(None)));
-    let conn = Conn::new(head.clone(), params, host.clone(), Some(body), upgrade, slot.clone());
-    let next = Next::new(host.clone(), endpoint);
+    let conn = Conn::new(head.clone(), params, host.chain.context.clone(), Some(RequestBody::new(body)), upgrade, slot.clone());
+    let next = Next::new(host.chain.clone(), endpoint);
     let mut res = match AssertUnwindSafe(next.run(conn)).catch_unwind().await {
         Ok(res) => res,
         Err(_) => {
@@ -78,7 +85,7 @@ pub(crate) async fn dispatch(hosts: &Hosts, req: Request<Incoming>, peer: Socket
         }
     };
     if let Some(error) = take_pending(&mut res) {
-        res = host.render_error(head.clone(), slot.clone(), error, res).await;
+        res = host.chain.render_error(head.clone(), slot.clone(), error, res).await;
     }
     if let (Some(config), Some(slot)) = (&host.options.session, slot) {
         let session = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -93,7 +100,7 @@ pub(crate) async fn dispatch(hosts: &Hosts, req: Request<Incoming>, peer: Socket
 }
 
 /// The steps that apply to every response, including preflights.
-fn finish(host: &crate::Host, head: &Head, mut res: Response, started: Instant) -> Response {
+fn finish(host: &ServedHost, head: &Head, mut res: Response, started: Instant) -> Response {
     if let Some(cors) = &host.options.cors {
         cors::decorate(cors, head, &mut res);
     }

@@ -6,22 +6,28 @@
 //! it itself (by not calling [`Next::run`]) or modify the response that
 //! `next.run(conn).await` returns. A host's middlewares run in the order
 //! they were added, around the route's handler.
+//!
+//! A request's [`Next`] holds the host's [`Chain`] (its middlewares, its
+//! error routes and the [`HostContext`] their `Conn`s get) and the
+//! [`Endpoint`] the router chose; nothing here knows the `Host` itself.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Method, StatusCode};
 
-use crate::conn::Conn;
+use crate::conn::{Conn, SessionSlot};
+use crate::context::HostContext;
 use crate::error::Error;
-use crate::host::Host;
-use crate::response::{take_pending, IntoResponse, Response};
+use crate::head::Head;
+use crate::response::{default_error_page, take_pending, IntoResponse, Response};
+use crate::router::Params;
 
-/// A boxed, sendable future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed, sendable future (the `futures` crate's).
+pub use futures_util::future::BoxFuture;
 
 /// Something that answers a request: implemented for every
 /// `Fn(Conn) -> impl Future<Output = impl IntoResponse>`.
@@ -76,26 +82,81 @@ pub(crate) enum Endpoint {
     Options(Arc<[Method]>),
 }
 
-/// The rest of the middleware chain, then the route's handler.
+/// A host's middlewares and error routes, frozen when the server starts,
+/// with the context the error routes' `Conn`s get.
+#[derive(Default)]
+pub(crate) struct Chain {
+    pub(crate) middlewares: Vec<Arc<dyn Middleware>>,
+    pub(crate) errors: HashMap<u16, BoxHandler>,
+    pub(crate) context: Arc<HostContext>,
+}
+
+impl Chain {
+    /// Renders the page for `error` with the error route for its status
+    /// (or the default text page), keeping headers of `original` (e.g.
+    /// `Allow`) that the page does not set.
+    pub(crate) async fn render_error(
+        &self,
+        head: Arc<Head>,
+        slot: Option<SessionSlot>,
+        error: Arc<Error>,
+        original: Response,
+    ) -> Response {
+        let status = error.status();
+        let mut page = match self.errors.get(&status.as_u16()) {
+            Some(handler) => {
+                let mut conn = Conn::new(head, Params::default(), self.context.clone(), None, None, slot);
+                conn.set_status(status.as_u16());
+                conn.set_data(ErrorInfo(error.clone()));
+                let mut page = call_caught(&**handler, conn).await;
+                match take_pending(&mut page) {
+                    Some(e) => default_error_page(&e),
+                    None => page,
+                }
+            }
+            None => default_error_page(&error),
+        };
+        for (name, value) in original.headers() {
+            if !page.headers().contains_key(name) {
+                page.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        page
+    }
+}
+
+/// The error an error route is answering, from [`Conn::error`].
+#[derive(Clone)]
+pub(crate) struct ErrorInfo(pub(crate) Arc<Error>);
+
+impl Conn {
+    /// In an error route: the error being answered (status and reason).
+    pub fn error(&self) -> Option<&Error> {
+        self.data::<ErrorInfo>().map(|e| &*e.0)
+    }
+}
+
+/// The rest of the middleware chain, then the endpoint (the route's
+/// handler, or the 404/405/`OPTIONS` answer).
 pub struct Next {
-    host: Arc<Host>,
+    chain: Arc<Chain>,
     index: usize,
     endpoint: Endpoint,
 }
 
 impl Next {
-    pub(crate) fn new(host: Arc<Host>, endpoint: Endpoint) -> Next {
-        Next { host, index: 0, endpoint }
+    pub(crate) fn new(chain: Arc<Chain>, endpoint: Endpoint) -> Next {
+        Next { chain, index: 0, endpoint }
     }
 
     /// Runs the remaining middlewares and the handler, and returns the
     /// response (error pages already rendered by the host's error routes).
     pub async fn run(self, conn: Conn) -> Response {
-        if let Some(mw) = self.host.middlewares.get(self.index).cloned() {
-            let next = Next { host: self.host, index: self.index + 1, endpoint: self.endpoint };
+        if let Some(mw) = self.chain.middlewares.get(self.index).cloned() {
+            let next = Next { chain: self.chain, index: self.index + 1, endpoint: self.endpoint };
             return mw.call(conn, next).await;
         }
-        let host = self.host;
+        let chain = self.chain;
         let (head, slot) = (conn.head.clone(), conn.session_slot());
         let mut res = match self.endpoint {
             Endpoint::Route(handler) => call_caught(&*handler, conn).await,
@@ -114,7 +175,7 @@ impl Next {
             }
         };
         if let Some(error) = take_pending(&mut res) {
-            res = host.render_error(head, slot, error, res).await;
+            res = chain.render_error(head, slot, error, res).await;
         }
         res
     }

@@ -1,5 +1,5 @@
-//! Small header parsers: q-value lists (`Accept-Language`,
-//! `Accept-Encoding`) and the `Host` header.
+//! Small header helpers: q-value lists (`Accept-Language`,
+//! `Accept-Encoding`), the `Host` header, media types with a charset.
 
 /// Parses a q-value list (`a;q=0.5, b, c;q=0`) into `(token, q)` pairs in
 /// their original order. `q` is in thousandths (`1000` = 1.0); a malformed
@@ -70,6 +70,17 @@ pub(crate) fn host_name(host: &str) -> String {
         }
     };
     name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Adds `; charset=utf-8` to textual media types.
+pub(crate) fn with_charset(essence: &str) -> String {
+    let textual = essence.starts_with("text/")
+        || matches!(essence, "application/javascript" | "application/json" | "image/svg+xml" | "application/xml");
+    if textual {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence.to_string()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 //! [`Host`]: one virtual host's routes, error routes, middlewares and
-//! options ([`HostOptions`]).
+//! options ([`HostOptions`]), and what the host becomes when the server
+//! starts ([`ServedHost`]: frozen, shared by its requests).
+//!
+//! What runs beside the routes (WebSocket hosts, `Host::ws` in `ws`)
+//! registers through [`Lifecycle`]: this module knows no WebSocket type.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,13 +12,14 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::conn::{Conn, Head, SessionSlot};
+use crate::conn::Conn;
+use crate::context::HostContext;
 use crate::cors::Cors;
-use crate::error::Error;
-use crate::handler::{call_caught, BoxHandler, Handler, Middleware, Next};
+use crate::handler::{BoxHandler, Chain, Handler, Middleware, Next};
+use crate::lifecycle::Lifecycle;
 use crate::log::AccessLog;
-use crate::response::{default_error_page, take_pending, IntoResponse, Response};
-use crate::router::{Params, Router};
+use crate::response::IntoResponse;
+use crate::router::Router;
 use crate::session::SessionConfig;
 use crate::static_files::{StaticDir, StaticOptions};
 use crate::template::TemplateEngine;
@@ -49,12 +54,22 @@ impl Default for HostOptions {
 /// header matches no named host.
 #[derive(Default)]
 pub struct Host {
-    pub(crate) router: Router,
-    pub(crate) errors: HashMap<u16, BoxHandler>,
-    pub(crate) middlewares: Vec<Arc<dyn Middleware>>,
+    router: Router<BoxHandler>,
+    errors: HashMap<u16, BoxHandler>,
+    middlewares: Vec<Arc<dyn Middleware>>,
+    options: HostOptions,
+    templates: Option<Arc<dyn TemplateEngine>>,
+    attached: Vec<Arc<dyn Lifecycle>>,
+}
+
+/// A host as a running server serves it: routes, the middleware chain
+/// (with the error routes and the requests' context) and the options the
+/// pipeline applies (CORS, compression, access log, sessions).
+pub(crate) struct ServedHost {
+    pub(crate) router: Router<BoxHandler>,
+    pub(crate) chain: Arc<Chain>,
     pub(crate) options: HostOptions,
-    pub(crate) templates: Option<Arc<dyn TemplateEngine>>,
-    pub(crate) ws_hosts: Vec<crate::ws::WsHost>,
+    pub(crate) attached: Vec<Arc<dyn Lifecycle>>,
 }
 
 macro_rules! method_routes {
@@ -74,42 +89,6 @@ macro_rules! method_routes {
 }
 
 impl Host {
-    /// Adds a WebSocket host at `path` (a route pattern: `/chat`,
-    /// `/rooms/:room`): `GET` requests there are WebSocket handshakes,
-    /// checked and accepted as `options` say, and `on_open` runs for each
-    /// new connection (before its first message is handled: spawn
-    /// long-running work, such as a periodic update, with `tokio::spawn`
-    /// rather than looping in it). Register the
-    /// other handlers on the returned [`WsHost`](crate::WsHost), which also
-    /// broadcasts and manages channels.
-    ///
-    /// ```no_run
-    /// # async fn run() -> simples::Result<()> {
-    /// use simples::{Server, ws::WsOptions};
-    ///
-    /// let mut server = Server::new("127.0.0.1:8080");
-    /// let chat = server.ws("/chat", WsOptions::object(), |conn| async move {
-    ///     let _ = conn.send_event("welcome", &conn.id());
-    /// });
-    /// chat.on("say", |conn, text| async move {
-    ///     conn.host().broadcast_event("said", &text)
-    /// });
-    /// server.start().await?.wait().await;
-    /// # Ok(()) }
-    /// ```
-    pub fn ws<F, Fut>(&mut self, path: &str, options: crate::ws::WsOptions, on_open: F) -> crate::ws::WsHost
-    where
-        F: Fn(crate::ws::WsConn) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let ws = crate::ws::WsHost::new(path, options);
-        ws.set_open(on_open);
-        let handshake = ws.clone();
-        self.route(Some(Method::GET), path, move |conn: Conn| crate::ws::handshake(handshake.clone(), conn));
-        self.ws_hosts.push(ws.clone());
-        ws
-    }
-
     /// A host with no routes and default options.
     pub fn new() -> Host {
         Host::default()
@@ -215,46 +194,20 @@ impl Host {
         self
     }
 
-    /// Renders the page for `error` with this host's error route (or the
-    /// default text page), keeping headers of `original` (e.g. `Allow`)
-    /// that the page does not set.
-    pub(crate) async fn render_error(
-        self: &Arc<Self>,
-        head: Arc<Head>,
-        slot: Option<SessionSlot>,
-        error: Arc<Error>,
-        original: Response,
-    ) -> Response {
-        let status = error.status();
-        let mut page = match self.errors.get(&status.as_u16()) {
-            Some(handler) => {
-                let mut conn = Conn::new(head, Params::default(), self.clone(), None, None, slot);
-                conn.set_status(status.as_u16());
-                conn.set_data(ErrorInfo(error.clone()));
-                let mut page = call_caught(&**handler, conn).await;
-                match take_pending(&mut page) {
-                    Some(e) => default_error_page(&e),
-                    None => page,
-                }
-            }
-            None => default_error_page(&error),
-        };
-        for (name, value) in original.headers() {
-            if !page.headers().contains_key(name) {
-                page.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-        page
+    /// Registers what must run beside the routes, started and stopped
+    /// with the server (a WebSocket host).
+    pub(crate) fn attach(&mut self, part: Arc<dyn Lifecycle>) {
+        self.attached.push(part);
     }
-}
 
-/// The error an error route is answering, from [`Conn::error`].
-#[derive(Clone)]
-pub(crate) struct ErrorInfo(pub(crate) Arc<Error>);
-
-impl Conn {
-    /// In an error route: the error being answered (status and reason).
-    pub fn error(&self) -> Option<&Error> {
-        self.data::<ErrorInfo>().map(|e| &*e.0)
+    /// The host as the server serves it, from now on unchangeable.
+    pub(crate) fn freeze(self) -> ServedHost {
+        let context = Arc::new(HostContext {
+            body_limit: self.options.body_limit,
+            session: self.options.session.clone(),
+            templates: self.templates,
+        });
+        let chain = Arc::new(Chain { middlewares: self.middlewares, errors: self.errors, context });
+        ServedHost { router: self.router, chain, options: self.options, attached: self.attached }
     }
 }

@@ -17,28 +17,46 @@
 //!
 //! ## Architecture
 //!
+//! The modules from the top down: each uses only modules listed below it
+//! (no import cycles: `scripts/check-cycles` checks it in CI, at file
+//! level; inside `ws/` the core types refer to each other, see there):
+//!
 //! ```text
+//!   service      ServerService: the same request handling as a
+//!                tower::Service (tests without a socket, axum, hyper,
+//!                tower layers)
 //!   server/      Server (builder: listeners, hosts, options, hooks) and
-//!                Running (graceful stop, restart); listener.rs accepts
-//!                TCP/TLS connections and serves them with hyper (HTTP/1.1,
-//!                upgrades enabled)
-//!   tls          rustls configuration from PEM files (ring provider)
-//!   hosts        virtual host selection by Host header (exact, wildcard,
-//!                main)
-//!   host         Host: routes, error routes, middlewares, options
-//!   router       path patterns (fixed, :param, trailing *) and lookup
-//!                (404 / 405 + Allow / OPTIONS)
+//!                Running (start, graceful stop, restart); listener.rs
+//!                accepts TCP/TLS connections and serves them with hyper
+//!                (HTTP/1.1, upgrades enabled)
 //!   dispatch     the per-request pipeline: host, route, CORS preflight,
 //!                middlewares + handler (panics caught), error pages,
 //!                session save, CORS headers, compression, HEAD, access log
-//!   handler      Handler / Middleware traits, Next (the chain)
+//!   virtual_hosts VirtualHosts: the frozen hosts, chosen by Host header
+//!                (exact, wildcard, main)
+//!   ws/          WebSocket hosts (`Host::ws`, in ws/mount.rs): plain and
+//!                object mode, broadcasts, channels, bounded outboxes, the
+//!                browser client simples.js (see the module's own map)
+//!   prometheus   the Prometheus recorder and scrape page (feature
+//!                `prometheus`); the hosts' metrics go through the
+//!                `metrics` facade (ws/metrics.rs)
+//!   host         Host: routes, error routes, middlewares, options; frozen
+//!                into a ServedHost when the server starts; what runs
+//!                beside the routes registers through `lifecycle`
+//!   static_files/ a directory under a prefix (traversal-proof, symlinks
+//!                checked) and single files, `Conn::file` (ETag, 304,
+//!                Range 206/416)
+//!   handler      Handler / Middleware traits; Next (the Chain of
+//!                middlewares and error routes, then the endpoint)
 //!   conn/        Conn: request getters, response setters and terminal
 //!                calls (reply.rs), body readers with limits (read.rs),
 //!                multipart (multipart.rs)
-//!   body         the response Body (empty, one buffer, stream)
-//!   response     Response, IntoResponse, error pages
-//!   static_files/ a directory under a prefix (traversal-proof, symlinks
-//!                checked) and single files (ETag, 304, Range 206/416)
+//!   lifecycle    Lifecycle: started and stopped with the server (the
+//!                interface WebSocket hosts register through)
+//!   context      HostContext: what a request needs from its host (body
+//!                limit, session settings, templates)
+//!   router       path patterns (fixed, :param, trailing *) and lookup
+//!                (404 / 405 + Allow / OPTIONS), generic over the target
 //!   compress     gzip/deflate/br from Accept-Encoding q-values
 //!   cors         CORS with simpleS-style origin lists
 //!   log          access log lines with a format, through tracing
@@ -48,13 +66,11 @@
 //!   template     TemplateEngine trait and the minijinja engine
 //!   backplane/   scale-out across nodes: the Backplane trait (a leaf),
 //!                the envelope format, RedisBackplane (feature `redis`)
-//!   prometheus   the Prometheus recorder and scrape page (feature
-//!                `prometheus`); the hosts' metrics go through the
-//!                `metrics` facade (ws/metrics.rs)
-//!   ws/          WebSocket hosts (`Host::ws`): plain and object mode,
-//!                broadcasts, channels, bounded outboxes, the browser
-//!                client simples.js (see the module's own map)
-//!   headers      q-value lists, Host header normalization
+//!   response     Response, IntoResponse, error pages
+//!   body         the response Body and the request body a Conn reads
+//!   head         the request head shared by Conn, CORS, compression, log
+//!   headers      q-value lists, Host header normalization, charsets
+//!   tls          rustls configuration from PEM files (ring provider)
 //!   error        Error: the crate's one error type (carries the status)
 //! ```
 //!
@@ -71,23 +87,27 @@ pub mod backplane;
 mod body;
 mod compress;
 mod conn;
+mod context;
 mod cors;
 mod dispatch;
 mod error;
 mod handler;
 mod headers;
+mod head;
 mod host;
-mod hosts;
+mod lifecycle;
 mod log;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod response;
 mod router;
 mod server;
+mod service;
 mod session;
 mod static_files;
 mod template;
 mod tls;
+mod virtual_hosts;
 pub mod ws;
 
 pub use body::{Body, BoxError};
@@ -100,6 +120,7 @@ pub use log::{AccessLog, DEFAULT_LOG_FORMAT};
 pub use response::{IntoResponse, Response};
 pub use router::Params;
 pub use server::{Running, Server, ServerOptions};
+pub use service::{ClientInfo, ServerService};
 pub use session::{MemoryStore, Session, SessionConfig, SessionData, SessionStore};
 /// Scale-out on Redis (feature `redis`): the backplane and the session
 /// store, next to [`MemoryStore`].

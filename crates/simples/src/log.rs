@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::header;
 
-use crate::conn::Head;
+use crate::head::Head;
 use crate::response::Response;
 
 /// An access log format (`HostOptions::log`).

@@ -13,7 +13,7 @@
 //! prints the drop count and exits); the loop runs on its own thread.
 
 use bench_server_common::{self as common, Role, MAX_MESSAGE, MAX_QUEUED};
-use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, EventLoop, Handler, Options, Request};
+use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, EventLoop, EventHandler, Options, Request};
 use simples_ws::handshake::HandshakeError;
 use simples_ws::{Config, Message, PreparedFrame};
 
@@ -22,7 +22,7 @@ struct Bench {
     roles: Vec<Role>,
 }
 
-impl Handler for Bench {
+impl EventHandler for Bench {
     fn on_open(&mut self, _: &mut Ctx<'_>, id: ConnId, req: &Request) -> Result<Accept, HandshakeError> {
         let i = id.index();
         if i >= self.roles.len() {

@@ -10,7 +10,7 @@
 //!   counts it; a subscriber leaves the registry when its connection ends.
 
 use bench_server_common::{self as common, Role, MAX_MESSAGE, MAX_QUEUED};
-use simples_ws::tokio::{accept, Sender, ServerOptions};
+use simples_ws::tokio::{accept, Sender, AcceptOptions};
 use simples_ws::{Config, Message, PreparedFrame};
 use slab::Slab;
 use std::cell::RefCell;
@@ -25,9 +25,9 @@ fn main() {
 
 async fn serve() -> std::io::Result<()> {
     let listener = TcpListener::bind(common::listen_addr()).await?;
-    let options = Rc::new(ServerOptions {
+    let options = Rc::new(AcceptOptions {
         config: Config { max_frame_size: MAX_MESSAGE, max_message_size: MAX_MESSAGE, ..Config::default() },
-        ..ServerOptions::default()
+        ..AcceptOptions::default()
     });
     let subscribers: Registry = Rc::new(RefCell::new(Slab::new()));
     loop {
@@ -42,7 +42,7 @@ async fn serve() -> std::io::Result<()> {
 
 async fn connection(
     tcp: TcpStream,
-    options: &ServerOptions,
+    options: &AcceptOptions,
     subscribers: &Registry,
 ) -> Result<(), simples_ws::tokio::Error> {
     let (mut ws, request) = accept(tcp, options).await?;

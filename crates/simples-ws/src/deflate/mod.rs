@@ -4,7 +4,7 @@
 //! ## Using it
 //!
 //! - **Server** (tokio driver): set
-//!   [`ServerOptions::deflate`](crate::tokio::ServerOptions::deflate) to
+//!   [`AcceptOptions::deflate`](crate::tokio::AcceptOptions::deflate) to
 //!   `Some(DeflateConfig::default())`. It is off by default (as in `ws`):
 //!   compression costs CPU and up to ~0.4 MiB per connection.
 //! - **Client** (tokio driver):
@@ -96,7 +96,7 @@ pub use params::{DeflateParams, EXTENSION_NAME, MAX_WINDOW_BITS, MIN_WINDOW_BITS
 /// permessage-deflate settings for a server or a client.
 ///
 /// Enabling it: a server sets
-/// [`ServerOptions::deflate`](crate::tokio::ServerOptions::deflate) (off by
+/// [`AcceptOptions::deflate`](crate::tokio::AcceptOptions::deflate) (off by
 /// default); a client uses [`connect_with_deflate`](crate::tokio::connect_with_deflate).
 #[derive(Debug, Clone)]
 pub struct DeflateConfig {

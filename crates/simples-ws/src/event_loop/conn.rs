@@ -12,7 +12,7 @@ const MAX_IOV: usize = 64;
 /// The connection is in the loop's dirty list (flush, re-arm, shrink at
 /// the end of the iteration).
 pub(super) const PENDING: u8 = 1;
-/// `Handler::on_close` was called: the application is done with it.
+/// `EventHandler::on_close` was called: the application is done with it.
 pub(super) const TERMINAL: u8 = 2;
 /// The write side was shut down.
 pub(super) const SHUTDOWN: u8 = 4;

@@ -10,12 +10,12 @@
 //! channel per delivery.
 //!
 //! ```no_run
-//! use simples_ws::event_loop::{Accept, ConnId, Ctx, EventLoop, Handler, Options};
+//! use simples_ws::event_loop::{Accept, ConnId, Ctx, EventHandler, EventLoop, Options};
 //! use simples_ws::handshake::{server::Request, HandshakeError};
 //! use simples_ws::Message;
 //!
 //! struct Echo;
-//! impl Handler for Echo {
+//! impl EventHandler for Echo {
 //!     fn on_open(&mut self, _: &mut Ctx<'_>, _: ConnId, _: &Request) -> Result<Accept, HandshakeError> {
 //!         Ok(Accept::default())
 //!     }
@@ -35,7 +35,7 @@
 //! 1. `epoll_wait`, with the earliest timer deadline as timeout;
 //! 2. due timers: [`Protocol::handle_timeout`](crate::Protocol::handle_timeout);
 //! 3. each event: accept new connections; read a connection's bytes and hand
-//!    every complete message to [`Handler::on_message`]. Whatever the
+//!    every complete message to [`EventHandler::on_message`]. Whatever the
 //!    handlers send (to any connection) is only queued in that connection's
 //!    [`Output`](crate::proto::Output) and the connection is marked dirty;
 //! 4. "corking", as uWebSockets: every dirty connection's output is written
@@ -100,8 +100,8 @@
 //!
 //! ## Closing
 //!
-//! [`Handler::on_close`] is called once per connection that
-//! [`Handler::on_open`] accepted, as soon as the connection is over for the
+//! [`EventHandler::on_close`] is called once per connection that
+//! [`EventHandler::on_open`] accepted, as soon as the connection is over for the
 //! application (closing handshake done, protocol failure, timeout, I/O
 //! error): its [`ConnId`] is then dead (sends return `false`). The loop then
 //! finishes closing the transport as the tokio driver does, following
@@ -135,7 +135,7 @@
 //! ## Not supported (yet)
 //!
 //! permessage-deflate is not negotiated (connections open uncompressed);
-//! sends from [`Handler::on_open`] are refused (the connection opens after
+//! sends from [`EventHandler::on_open`] are refused (the connection opens after
 //! it returns); TLS.
 
 mod conn;
@@ -209,7 +209,7 @@ impl Default for Options {
     }
 }
 
-/// What [`Handler::on_open`] decided for an accepted request.
+/// What [`EventHandler::on_open`] decided for an accepted request.
 #[derive(Debug, Clone, Default)]
 pub struct Accept {
     /// The subprotocol to answer with (one the client offered, e.g. from
@@ -240,7 +240,7 @@ impl ConnId {
     }
 }
 
-/// Why a connection ended (see [`Handler::on_close`]).
+/// Why a connection ended (see [`EventHandler::on_close`]).
 #[derive(Debug)]
 pub enum CloseReason {
     /// The closing handshake completed (either side started it); the
@@ -252,7 +252,7 @@ pub enum CloseReason {
     Failed(ProtocolError),
     /// A socket error (e.g. a reset while writing).
     Io(std::io::Error),
-    /// [`Handler::on_open`] accepted, but the 101 response could not be
+    /// [`EventHandler::on_open`] accepted, but the 101 response could not be
     /// built (e.g. a subprotocol the client did not offer); the client got
     /// this error's response.
     Handshake(HandshakeError),
@@ -260,7 +260,7 @@ pub enum CloseReason {
 
 /// The application: called by the loop for each connection's events.
 /// Every callback gets a [`Ctx`] to send to (or close) any connection.
-pub trait Handler {
+pub trait EventHandler {
     /// A client's opening handshake passed validation: accept it (and
     /// choose its subprotocol, headers, settings), or refuse it with an
     /// HTTP status ([`crate::handshake::server::reject`]), which is sent
@@ -272,7 +272,7 @@ pub trait Handler {
     }
 
     /// A data message, a ping or a pong arrived (pings are answered by the
-    /// protocol already; close frames end in [`Handler::on_close`]).
+    /// protocol already; close frames end in [`EventHandler::on_close`]).
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: crate::Message);
 
     /// The connection is over for the application; called exactly once for

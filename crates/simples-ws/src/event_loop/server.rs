@@ -1,7 +1,7 @@
 //! The loop: accept, read, dispatch, cork, close.
 
 use super::conn::{self, Conn, ConnState, Stamp, DEAD, PAUSED, PENDING, SHRINK, SHUTDOWN, TERMINAL};
-use super::{Accept, Broadcast, CloseReason, ConnId, Handler, Options};
+use super::{Accept, Broadcast, CloseReason, ConnId, EventHandler, Options};
 use crate::close::CloseCode;
 use crate::handshake::server::parse_request;
 use crate::handshake::{HandshakeError, HandshakeErrorKind, ServerPolicy};
@@ -109,14 +109,14 @@ pub(super) struct Core {
     epoch: Instant,
 }
 
-/// What a [`Handler`] callback can do: send to, close or inspect any
+/// What a [`EventHandler`] callback can do: send to, close or inspect any
 /// connection of the loop. Sends are queued and written at the end of the
 /// loop iteration, one vectored write per connection.
 pub struct Ctx<'a> {
     pub(super) core: &'a mut Core,
 }
 
-impl<H: Handler> EventLoop<H> {
+impl<H: EventHandler> EventLoop<H> {
     /// Listens on `addr`.
     pub fn bind(addr: SocketAddr, options: Options) -> io::Result<EventLoop<H>> {
         let poll = Poll::new()?;
@@ -292,7 +292,7 @@ impl Core {
         }
     }
 
-    fn fire_timers<H: Handler>(&mut self, handler: &mut H) {
+    fn fire_timers<H: EventHandler>(&mut self, handler: &mut H) {
         let now = self.now;
         while let Some(&Reverse((deadline, key, gen))) = self.timers.peek() {
             if deadline > now {
@@ -322,7 +322,7 @@ impl Core {
     /// The socket of `key` is readable (or reported the peer's end);
     /// `read_closed`: read until the socket is empty (see "Reading
     /// (edge-triggered)" in the module docs).
-    fn on_readable<H: Handler>(&mut self, handler: &mut H, key: usize, read_closed: bool) {
+    fn on_readable<H: EventHandler>(&mut self, handler: &mut H, key: usize, read_closed: bool) {
         if self.conns.get(key).is_some_and(|c| c.has(PAUSED)) {
             // Back-pressure: `settle` reads it again once its output drains.
             return;
@@ -409,7 +409,7 @@ impl Core {
     }
 
     /// Tries to parse the request head read so far; accepts or rejects.
-    fn handshake<H: Handler>(&mut self, handler: &mut H, key: usize) {
+    fn handshake<H: EventHandler>(&mut self, handler: &mut H, key: usize) {
         let c = &mut self.conns[key];
         let ConnState::Handshaking { buf } = &mut c.state else { return };
         let id = ConnId { key: key as u32, gen: c.gen };
@@ -466,7 +466,7 @@ impl Core {
     }
 
     /// Hands every complete message of `key` to the handler.
-    fn dispatch<H: Handler>(&mut self, handler: &mut H, key: usize) {
+    fn dispatch<H: EventHandler>(&mut self, handler: &mut H, key: usize) {
         loop {
             let Some(c) = self.conns.get_mut(key) else { return };
             let id = ConnId { key: key as u32, gen: c.gen };
@@ -489,7 +489,7 @@ impl Core {
     }
 
     /// A socket error: the connection is over.
-    fn fail_io<H: Handler>(&mut self, handler: &mut H, key: usize, e: io::Error) {
+    fn fail_io<H: EventHandler>(&mut self, handler: &mut H, key: usize, e: io::Error) {
         let Some(c) = self.conns.get_mut(key) else { return };
         let owed = matches!(c.state, ConnState::Open(_)) && !c.has(TERMINAL);
         c.flags |= DEAD | TERMINAL;
@@ -502,14 +502,14 @@ impl Core {
 
     /// The end of an iteration: every dirty connection is written,
     /// re-armed, shrunk or closed.
-    fn settle_dirty<H: Handler>(&mut self, handler: &mut H) {
+    fn settle_dirty<H: EventHandler>(&mut self, handler: &mut H) {
         // Handlers called from here (on_close) may dirty more connections.
         while let Some(key) = self.dirty.pop() {
             self.settle(handler, key);
         }
     }
 
-    fn settle<H: Handler>(&mut self, handler: &mut H, key: usize) {
+    fn settle<H: EventHandler>(&mut self, handler: &mut H, key: usize) {
         let Some(c) = self.conns.get_mut(key) else { return };
         c.flags &= !PENDING;
         if c.has(DEAD) {
@@ -738,7 +738,7 @@ impl Ctx<'_> {
     }
 
     /// Starts the closing handshake on `id` (RFC 6455 §7.1.2); the
-    /// connection's [`Handler::on_close`] comes with the peer's answer (or
+    /// connection's [`EventHandler::on_close`] comes with the peer's answer (or
     /// the close timeout). `false` if it is gone or already closing.
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> bool {
         let Some((p, _)) = self.core.live(id) else { return false };

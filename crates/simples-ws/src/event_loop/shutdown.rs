@@ -3,7 +3,7 @@
 
 use super::conn::{ConnState, TERMINAL};
 use super::server::{Accepting, Core, Ctx, EventLoop};
-use super::{CloseReason, ConnId, Handler};
+use super::{CloseReason, ConnId, EventHandler};
 use crate::close::CloseCode;
 use crate::handshake::server::reject;
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// The reason sent with the close frames of a shutdown.
 const REASON: &str = "server shutting down";
 
-impl<H: Handler> EventLoop<H> {
+impl<H: EventHandler> EventLoop<H> {
     /// Stops gracefully, within `timeout`:
     ///
     /// 1. the listening socket is closed: new clients are refused;
@@ -25,10 +25,10 @@ impl<H: Handler> EventLoop<H> {
     ///    the close, RFC 6455 §7.1.2, or the close timeout ended them: it
     ///    runs from the last write, so a peer still reading its backlog is
     ///    not cut off) or the deadline passes; messages that arrive meanwhile still reach
-    ///    [`Handler::on_message`] (replies to them are refused: the close
+    ///    [`EventHandler::on_message`] (replies to them are refused: the close
     ///    frame is sent);
     /// 5. connections left at the deadline are dropped, with
-    ///    [`Handler::on_close`] (`CloseReason::Io`, `TimedOut`) for those
+    ///    [`EventHandler::on_close`] (`CloseReason::Io`, `TimedOut`) for those
     ///    it is owed to.
     ///
     /// Returns how many connections were dropped at the deadline. The loop
@@ -75,7 +75,7 @@ impl Core {
 
     /// Step 5 of [`EventLoop::shutdown`]: removes every connection left;
     /// how many there were.
-    fn drop_all<H: Handler>(&mut self, handler: &mut H) -> usize {
+    fn drop_all<H: EventHandler>(&mut self, handler: &mut H) -> usize {
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         for &key in &keys {
             let c = &mut self.conns[key];

@@ -278,7 +278,7 @@ impl ClientHandshake {
         if status != 101 {
             let phrase = match parsed.reason {
                 Some(r) if !r.trim().is_empty() => r.trim(),
-                _ => http::reason_phrase(status),
+                _ => super::error::reason_phrase(status),
             };
             return Err(bad(format!("server answered {status} {phrase}")));
         }

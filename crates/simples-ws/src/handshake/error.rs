@@ -10,8 +10,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::http::reason_phrase;
-
 /// What kind of handshake failure occurred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -144,7 +142,9 @@ impl HandshakeError {
             .as_bytes(),
         );
         for (name, value) in self.response_headers() {
-            super::http::push_header(&mut out, name, value);
+            // (written here, not with `http::push_header`: `http` returns
+            // this module's error, and error pages are a cold path)
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(self.reason.as_bytes());
@@ -171,6 +171,41 @@ impl fmt::Display for HandshakeError {
 }
 
 impl std::error::Error for HandshakeError {}
+
+/// The canonical reason phrase of `status` (RFC 7231 §6.1, RFC 6585).
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Payload Too Large",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => match status / 100 {
+            4 => "Client Error",
+            5 => "Server Error",
+            _ => "Unknown",
+        },
+    }
+}
 
 #[cfg(test)]
 mod tests {

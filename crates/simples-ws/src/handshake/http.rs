@@ -82,7 +82,7 @@ pub(crate) fn first_str<'a>(headers: &'a Headers, name: &str) -> Option<&'a str>
 
 /// Whether any `name` header contains `token` in its comma list.
 pub(crate) fn any_has_token(headers: &Headers, name: &str, token: &str) -> bool {
-    str_values(headers, name).any(|v| super::header_has_token(v, token))
+    str_values(headers, name).any(|v| header_has_token(v, token))
 }
 
 /// The slice of `buf` handed to `httparse`: one byte more than the limit, so
@@ -145,39 +145,18 @@ pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The canonical reason phrase of `status` (RFC 7231 §6.1, RFC 6585).
-pub(crate) fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        301 => "Moved Permanently",
-        302 => "Found",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        413 => "Payload Too Large",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => match status / 100 {
-            4 => "Client Error",
-            5 => "Server Error",
-            _ => "Unknown",
-        },
-    }
+/// Returns whether a comma-separated header value contains `token`,
+/// compared ASCII case-insensitively, ignoring optional whitespace around
+/// list elements (RFC 7230 §7 `#rule`).
+///
+/// `header_has_token("keep-alive, Upgrade", "upgrade") == true`. An empty
+/// `token` never matches.
+pub fn header_has_token(value: &str, token: &str) -> bool {
+    let token = token.trim_matches(is_ows);
+    !token.is_empty()
+        && value
+            .split(',')
+            .any(|item| item.trim_matches(is_ows).eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ mod error;
 mod http;
 #[cfg(feature = "http")]
 mod http_types;
+mod key;
 mod offer;
 mod request;
 mod url;
@@ -44,44 +45,9 @@ pub use error::{HandshakeError, HandshakeErrorKind};
 #[cfg(feature = "http")]
 pub use http_types::HttpHead;
 pub use offer::{NonUpgrade, Offer, RequestHead};
+pub use http::header_has_token;
+pub use key::{accept_key, WEBSOCKET_GUID, WEBSOCKET_VERSION};
 pub use url::{parse_ws_url, WsUrl};
-
-use base64::Engine as _;
-use sha1::{Digest as _, Sha1};
-
-/// The GUID appended to the client's key before hashing
-/// (RFC 6455 §1.3, §4.2.2 item 5.4).
-pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// The only protocol version this implementation speaks (RFC 6455 §4.1
-/// item 9: "The value of this header field MUST be 13").
-pub const WEBSOCKET_VERSION: &str = "13";
-
-/// Computes the `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key`:
-/// base64(SHA-1(key + GUID)).
-///
-/// `key` is the key exactly as sent on the wire (the base64 text, not the
-/// decoded bytes). RFC 6455 §4.2.2 item 5.4.
-pub fn accept_key(key: &[u8]) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key);
-    sha.update(WEBSOCKET_GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
-}
-
-/// Returns whether a comma-separated header value contains `token`,
-/// compared ASCII case-insensitively, ignoring optional whitespace around
-/// list elements (RFC 7230 §7 `#rule`).
-///
-/// `header_has_token("keep-alive, Upgrade", "upgrade") == true`. An empty
-/// `token` never matches.
-pub fn header_has_token(value: &str, token: &str) -> bool {
-    let token = token.trim_matches(http::is_ows);
-    !token.is_empty()
-        && value
-            .split(',')
-            .any(|item| item.trim_matches(http::is_ows).eq_ignore_ascii_case(token))
-}
 
 #[cfg(test)]
 mod tests {

@@ -236,7 +236,7 @@ impl Protocol {
     /// of input and output. The timers start at the first call.
     pub fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
         self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
-        self.timers.next_deadline(&self.config, self.state)
+        self.timers.next_deadline(&self.config, self.state == State::Open)
     }
 
     /// Acts on timers that are due at `now` (the driver's clock).

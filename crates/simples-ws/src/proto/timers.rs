@@ -8,7 +8,7 @@
 //! batch of I/O, not one per message. The connection's timers start at the
 //! first call.
 
-use super::{Config, State};
+use super::Config;
 use std::time::Instant;
 
 #[derive(Debug, Default)]
@@ -60,8 +60,9 @@ impl Timers {
         marks
     }
 
-    /// The earliest deadline that matters in `state` (call after `sync`).
-    pub fn next_deadline(&self, config: &Config, state: State) -> Option<Instant> {
+    /// The earliest deadline that matters; keepalive and idle deadlines
+    /// only while the connection is `open` (its state is `State::Open`).
+    pub fn next_deadline(&self, config: &Config, open: bool) -> Option<Instant> {
         if self.close_expired {
             return None;
         }
@@ -69,7 +70,7 @@ impl Timers {
             return Some(d);
         }
         let marks = self.marks?;
-        if state != State::Open {
+        if !open {
             return None;
         }
         let idle = config.idle_timeout.map(|t| marks.last_rx + t);

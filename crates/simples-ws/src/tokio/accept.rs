@@ -10,9 +10,10 @@ use bytes::BytesMut;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Server options: handshake limits, subprotocols and protocol limits.
+/// The options of [`accept`] and [`accept_with`]: handshake limits,
+/// subprotocols and protocol limits.
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
+pub struct AcceptOptions {
     /// Request head limits. Default: [`ServerConfig::default`] (8 KiB, 64
     /// headers).
     pub handshake: ServerConfig,
@@ -32,9 +33,9 @@ pub struct ServerOptions {
     pub deflate: Option<DeflateConfig>,
 }
 
-impl Default for ServerOptions {
+impl Default for AcceptOptions {
     fn default() -> Self {
-        ServerOptions {
+        AcceptOptions {
             handshake: ServerConfig::default(),
             protocols: Vec::new(),
             config: Config::default(),
@@ -49,16 +50,16 @@ impl Default for ServerOptions {
 #[derive(Debug, Clone, Default)]
 pub struct Accept {
     /// The subprotocol to answer with; `None` negotiates from
-    /// [`ServerOptions::protocols`]. It must be one the client offered.
+    /// [`AcceptOptions::protocols`]. It must be one the client offered.
     pub protocol: Option<String>,
     /// Extra response headers (e.g. `Set-Cookie`).
     pub headers: Vec<(String, String)>,
     /// Per-connection protocol settings; `None` keeps
-    /// [`ServerOptions::config`].
+    /// [`AcceptOptions::config`].
     pub config: Option<Config>,
 }
 
-impl ServerOptions {
+impl AcceptOptions {
     /// The handshake decision these options make (see
     /// [`ServerPolicy`]): a request that is no upgrade is a 400.
     pub(crate) fn policy(&self) -> ServerPolicy {
@@ -73,7 +74,7 @@ impl ServerOptions {
 
 /// Accepts a WebSocket connection with default checks: any path, any
 /// origin. Returns the connection and the request it was opened with.
-pub async fn accept<S>(io: S, options: &ServerOptions) -> Result<(WebSocket<S>, Request), Error>
+pub async fn accept<S>(io: S, options: &AcceptOptions) -> Result<(WebSocket<S>, Request), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -89,7 +90,7 @@ where
 /// Every failure is answered with an HTTP response before the transport is
 /// closed: 400/405/426/431 for a bad request, the application's status for
 /// a rejection. The reason is logged at debug level.
-pub async fn accept_with<S, F>(io: S, options: &ServerOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
+pub async fn accept_with<S, F>(io: S, options: &AcceptOptions, check: F) -> Result<(WebSocket<S>, Request), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, HandshakeError>,
@@ -114,13 +115,13 @@ where
 /// [`accept`](ServerHandshake::accept) or [`reject`](ServerHandshake::reject).
 ///
 /// ```no_run
-/// use simples_ws::tokio::{Accept, ServerHandshake, ServerOptions};
+/// use simples_ws::tokio::{Accept, ServerHandshake, AcceptOptions};
 /// use tokio::net::TcpListener;
 ///
 /// # async fn lookup(_: Option<&str>) -> Option<String> { None }
 /// # async fn run() -> Result<(), simples_ws::tokio::Error> {
 /// let listener = TcpListener::bind("127.0.0.1:9001").await?;
-/// let options = ServerOptions { protocols: vec!["chat".into()], ..Default::default() };
+/// let options = AcceptOptions { protocols: vec!["chat".into()], ..Default::default() };
 /// let (tcp, _) = listener.accept().await?;
 /// let handshake = ServerHandshake::read(tcp, &options).await?; // bad requests are answered here
 /// match lookup(handshake.request().cookie("sid")).await {
@@ -155,7 +156,7 @@ impl<S> std::fmt::Debug for ServerHandshake<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ServerHandshake<S> {
     /// Reads the client's request (within
-    /// [`ServerOptions::handshake_timeout`]), validates it (RFC 6455
+    /// [`AcceptOptions::handshake_timeout`]), validates it (RFC 6455
     /// §4.2.1) and negotiates the subprotocol and permessage-deflate with
     /// `options`. A bad request is answered (400/405/426/431) and closed
     /// here, and returned as [`Error::Handshake`]. An accepted
@@ -165,17 +166,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerHandshake<S> {
     ///
     /// ```no_run
     /// # async fn run(tcp: tokio::net::TcpStream) -> Result<(), simples_ws::tokio::Error> {
-    /// use simples_ws::tokio::{ServerHandshake, ServerOptions};
-    /// let handshake = ServerHandshake::read(tcp, &ServerOptions::default()).await?;
+    /// use simples_ws::tokio::{ServerHandshake, AcceptOptions};
+    /// let handshake = ServerHandshake::read(tcp, &AcceptOptions::default()).await?;
     /// println!("{} wants {:?}", handshake.request().path(), handshake.protocol());
     /// # Ok(()) }
     /// ```
-    pub async fn read(io: S, options: &ServerOptions) -> Result<Self, Error> {
+    pub async fn read(io: S, options: &AcceptOptions) -> Result<Self, Error> {
         // Boxed for the same reason as `accept_with`.
         Box::pin(Self::read_unboxed(io, options)).await
     }
 
-    async fn read_unboxed(mut io: S, options: &ServerOptions) -> Result<Self, Error> {
+    async fn read_unboxed(mut io: S, options: &AcceptOptions) -> Result<Self, Error> {
         let read = tokio::time::timeout(options.handshake_timeout, read_request(&mut io, &options.handshake)).await;
         let (request, buf, consumed) = match read {
             Ok(Ok(Some(r))) => r,
@@ -209,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerHandshake<S> {
         &self.request
     }
 
-    /// The subprotocol negotiated from [`ServerOptions::protocols`], which
+    /// The subprotocol negotiated from [`AcceptOptions::protocols`], which
     /// [`Accept::protocol`] may still replace.
     ///
     /// ```no_run

@@ -25,7 +25,11 @@ mod split;
 mod stream;
 mod upgraded;
 
-pub use accept::{accept, accept_with, Accept, ServerHandshake, ServerOptions};
+pub use accept::{accept, accept_with, Accept, AcceptOptions, ServerHandshake};
+
+/// The former name of [`AcceptOptions`], kept for a while.
+#[deprecated(note = "renamed `AcceptOptions` (`simples::ServerOptions` is the framework server's)")]
+pub type ServerOptions = AcceptOptions;
 pub use connect::{client_handshake, connect, connect_with, CONNECT_TIMEOUT};
 #[cfg(feature = "deflate")]
 pub use connect::{client_handshake_with_deflate, connect_with_deflate};

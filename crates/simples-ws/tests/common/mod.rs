@@ -10,7 +10,7 @@
 pub mod shared;
 
 use simples_ws::handshake::server::Request;
-use simples_ws::tokio::{accept_with, Accept, Error, ServerOptions, WebSocket};
+use simples_ws::tokio::{accept_with, Accept, Error, AcceptOptions, WebSocket};
 use simples_ws::Message;
 use std::future::Future;
 use std::io;
@@ -213,20 +213,20 @@ where
 }
 
 /// An echo server with `options`; every connection is accepted.
-pub async fn echo_server(options: ServerOptions) -> TestServer {
+pub async fn echo_server(options: AcceptOptions) -> TestServer {
     echo_server_with(options, |_| Ok(Accept::default())).await
 }
 
 /// An [`echo_server`] with `options` and a raw client connected to it
 /// with [`raw_connect`].
-pub async fn echo_server_and_raw_client(options: ServerOptions) -> (TestServer, TcpStream) {
+pub async fn echo_server_and_raw_client(options: AcceptOptions) -> (TestServer, TcpStream) {
     let server = echo_server(options).await;
     let tcp = raw_connect(server.addr).await;
     (server, tcp)
 }
 
 /// An echo server whose handshakes are decided by `check`.
-pub async fn echo_server_with<C>(options: ServerOptions, check: C) -> TestServer
+pub async fn echo_server_with<C>(options: AcceptOptions, check: C) -> TestServer
 where
     C: Fn(&Request) -> Result<Accept, simples_ws::handshake::HandshakeError> + Send + Sync + 'static,
 {
@@ -574,7 +574,7 @@ impl LoopServer {
     /// Binds 127.0.0.1:0 and runs `handler` until stopped.
     pub fn start<H>(options: simples_ws::event_loop::Options, handler: H) -> LoopServer
     where
-        H: simples_ws::event_loop::Handler + Send + 'static,
+        H: simples_ws::event_loop::EventHandler + Send + 'static,
     {
         let mut lp = simples_ws::event_loop::EventLoop::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
         let addr = lp.local_addr().unwrap();

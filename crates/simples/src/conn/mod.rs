@@ -14,28 +14,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use crate::body::RequestBody;
+use crate::context::HostContext;
 use crate::error::{Error, Result};
+use crate::head::Head;
 use crate::headers;
-use crate::host::Host;
 use crate::router::Params;
 use crate::session::Session;
 
 pub use multipart::{Field, Multipart};
-
-/// The request head, shared (cheaply cloned) with the error routes.
-#[derive(Debug, Clone)]
-pub(crate) struct Head {
-    pub(crate) method: Method,
-    pub(crate) uri: Uri,
-    pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
-    pub(crate) peer: SocketAddr,
-    pub(crate) secure: bool,
-    pub(crate) host: String,
-}
 
 pub(crate) type SessionSlot = Arc<Mutex<Option<Session>>>;
 
@@ -56,8 +45,9 @@ pub(crate) type SessionSlot = Arc<Mutex<Option<Session>>>;
 pub struct Conn {
     pub(crate) head: Arc<Head>,
     pub(crate) params: Params,
-    pub(crate) host: Arc<Host>,
-    body: Option<Incoming>,
+    /// What the request needs from its host (limits, sessions, templates).
+    pub(crate) context: Arc<HostContext>,
+    body: Option<RequestBody>,
     body_limit: usize,
     upgrade: Option<OnUpgrade>,
     status: StatusCode,
@@ -72,16 +62,16 @@ impl Conn {
     pub(crate) fn new(
         head: Arc<Head>,
         params: Params,
-        host: Arc<Host>,
-        body: Option<Incoming>,
+        context: Arc<HostContext>,
+        body: Option<RequestBody>,
         upgrade: Option<OnUpgrade>,
         session: Option<SessionSlot>,
     ) -> Conn {
-        let body_limit = host.options.body_limit;
+        let body_limit = context.body_limit;
         Conn {
             head,
             params,
-            host,
+            context,
             body,
             body_limit,
             upgrade,
@@ -259,7 +249,7 @@ impl Conn {
         if let Some(s) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(s.clone());
         }
-        let config = self.host.options.session.as_ref().expect("slot implies sessions");
+        let config = self.context.session.as_ref().expect("slot implies sessions");
         let session = crate::session::load(config, self.cookie(&config.cookie)).await?;
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
         Ok(session)
@@ -285,6 +275,6 @@ mod tests {
     fn conn_is_send_and_sync() {
         send_sync::<super::Conn>();
         send_sync::<crate::Session>();
-        send_sync::<crate::Host>();
+        send_sync::<crate::body::RequestBody>();
     }
 }

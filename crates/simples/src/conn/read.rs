@@ -5,10 +5,10 @@
 use bytes::Bytes;
 use http::header;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 use super::Conn;
+use crate::body::RequestBody;
 use crate::error::{Error, ErrorKind, Result};
 
 impl Conn {
@@ -25,7 +25,7 @@ impl Conn {
     }
 
     /// Takes the body, after checking `Content-Length` against the limit.
-    pub(super) fn take_body(&mut self) -> Result<Incoming> {
+    pub(super) fn take_body(&mut self) -> Result<RequestBody> {
         if let Some(len) = self.head.headers.get(header::CONTENT_LENGTH) {
             let len: u64 = len
                 .to_str()

@@ -1,8 +1,6 @@
 //! Building the response: setters, then one terminal call that consumes the
 //! [`Conn`] and returns the [`Response`].
 
-use std::path::Path;
-
 use bytes::Bytes;
 use futures_core::Stream;
 use http::header::{self, HeaderName, HeaderValue};
@@ -12,6 +10,7 @@ use serde::Serialize;
 use super::Conn;
 use crate::body::{Body, BoxError};
 use crate::error::Error;
+use crate::headers::with_charset;
 use crate::response::{IntoResponse, Response};
 
 impl Conn {
@@ -143,22 +142,11 @@ impl Conn {
         self.finish(Body::stream(stream))
     }
 
-    /// Finishes with the file at `path`, with its content type, `ETag`,
-    /// `Last-Modified`, conditional requests (`304`) and ranges (`206`,
-    /// `416`). `404` if it is missing or not a regular file. The path is
-    /// used as given: never pass an unchecked client path (use
-    /// `Host::serve_dir` for that).
-    pub async fn file(self, path: impl AsRef<Path>) -> Response {
-        let path = path.as_ref().to_path_buf();
-        let res = crate::static_files::send_file(&self.head, &path).await;
-        self.merge(res)
-    }
-
     /// Finishes with template `name` rendered with `data` by the host's
     /// template engine, as `text/html; charset=utf-8` (unless a content
     /// type was set). `500` if the host has no engine or rendering fails.
     pub fn render<T: Serialize + ?Sized>(mut self, name: &str, data: &T) -> Response {
-        let Some(engine) = self.host.templates.clone() else {
+        let Some(engine) = self.context.templates.clone() else {
             return Error::new(500, "no template engine on this host").into_response();
         };
         let value = match serde_json::to_value(data) {
@@ -190,7 +178,7 @@ impl Conn {
 
     /// Adds the headers set so far to a response built elsewhere (keeping
     /// its status unless this connection's status was changed from 200).
-    fn merge(self, mut res: Response) -> Response {
+    pub(crate) fn merge(self, mut res: Response) -> Response {
         if self.status != StatusCode::OK && res.status() == StatusCode::OK {
             *res.status_mut() = self.status;
         }
@@ -214,15 +202,4 @@ impl Conn {
 pub(crate) fn content_type_for_ext(ext: &str) -> String {
     let mime = mime_guess::from_ext(ext).first_or_octet_stream();
     with_charset(mime.essence_str())
-}
-
-/// Adds `; charset=utf-8` to textual media types.
-pub(crate) fn with_charset(essence: &str) -> String {
-    let textual = essence.starts_with("text/")
-        || matches!(essence, "application/javascript" | "application/json" | "image/svg+xml" | "application/xml");
-    if textual {
-        format!("{essence}; charset=utf-8")
-    } else {
-        essence.to_string()
-    }
 }

@@ -21,17 +21,17 @@ use tokio_rustls::TlsAcceptor;
 
 use super::ServerOptions;
 use crate::dispatch::dispatch;
-use crate::hosts::Hosts;
+use crate::virtual_hosts::VirtualHosts;
 
 /// What every connection of a running server shares.
 pub(crate) struct Shared {
-    pub(crate) hosts: Hosts,
+    pub(crate) hosts: VirtualHosts,
     pub(crate) http: http1::Builder,
     pub(crate) options: ServerOptions,
 }
 
 impl Shared {
-    pub(crate) fn new(hosts: Hosts, options: ServerOptions) -> Shared {
+    pub(crate) fn new(hosts: VirtualHosts, options: ServerOptions) -> Shared {
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)

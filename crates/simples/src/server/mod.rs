@@ -12,7 +12,6 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
 use crate::host::Host;
 use crate::tls::Tls;
 
@@ -166,12 +165,6 @@ impl Server {
     pub fn on_stop(&mut self, hook: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.on_stop.push(Arc::new(hook));
         self
-    }
-
-    /// Binds every listener and starts serving. Must be called within a
-    /// tokio runtime.
-    pub async fn start(self) -> Result<Running> {
-        Running::start(self).await
     }
 }
 

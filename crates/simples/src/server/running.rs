@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::listener::{accept_loop, Shared, Signals};
 use super::{ListenerConfig, Server, StartHook, StopHook};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hosts::Hosts;
+use crate::virtual_hosts::VirtualHosts;
 
 /// The handle of a started server. Cloning it gives another handle to the
 /// same server.
@@ -49,14 +49,17 @@ fn server_error(reason: impl Into<String>) -> Error {
     Error::from_kind(ErrorKind::Server, reason)
 }
 
+impl Server {
+    /// Binds every listener and starts serving. Must be called within a
+    /// tokio runtime.
+    pub async fn start(self) -> Result<Running> {
+        Running::start(self).await
+    }
+}
+
 impl Running {
-    pub(super) async fn start(server: Server) -> Result<Running> {
-        let hosts = Hosts::new(server.main, server.hosts);
-        for host in hosts.all() {
-            for ws in &host.ws_hosts {
-                ws.attach_templates(host.templates.clone());
-            }
-        }
+    async fn start(server: Server) -> Result<Running> {
+        let hosts = VirtualHosts::new(server.main, server.hosts);
         let inner = Inner {
             shared: Arc::new(Shared::new(hosts, server.options)),
             listeners: server.listeners,
@@ -98,8 +101,8 @@ impl Running {
             tracing::info!(%addr, "listening");
         }
         *self.inner.addrs.lock().unwrap_or_else(|e| e.into_inner()) = local.clone();
-        for ws in self.inner.shared.hosts.ws_hosts() {
-            ws.resume();
+        for (host, part) in self.inner.shared.hosts.attached() {
+            part.started(&host.chain.context);
         }
         for hook in &self.inner.on_start {
             hook(&local);
@@ -149,7 +152,7 @@ impl Running {
         // WebSocket connections (no longer hyper's): close 1001, flush,
         // wait for the closing handshakes, all hosts at once.
         let started = tokio::time::Instant::now();
-        let ws = self.inner.shared.hosts.ws_hosts().map(|ws| ws.shutdown(deadline));
+        let ws = self.inner.shared.hosts.attached().map(|(_, part)| part.stop(deadline));
         futures_util::future::join_all(ws).await;
         let left = deadline.saturating_sub(started.elapsed());
         if tokio::time::timeout(left, active.alive.recv()).await.is_err() {

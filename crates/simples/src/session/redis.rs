@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{Client, ClientLike as _, Expiration, KeysInterface as _};
+use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::backplane::redis::{connect_client, Counters, Link, RedisUrl};
 use crate::backplane::{BackplaneError, RedisBackplaneOptions};
 use crate::error::{Error, ErrorKind, Result};
-use crate::handler::BoxFuture;
 use crate::session::{SessionData, SessionStore};
 
 /// Sessions in Redis, shared by every node of an application.

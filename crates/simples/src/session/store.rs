@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+
 use crate::error::Result;
-use crate::handler::BoxFuture;
 
 /// A session's data: a JSON object.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;

@@ -21,12 +21,9 @@ use std::path::{Path, PathBuf};
 use http::{header, HeaderValue, StatusCode};
 use percent_encoding::percent_decode_str;
 
-use crate::body::Body;
 use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::response::{IntoResponse, Response};
-
-pub(crate) use send::send_file;
 
 /// Options of a served directory.
 #[derive(Debug, Clone)]
@@ -168,11 +165,6 @@ fn inside(root: &Path, path: &Path) -> Result<PathBuf> {
         tracing::debug!(path = %path.display(), "refusing a path that leaves the served directory");
         Err(not_found())
     }
-}
-
-/// An empty body for `304`/`416` answers.
-pub(crate) fn empty() -> Body {
-    Body::empty()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Sending one file: content type, `ETag` (size and modification time),
 //! `Last-Modified`, the preconditions of RFC 9110 §13.2.2 (`412`, `304`)
 //! and single byte ranges (`206`, `416`; multi-range requests get the whole
-//! file).
+//! file). Used by [`Conn::file`] (defined here, so that `conn` needs nothing
+//! of this module) and by `StaticDir`.
 
 use std::io::SeekFrom;
 use std::path::Path;
@@ -14,12 +15,25 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
-use super::empty;
 use crate::body::Body;
-use crate::conn::reply::with_charset;
-use crate::conn::Head;
+use crate::conn::Conn;
 use crate::error::Error;
+use crate::head::Head;
+use crate::headers::with_charset;
 use crate::response::{IntoResponse, Response};
+
+impl Conn {
+    /// Finishes with the file at `path`, with its content type, `ETag`,
+    /// `Last-Modified`, conditional requests (`304`) and ranges (`206`,
+    /// `416`). `404` if it is missing or not a regular file. The path is
+    /// used as given: never pass an unchecked client path (use
+    /// `Host::serve_dir` for that).
+    pub async fn file(self, path: impl AsRef<Path>) -> Response {
+        let path = path.as_ref().to_path_buf();
+        let res = send_file(&self.head, &path).await;
+        self.merge(res)
+    }
+}
 
 /// Files up to this size are read whole into one buffer; larger ones are
 /// streamed.
@@ -50,7 +64,7 @@ fn open(path: &Path) -> std::io::Result<Opened> {
 }
 
 /// Sends the file at `path` for the request `head`.
-pub(crate) async fn send_file(head: &Head, path: &Path) -> Response {
+pub(super) async fn send_file(head: &Head, path: &Path) -> Response {
     let owned = path.to_path_buf();
     let opened = match tokio::task::spawn_blocking(move || open(&owned)).await {
         Ok(Ok(o)) => o,
@@ -72,7 +86,7 @@ pub(crate) async fn send_file(head: &Head, path: &Path) -> Response {
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     if let Some(status) = precondition(head, &etag, modified) {
-        let mut res = Response::new(empty());
+        let mut res = Response::new(Body::empty());
         *res.status_mut() = status;
         if status == StatusCode::NOT_MODIFIED {
             headers.remove(header::CONTENT_TYPE);
@@ -94,7 +108,7 @@ pub(crate) async fn send_file(head: &Head, path: &Path) -> Response {
                     headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("range"));
                 }
                 RangeSpec::Unsatisfiable => {
-                    let mut res = Response::new(empty());
+                    let mut res = Response::new(Body::empty());
                     *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
                     let cr = format!("bytes */{size}");
                     res.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("range"));

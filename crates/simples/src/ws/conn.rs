@@ -20,7 +20,7 @@ use super::host::WsShared;
 use super::object;
 use super::outbox::{Out, Outbox, Pushed};
 use super::signal::Signal;
-use crate::conn::Head;
+use crate::head::Head;
 use crate::router::Params;
 use crate::session::{Session, SessionConfig};
 

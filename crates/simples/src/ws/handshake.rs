@@ -17,8 +17,9 @@ use super::driver;
 use super::host::WsHost;
 use super::options::Origins;
 use crate::body::Body;
-use crate::conn::{Conn, Head};
+use crate::conn::Conn;
 use crate::error::Error;
+use crate::head::Head;
 use crate::handler::BoxFuture;
 use crate::response::{IntoResponse, Response};
 
@@ -61,7 +62,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     if let Some(hook) = authorize {
         conn = hook(conn).await?;
     }
-    let session = match conn.host.options.session.clone() {
+    let session = match conn.context.session.clone() {
         Some(config) => Some((conn.session().await?, config)),
         None => None,
     };

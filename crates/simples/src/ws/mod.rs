@@ -6,6 +6,8 @@
 //! ```text
 //!   options    WsOptions (limits, origins, subprotocols, idle timeout,
 //!              mode, deflate, queue limits and the slow-client policy)
+//!   mount      Host::ws: the handshake route, and the WsHost registered
+//!              with its HTTP host (started and stopped with the server)
 //!   handshake  RFC 6455 §4.2 on hyper's parsed request: validation,
 //!              origin check, authorize hook, subprotocol, deflate, 101
 //!   host       WsHost: handlers, the connection registry, broadcasts
@@ -51,6 +53,7 @@ mod handshake;
 mod host;
 mod members;
 mod metrics;
+mod mount;
 mod object;
 mod object_client;
 mod options;
@@ -69,7 +72,6 @@ pub use presence::PresenceEvent;
 pub use relay::Relay;
 pub use crate::backplane::PresenceMember;
 pub use client::{SIMPLES_D_TS, SIMPLES_JS};
-pub(crate) use handshake::handshake;
 #[doc(hidden)]
 pub use object::fuzz_check as __fuzz_object;
 

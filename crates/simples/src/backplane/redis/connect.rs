@@ -32,7 +32,7 @@ use fred::prelude::{
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use super::Counters;
+use super::counters::Counters;
 use crate::backplane::BackplaneError;
 
 /// A parsed Redis URL.

@@ -30,7 +30,7 @@ use fred::prelude::{ClientLike as _, EventInterface as _, Expiration, HashesInte
 use tokio::sync::watch;
 
 use super::connect::{engine_error, retry_after, Link, OutageLog};
-use super::RedisBackplaneOptions;
+use super::options::RedisBackplaneOptions;
 use crate::backplane::{BackplaneError, PresenceMember};
 
 /// This node's presence: its members and the commands on Redis.

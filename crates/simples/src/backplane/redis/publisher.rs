@@ -17,7 +17,7 @@ use fred::prelude::{Client, PubsubInterface as _, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::connect::{Link, OutageLog};
-use super::Counters;
+use super::counters::Counters;
 use crate::backplane::BackplaneError;
 
 /// One message to publish.

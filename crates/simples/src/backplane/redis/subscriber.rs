@@ -21,7 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{watch, Notify};
 
 use super::connect::{engine_error, retry_after, Link, OutageLog};
-use super::{BackplaneError, Counters, Receiver};
+use super::counters::Counters;
+use crate::backplane::{BackplaneError, Receiver};
 
 /// Channels per (un)subscribe command on one server.
 const CHUNK: usize = 256;
