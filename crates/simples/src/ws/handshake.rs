@@ -181,7 +181,7 @@ fn values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a st
 /// RFC 6455 §4.2.1: the checks on the client's opening handshake (the
 /// method is `GET` by routing). Returns the key. Every refusal is the
 /// client's error: a 4xx with the reason.
-fn validate(version: http::Version, headers: &HeaderMap) -> Result<String, Error> {
+pub(crate) fn validate(version: http::Version, headers: &HeaderMap) -> Result<String, Error> {
     // §4.2.1 item 1: "An HTTP/1.1 or higher GET request"; hyper upgrades
     // only HTTP/1.1 connections (HTTP/2 has no Upgrade, RFC 9113 §8.6).
     if version != http::Version::HTTP_11 {
@@ -242,7 +242,7 @@ fn check_origin(origins: &Origins, conn: &Conn) -> Result<(), Error> {
 }
 
 /// `host[:port]` equality, with the scheme's default port made explicit.
-fn same_authority(a: &str, b: &str, secure: bool) -> bool {
+pub(crate) fn same_authority(a: &str, b: &str, secure: bool) -> bool {
     let default = if secure { "443" } else { "80" };
     let norm = |s: &str| {
         let s = s.trim().trim_end_matches('/').to_ascii_lowercase();
