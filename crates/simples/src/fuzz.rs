@@ -259,8 +259,8 @@ fn check_handshake(text: &str, http10: bool) {
 mod tests {
     #[test]
     fn seeds_pass() {
-        for seed in [
-            &b"\x05gzip;q=0.5, br;q=1.0, *;q=0"[..],
+        let seeds: [&[u8]; 8] = [
+            b"\x05gzip;q=0.5, br;q=1.0, *;q=0",
             b"\x64bytes=10-20",
             b"\x64bytes=-5",
             b"\x00Example.COM:8080",
@@ -268,7 +268,8 @@ mod tests {
             b"\x00/a/%2e%2e/b",
             b"\x40.well-known/x",
             b"\x00upgrade: websocket\nconnection: Upgrade\nsec-websocket-version: 13\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
-        ] {
+        ];
+        for seed in seeds {
             super::http_headers(seed);
         }
     }
