@@ -77,7 +77,7 @@ pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
     best.map(|(c, _)| c)
 }
 
-fn compressible(content_type: &str) -> bool {
+pub(crate) fn compressible(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence.starts_with("text/")
         || essence.ends_with("+json")

@@ -109,6 +109,7 @@ mod template;
 mod tls;
 mod virtual_hosts;
 pub mod ws;
+mod fuzz;
 
 pub use body::{Body, BoxError};
 pub use conn::{Conn, Field, Multipart};
@@ -133,6 +134,8 @@ pub use static_files::StaticOptions;
 pub use template::{MiniJinja, TemplateEngine};
 pub use tls::Tls;
 pub use ws::{WsConn, WsHost, WsOptions};
+#[doc(hidden)]
+pub use fuzz::http_headers as __fuzz_http_headers;
 
 /// The `cookie` crate's cookie type, for [`Conn::set_cookie`].
 pub use cookie::{Cookie, SameSite};

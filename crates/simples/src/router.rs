@@ -116,7 +116,7 @@ impl Pattern {
     }
 
     /// Matches the raw (still percent-encoded) segments of a path.
-    fn matches(&self, raw: &[&str]) -> Option<Params> {
+    pub(crate) fn matches(&self, raw: &[&str]) -> Option<Params> {
         let mut params = Params::default();
         for (i, seg) in self.segments.iter().enumerate() {
             match seg {
@@ -244,7 +244,7 @@ impl<T> Router<T> {
 
 /// The decoded path used for the fixed-route lookup; `None` when a segment
 /// decodes to something containing `/` (it can only match a pattern).
-fn fixed_key(path: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn fixed_key(path: &str) -> Option<Cow<'_, str>> {
     if !path.contains('%') {
         return Some(Cow::Borrowed(path));
     }

@@ -25,6 +25,8 @@ use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::response::{IntoResponse, Response};
 
+pub(crate) use send::{etag_list_matches, parse_range, RangeSpec};
+
 /// Options of a served directory.
 #[derive(Debug, Clone)]
 pub struct StaticOptions {
@@ -78,20 +80,7 @@ impl StaticDir {
 
     async fn resolve(&self, conn: &Conn) -> Result<Resolved> {
         let tail = conn.params.tail_raw.as_deref().unwrap_or("");
-        let mut relative = PathBuf::new();
-        for seg in tail.split('/') {
-            if seg.is_empty() {
-                continue;
-            }
-            let name = decode_segment(seg)?;
-            if name == "." {
-                continue;
-            }
-            if name.starts_with('.') && !self.options.dotfiles {
-                return Err(not_found());
-            }
-            relative.push(name);
-        }
+        let relative = relative_path(tail, self.options.dotfiles)?;
         // All file-system checks in one trip to the blocking pool.
         let (root, canonical) = (self.root.clone(), self.canonical.clone());
         let index = self.options.index.clone();
@@ -143,6 +132,27 @@ enum Resolved {
 
 fn not_found() -> Error {
     Error::not_found("no such file")
+}
+
+/// The path below the served directory named by a request's raw tail:
+/// only plain names (see the module docs), so it cannot leave the root
+/// before symlinks are considered.
+pub(crate) fn relative_path(tail: &str, dotfiles: bool) -> Result<PathBuf> {
+    let mut relative = PathBuf::new();
+    for seg in tail.split('/') {
+        if seg.is_empty() {
+            continue;
+        }
+        let name = decode_segment(seg)?;
+        if name == "." {
+            continue;
+        }
+        if name.starts_with('.') && !dotfiles {
+            return Err(not_found());
+        }
+        relative.push(name);
+    }
+    Ok(relative)
 }
 
 /// Percent-decodes one path segment, refusing anything that could step out

@@ -171,7 +171,7 @@ fn precondition(head: &Head, etag: &str, modified: Option<SystemTime>) -> Option
 
 /// Whether a list of entity tags (or `*`) matches `etag`; weak comparison
 /// ignores `W/` prefixes.
-fn etag_list_matches(list: &str, etag: &str, weak: bool) -> bool {
+pub(crate) fn etag_list_matches(list: &str, etag: &str, weak: bool) -> bool {
     let list = list.trim();
     if list == "*" {
         return true;
@@ -206,7 +206,7 @@ fn if_range_holds(head: &Head, etag: &str, modified: Option<SystemTime>) -> bool
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum RangeSpec {
+pub(crate) enum RangeSpec {
     /// One satisfiable range, inclusive bounds.
     One(u64, u64),
     /// Syntactically valid but no range overlaps the file: `416`.
@@ -215,7 +215,7 @@ enum RangeSpec {
     Ignore,
 }
 
-fn parse_range(value: &str, size: u64) -> RangeSpec {
+pub(crate) fn parse_range(value: &str, size: u64) -> RangeSpec {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return RangeSpec::Ignore;
     };

@@ -190,7 +190,7 @@ fn check_origin(origins: &Origins, conn: &Conn) -> Result<(), Error> {
 }
 
 /// `host[:port]` equality, with the scheme's default port made explicit.
-fn same_authority(a: &str, b: &str, secure: bool) -> bool {
+pub(crate) fn same_authority(a: &str, b: &str, secure: bool) -> bool {
     let default = if secure { "443" } else { "80" };
     let norm = |s: &str| {
         let s = s.trim().trim_end_matches('/').to_ascii_lowercase();

@@ -72,6 +72,7 @@ pub use presence::PresenceEvent;
 pub use relay::Relay;
 pub use crate::backplane::PresenceMember;
 pub use client::{SIMPLES_D_TS, SIMPLES_JS};
+pub(crate) use handshake::same_authority;
 #[doc(hidden)]
 pub use object::fuzz_check as __fuzz_object;
 
