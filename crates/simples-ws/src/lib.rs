@@ -2,6 +2,9 @@
 //!
 //! ## Architecture
 //!
+//! (The whole project's map, both crates and the tooling, is
+//! `ARCHITECTURE.md` at the repository's root.)
+//!
 //! The crate is layered so that the protocol can be tested, fuzzed and
 //! driven by any I/O model:
 //!

@@ -17,6 +17,9 @@
 //!
 //! ## Architecture
 //!
+//! (The whole project's map, both crates and the tooling, is
+//! `ARCHITECTURE.md` at the repository's root.)
+//!
 //! The modules from the top down: each uses only modules listed below it
 //! (no import cycles: `scripts/check-cycles` checks it in CI, at file
 //! level; inside `ws/` the core types refer to each other, see there):
