@@ -20,6 +20,7 @@ use simples_ws::Message;
 
 use super::conn::WsConn;
 use super::error::WsError;
+use super::history::{self, HistoryEntry, Position, Recovery};
 use super::host::{broadcast_with, Audience, WsShared};
 use super::members::{Inserted, Members};
 use super::object;
@@ -225,6 +226,25 @@ impl Channel {
         // backplane may still be queued), the other nodes' from the backplane.
         let node = self.host.node_id();
         Ok(stored.into_iter().filter(|m| m.node != node).chain(local).collect())
+    }
+
+    /// The latest `limit` messages of the channel's history (at most what
+    /// it holds), oldest first; empty when the channel keeps no history
+    /// ([`WsHost::history`](crate::WsHost::history)). With the Redis
+    /// backend, read from Redis (the same on every node).
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, WsError> {
+        history::recent(&self.host, &self.name, limit).await
+    }
+
+    /// Binds `conn` and, given the position of the last message it saw,
+    /// replays what it missed before the live messages (exactly once, in
+    /// order); what `@join` does for clients. With no position, a plain
+    /// bind that reports the channel's latest position.
+    pub async fn join(&self, conn: &WsConn, since: Option<Position>) -> Result<Recovery, WsError> {
+        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
+            return Err(WsError::Closed);
+        }
+        history::recover(&self.host, conn, &self.name, since).await
     }
 
     /// Sends `message` to every member, on every node with a relay (the

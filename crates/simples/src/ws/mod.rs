@@ -11,6 +11,8 @@
 //!   host       WsHost: handlers, the connection registry, broadcasts
 //!              (encoded once), stats, graceful shutdown
 //!   channel    Channel: named groups of connections, one lock per room
+//!   history    channel history (memory or Redis) and recovery after a
+//!              reconnection (`@join` from a position)
 //!   members    a set of connections with a shared snapshot (registry,
 //!              channel members)
 //!   conn       WsConn: the request it came with, the session shared with
@@ -48,6 +50,7 @@ mod conn;
 mod driver;
 mod error;
 mod handshake;
+mod history;
 mod host;
 mod members;
 mod metrics;
@@ -62,6 +65,7 @@ mod signal;
 pub use channel::{Channel, ChannelEvent};
 pub use conn::WsConn;
 pub use error::WsError;
+pub use history::{HistoryEntry, HistoryOptions, Position, Recovery};
 pub use host::{Ack, IntoAck, WsHost, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
 pub use object_client::{ClientEvent, ObjectClient, ObjectClientOptions};
