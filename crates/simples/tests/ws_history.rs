@@ -9,7 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::ws::{connect, json, send_json, Client};
+use common::history::{join, offsets};
+use common::ws::{connect, json, send_json};
 use serde_json::{json, Value};
 use simples::ws::{HistoryOptions, WsHost, WsOptions};
 use simples::Running;
@@ -28,25 +29,6 @@ async fn start(size: usize, queue: usize) -> (Running, WsHost) {
     });
     let running = common::start(server).await;
     (running, host)
-}
-
-/// Sends `@join` (with `since`) and reads up to its ack: the messages
-/// before it, and the ack's data.
-async fn join(ws: &mut Client, channel: &str, since: Option<(&str, u64)>, id: u64) -> (Vec<Value>, Value) {
-    let since = since.map(|(epoch, offset)| json!({ "epoch": epoch, "offset": offset }));
-    send_json(ws, json!({ "event": "@join", "data": { "channel": channel, "since": since }, "id": id })).await;
-    let mut before = Vec::new();
-    loop {
-        let v = json(ws).await;
-        if v["ack"] == id {
-            return (before, v);
-        }
-        before.push(v);
-    }
-}
-
-fn offsets(messages: &[Value]) -> Vec<u64> {
-    messages.iter().map(|m| m["offset"].as_u64().unwrap()).collect()
 }
 
 #[tokio::test]
@@ -200,8 +182,7 @@ async fn replay_and_live_meet_without_gap_or_duplicate_under_concurrent_publishe
         p.await.unwrap();
     }
     assert!(rounds_while_publishing >= 3, "only {rounds_while_publishing} recoveries happened while publishing");
-    let got = offsets(&seen);
-    assert_eq!(got, (1..=total).collect::<Vec<_>>(), "the sequence has a gap, a duplicate or a swap");
+    common::history::assert_sequence(&seen, total);
     let mut next = vec![0u64; PUBLISHERS as usize];
     for m in &seen {
         let (p, i) = (m["data"][0].as_u64().unwrap() as usize, m["data"][1].as_u64().unwrap());

@@ -12,6 +12,8 @@
 //! ```text
 //!   mod.rs     the Backplane trait, topics, presence members, errors, stats
 //!   envelope   the versioned binary format of what crosses the backplane
+//!   history    HistoryStore: channel history kept by the engine (numbered
+//!              and published atomically: the same positions everywhere)
 //!   redis      RedisBackplane (feature `redis`): pub/sub on one server or
 //!              sharded pub/sub (SSUBSCRIBE/SPUBLISH) on a Redis Cluster,
 //!              presence in hashes with node heartbeats
@@ -22,8 +24,10 @@
 //! broadcasts, one per channel) and hands the backplane opaque payloads.
 
 mod envelope;
+mod history;
 
 pub use envelope::{Envelope, EnvelopeError, Kind, VERSION as ENVELOPE_VERSION};
+pub use history::{HistoryAppend, HistoryItem, HistoryRead, HistoryStore, ReadFrom};
 
 use std::sync::Arc;
 
@@ -166,4 +170,19 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// The counters.
     fn stats(&self) -> BackplaneStats;
+
+    /// Channel history kept by the engine, when it can: then positions are
+    /// the same on every node. Default: `None` (each node keeps its own
+    /// history in memory).
+    fn history(&self) -> Option<Arc<dyn HistoryStore>> {
+        None
+    }
+
+    /// Resolves once `topic` (subscribed with [`subscribe`](Backplane::subscribe))
+    /// is active in the engine: what is published from then on reaches
+    /// this node. Default: at once.
+    fn subscribed(&self, topic: &str) -> BoxFuture<'static, ()> {
+        let _ = topic;
+        Box::pin(async {})
+    }
 }

@@ -611,6 +611,7 @@ impl WsShared {
     /// Channel `name` lost its last member on this node: stop receiving
     /// its traffic.
     pub(crate) fn room_disappeared(&self, name: &str) {
+        self.history.forget_channel(name);
         if let Some(relay) = &self.options.relay {
             relay.unsubscribe(&channel_topic(&self.path, name));
         }
@@ -715,7 +716,7 @@ impl WsShared {
         Ok(queued)
     }
 
-    fn named_filter(&self, name: &str) -> Result<FilterFn, WsError> {
+    pub(crate) fn named_filter(&self, name: &str) -> Result<FilterFn, WsError> {
         read(&self.handlers).filters.get(name).cloned().ok_or_else(|| WsError::UnknownFilter(name.to_string()))
     }
 
@@ -737,16 +738,30 @@ impl WsShared {
             except,
             filter: filter.unwrap_or_default().to_string(),
             payload,
+            offset: None,
         }
     }
 
     pub(crate) fn publish(&self, topic: &str, envelope: &Envelope) {
         let Some(relay) = &self.options.relay else { return };
-        if relay.publish(topic, envelope) {
-            self.published.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.publish_failed.fetch_add(1, Ordering::Relaxed);
-        }
+        self.count_published(relay.publish(topic, envelope));
+    }
+
+    /// A broadcast handed to the backplane (`ok`) or refused by it.
+    pub(crate) fn count_published(&self, ok: bool) {
+        let counter = if ok { &self.published } else { &self.publish_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A broadcast from another node delivered here.
+    pub(crate) fn count_remote(&self) {
+        self.remote.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message from another node that cannot be delivered here.
+    pub(crate) fn refuse_remote(&self, why: &str) {
+        self.remote_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(why, "message from the backplane dropped");
     }
 
     pub(crate) fn channel_event(&self, event: &ChannelEvent) {
@@ -834,6 +849,11 @@ impl Remote for WsShared {
     /// A broadcast or presence change from another node: delivered to this
     /// node's audience, the frame encoded once for all of it.
     fn deliver(&self, envelope: Envelope) {
+        if let (Kind::ChannelBroadcast, Some(offset)) = (envelope.kind, envelope.offset) {
+            // Numbered by the history store: every node delivers it, this
+            // one included.
+            return history::deliver_numbered(self, envelope, offset);
+        }
         if envelope.node == self.node_id() {
             return; // Our own publication: delivered locally already.
         }

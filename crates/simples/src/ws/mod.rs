@@ -74,6 +74,7 @@ pub use relay::Relay;
 pub use crate::backplane::PresenceMember;
 pub use client::{SIMPLES_D_TS, SIMPLES_JS};
 pub(crate) use handshake::handshake;
+pub(crate) use history::new_epoch;
 #[doc(hidden)]
 pub use object::fuzz_check as __fuzz_object;
 

@@ -20,7 +20,8 @@
 //!   recover   the recovery of one connection: live messages buffered
 //!             while history is read, then deduplicated by offset; the
 //!             `@join` and `@leave` requests of the object protocol
-//!   redis     the Redis backend (feature `redis`, with a RedisBackplane)
+//!   store     the backplane's history store (the Redis backend, with a
+//!             RedisBackplane on one Redis server)
 //! ```
 //!
 //! Ordering guarantee: on one node, the members of a channel receive its
@@ -31,8 +32,7 @@
 
 mod memory;
 mod recover;
-#[cfg(feature = "redis")]
-pub(crate) mod redis;
+mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -47,11 +47,12 @@ use super::options::{Mode, SlowAction};
 use super::outbox::{Out, Pushed};
 use super::relay::channel_topic;
 use super::WsHost;
-use crate::backplane::Kind;
+use crate::backplane::{HistoryStore, Kind};
 use crate::handler::BoxFuture;
 
 pub(crate) use memory::Memory;
 pub(crate) use recover::{builtin_event, recover, Recovering};
+pub(crate) use store::deliver_numbered;
 
 /// How much history a channel keeps: at most `size` messages, none older
 /// than `ttl`, whichever is smaller.
@@ -123,8 +124,13 @@ pub(crate) struct History {
     policy: RwLock<Option<PolicyFn>>,
     join: RwLock<Option<JoinFn>>,
     pub(crate) memory: Memory,
-    #[cfg(feature = "redis")]
-    pub(crate) redis: std::sync::OnceLock<Option<Arc<redis::RedisHistory>>>,
+    /// The backplane's history store, looked up once.
+    store: std::sync::OnceLock<Option<Arc<dyn HistoryStore>>>,
+    /// With the store: per channel with members here, the offset of the
+    /// last numbered message this node delivered, and a notification for
+    /// recoveries waiting for it (see `store::caught_up`).
+    pub(crate) delivered: Mutex<std::collections::HashMap<String, u64>>,
+    pub(crate) delivered_changed: tokio::sync::Notify,
     pub(crate) recovering: Recovering,
 }
 
@@ -143,6 +149,17 @@ impl History {
 
     pub(crate) fn set_join(&self, hook: JoinFn) {
         *self.join.write().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// The backplane's history store when the host has a relay whose
+    /// backplane keeps history (Redis), else `None` (memory).
+    pub(crate) fn store(&self, host: &WsShared) -> Option<Arc<dyn HistoryStore>> {
+        self.store.get_or_init(|| host.options.relay.as_ref().and_then(|r| r.backplane().history())).clone()
+    }
+
+    /// Channel `name` has no member here any more.
+    pub(crate) fn forget_channel(&self, name: &str) {
+        lock(&self.delivered).remove(name);
     }
 
     pub(crate) fn join_hook(&self) -> Option<JoinFn> {
@@ -169,9 +186,8 @@ pub(crate) fn new_epoch() -> String {
 
 /// The fields an object-mode message of a history channel carries after
 /// its own: `,"channel":..,"epoch":..,"offset":` (the offset follows).
-pub(crate) fn position_fields(channel: &str, epoch: &str) -> String {
-    let channel = serde_json::to_string(channel).unwrap_or_else(|_| "\"\"".into());
-    format!(",\"channel\":{channel},\"epoch\":\"{epoch}\",\"offset\":")
+fn position_fields(channel: &str, epoch: &str) -> String {
+    format!("{}{epoch}\",\"offset\":", store::channel_fields(channel))
 }
 
 /// `text` (a JSON object) with the position added as its last fields;
@@ -227,9 +243,8 @@ pub(crate) fn publish(
     named: Option<FilterFn>,
     named_name: Option<&str>,
 ) -> usize {
-    #[cfg(feature = "redis")]
-    if let Some(redis) = host.history.redis_backend(host) {
-        return redis.publish(host, name, message, options, except, named_name);
+    if let Some(store) = host.history.store(host) {
+        return store::publish(host, &store, name, message, options, except, named_name);
     }
     let binary = matches!(message, Message::Binary(_));
     let payload = match &message {
@@ -333,9 +348,8 @@ pub(crate) async fn read_since(
     options: HistoryOptions,
     since: Option<&Position>,
 ) -> Result<memory::Since, super::WsError> {
-    #[cfg(feature = "redis")]
-    if let Some(redis) = host.history.redis_backend(host) {
-        return redis.since(&host.path, name, options, since).await;
+    if let Some(store) = host.history.store(host) {
+        return store::since(host, &store, name, options, since).await;
     }
     let log = host.history.memory.log(name, options);
     let mut log = lock(&log);
@@ -350,9 +364,8 @@ pub(crate) async fn read_since(
 pub(crate) async fn recent(host: &WsShared, name: &str, limit: usize) -> Result<Vec<HistoryEntry>, super::WsError> {
     let Some(options) = host.history.options_for(name) else { return Ok(Vec::new()) };
     let limit = limit.min(options.size);
-    #[cfg(feature = "redis")]
-    if let Some(redis) = host.history.redis_backend(host) {
-        return redis.recent(&host.path, name, options, limit).await;
+    if let Some(store) = host.history.store(host) {
+        return store::recent(host, &store, name, options, limit).await;
     }
     let Some(log) = host.history.memory.existing(name) else { return Ok(Vec::new()) };
     let mut log = lock(&log);

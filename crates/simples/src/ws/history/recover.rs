@@ -78,6 +78,11 @@ impl Recovering {
         Some(push_frame(host, conn, frame))
     }
 
+    /// Whether some recovery runs.
+    pub(crate) fn any(&self) -> bool {
+        self.active.load(Ordering::SeqCst) > 0
+    }
+
     fn register(&self, key: (u64, String), cap: usize) -> bool {
         let mut buffers = lock(&self.buffers);
         if buffers.contains_key(&key) {
@@ -137,7 +142,14 @@ pub(crate) async fn recover(
     if !channel.bind(conn) {
         return Err(WsError::Closed);
     }
+    if host.history.store(host).is_some() {
+        super::store::subscribed(host, name).await;
+    }
+    let store = host.history.store(host).is_some();
     let read = read_since(host, name, options, since.as_ref()).await?;
+    if store {
+        super::store::caught_up(host, name, read.top.offset).await;
+    }
     let mut recovered = since.is_none() || read.complete;
     let epoch = read.top.epoch.clone();
     let mut last = match (&since, read.complete) {
@@ -183,6 +195,9 @@ pub(crate) async fn recover(
         }
         // Read again from the last message queued.
         let again = read_since(host, name, options, Some(&Position { epoch: epoch.clone(), offset: last })).await?;
+        if store {
+            super::store::caught_up(host, name, again.top.offset).await;
+        }
         if again.complete {
             replayed += replay(host, conn, name, &epoch, &mut last, again.entries);
         } else {
