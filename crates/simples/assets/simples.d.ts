@@ -193,6 +193,12 @@ declare namespace simples {
     offset: number;
   }
 
+  /** The options of `join`. */
+  interface JoinOptions {
+    /** How many of the channel's latest messages to receive first (at most what its history holds); default 0. */
+    recent?: number | undefined;
+  }
+
   /** The answer to `join`, and the `'recovered'` event's argument. */
   interface JoinResult {
     /** The channel. */
@@ -323,7 +329,7 @@ declare namespace simples {
      * the server replays what was missed, then `'recovered'` fires. Rejects
      * as `request` does (e.g. with the reason the host refused).
      */
-    join(channel: string): Promise<JoinResult>;
+    join(channel: string, options?: JoinOptions): Promise<JoinResult>;
     /** Leaves a channel (the `@leave` request) and forgets its position. */
     leave(channel: string): Promise<{ channel: string; left: boolean }>;
     /** The position of the last message seen on a joined channel (or its join's); null otherwise. */

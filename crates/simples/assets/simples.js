@@ -65,8 +65,9 @@
  *   call, also when queued), Error(message) on an error ack, Error('closed')
  *   once close() was called, Error('disconnected') if the connection it was
  *   sent on is lost before the ack (the reply can never arrive).
- * socket.join(channel)  object mode: a Promise of {channel, recovered, epoch,
- *   offset} (the `@join` request; the host must allow it with on_join). The
+ * socket.join(channel, {recent: 0})  object mode: a Promise of {channel,
+ *   recovered, epoch, offset} (the `@join` request; the host must allow it
+ *   with on_join); recent: the latest messages to receive first. The
  *   socket then remembers the position of the last message seen on the
  *   channel, and after every reconnection joins again from it: the server
  *   replays what was missed (each message once, in order) and 'recovered'
@@ -371,10 +372,12 @@
     this._joined.set(channel, fresh);
   };
 
-  Socket.prototype.join = function (channel) {
+  Socket.prototype.join = function (channel, options) {
     var self = this;
     if (typeof channel !== 'string' || channel === '') return Promise.reject(new TypeError('join: channel must be a non-empty string'));
-    return this.request('@join', { channel: channel }).then(function (answer) {
+    var recent = options && options.recent !== undefined ? options.recent : 0;
+    if (!(Number.isInteger(recent) && recent >= 0)) return Promise.reject(new TypeError('join: recent must be an integer >= 0'));
+    return this.request('@join', { channel: channel, recent: recent }).then(function (answer) {
       self._joinedAt(channel, answer);
       return answer;
     });

@@ -98,7 +98,26 @@ async fn positions_history_and_recovery() {
     assert_eq!(join(&mut f, "room", Some((&epoch, 9)), 1).await.1["data"]["recovered"], false);
     assert_eq!(join(&mut f, "other", Some(("0123456789abcdef", 1)), 2).await.1["data"]["recovered"], false);
     assert_eq!(host.stats().history_messages, 5);
-    drop((b, c, d, e, f));
+    // A first join asking for the latest 3 (or more than it holds).
+    let mut g = connect(addr, "/h").await;
+    send_json(&mut g, json!({ "event": "@join", "data": { "channel": "room", "recent": 3 }, "id": 5 })).await;
+    send_json(&mut e, json!({ "event": "@leave", "data": { "channel": "room" }, "id": 5 })).await;
+    assert_eq!(json(&mut e).await, json!({ "ack": 5, "data": { "channel": "room", "left": true } }));
+    send_json(&mut e, json!({ "event": "@join", "data": { "channel": "room", "recent": 50 }, "id": 6 })).await;
+    for (ws, want) in [(&mut g, vec![5, 6, 7]), (&mut e, vec![3, 4, 5, 6, 7])] {
+        let mut got = Vec::new();
+        loop {
+            let m = json(ws).await;
+            if m.get("ack").is_some() {
+                assert_eq!(m["data"]["recovered"], true);
+                assert_eq!(m["data"]["offset"], 7);
+                break;
+            }
+            got.push(m["offset"].as_u64().unwrap());
+        }
+        assert_eq!(got, want);
+    }
+    drop((b, c, d, e, f, g));
     running.stop().await;
 }
 

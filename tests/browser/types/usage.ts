@@ -242,6 +242,9 @@ socket.join('lobby').then((r) => {
   same<typeof r.epoch, string | null>();
   same<typeof r.offset, number | null>();
 });
+socket.join('lobby', { recent: 20 }).then((r) => r.channel);
+// @ts-expect-error: recent is a number
+socket.join('lobby', { recent: '20' });
 socket.leave('lobby').then((r) => same<typeof r.left, boolean>());
 const at = socket.position('lobby');
 same<typeof at, simples.Position | null>();

@@ -244,7 +244,18 @@ impl Channel {
         if !Arc::ptr_eq(&conn.inner.host, &self.host) {
             return Err(WsError::Closed);
         }
-        history::recover(&self.host, conn, &self.name, since).await
+        history::recover(&self.host, conn, &self.name, since, 0).await
+    }
+
+    /// Binds `conn` and sends it the latest `recent` messages of the
+    /// history (at most what it holds) before the live ones, with no gap
+    /// and no duplicate between them: what a client's `@join` with
+    /// `recent` does, e.g. to show a newcomer the conversation so far.
+    pub async fn join_recent(&self, conn: &WsConn, recent: usize) -> Result<Recovery, WsError> {
+        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
+            return Err(WsError::Closed);
+        }
+        history::recover(&self.host, conn, &self.name, None, recent).await
     }
 
     /// Sends `message` to every member, on every node with a relay (the

@@ -48,7 +48,8 @@ pub(crate) struct Since {
     pub(crate) top: Position,
     /// Whether every message after the position is still there.
     pub(crate) complete: bool,
-    /// Those messages (empty when not complete): offset, payload, binary.
+    /// The messages after the position still kept (all of them when
+    /// complete; none when the epoch differs): offset, payload, binary.
     pub(crate) entries: Vec<(u64, Bytes, bool)>,
 }
 
@@ -116,13 +117,13 @@ impl Log {
         Position { epoch: self.epoch.clone(), offset: self.last }
     }
 
-    /// The messages after `since` when they are all still here.
+    /// The messages after `since` still here, and whether that is all.
     pub(crate) fn since(&mut self, memory: &Memory, since: &Position) -> Since {
         self.trim(memory, Instant::now());
         let top = self.top();
         let oldest = self.entries.front().map_or(self.last + 1, |e| e.offset);
         let complete = since.epoch == self.epoch && since.offset <= self.last && since.offset + 1 >= oldest;
-        let entries = if complete {
+        let entries = if since.epoch == self.epoch {
             self.entries
                 .iter()
                 .filter(|e| e.offset > since.offset)

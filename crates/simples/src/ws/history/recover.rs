@@ -120,6 +120,7 @@ pub(crate) async fn recover(
     conn: &WsConn,
     name: &str,
     since: Option<Position>,
+    recent: usize,
 ) -> Result<Recovery, WsError> {
     let channel = Channel::new(host.clone(), name);
     let Some(options) = host.history.options_for(name) else {
@@ -146,19 +147,30 @@ pub(crate) async fn recover(
         super::store::subscribed(host, name).await;
     }
     let store = host.history.store(host).is_some();
-    let read = read_since(host, name, options, since.as_ref()).await?;
+    // A first join that asks for the latest `recent` messages: replayed
+    // like missed ones, from the position `recent` before the latest.
+    let recent = recent.min(options.size);
+    let from = match (&since, recent) {
+        (None, n) if n > 0 => {
+            let top = read_since(host, name, options, None).await?.top;
+            Some(Position { epoch: top.epoch, offset: top.offset.saturating_sub(n as u64) })
+        }
+        _ => since.clone(),
+    };
+    let read = read_since(host, name, options, from.as_ref()).await?;
     if store {
         super::store::caught_up(host, name, read.top.offset).await;
     }
     let mut recovered = since.is_none() || read.complete;
     let epoch = read.top.epoch.clone();
-    let mut last = match (&since, read.complete) {
+    let mut last = match (&from, read.complete || since.is_none()) {
         (Some(p), true) => p.offset,
         _ => read.top.offset,
     };
     let mut replayed = 0;
-    if since.is_some() && read.complete {
+    if from.is_some() && (read.complete || since.is_none()) {
         replayed += replay(host, conn, name, &epoch, &mut last, read.entries);
+        last = last.max(read.top.offset);
     }
     for _round in 0..MAX_ROUNDS {
         let mut slow: Vec<(WsConn, SlowAction)> = Vec::new();
@@ -198,7 +210,7 @@ pub(crate) async fn recover(
         if store {
             super::store::caught_up(host, name, again.top.offset).await;
         }
-        if again.complete {
+        if again.complete || since.is_none() {
             replayed += replay(host, conn, name, &epoch, &mut last, again.entries);
         } else {
             // Lost in between (trimmed, or a new epoch): the client must
@@ -252,6 +264,10 @@ struct JoinRequest {
     channel: String,
     #[serde(default)]
     since: Option<Position>,
+    /// On a first join (no `since`): how many of the latest messages to
+    /// send first (at most the history's size).
+    #[serde(default)]
+    recent: usize,
 }
 
 /// `@join {channel, since?}`: the application's `on_join` hook decides,
@@ -265,7 +281,7 @@ async fn join(conn: WsConn, data: Value) -> Result<Value, String> {
     let host = conn.inner.host.clone();
     let hook = host.history.join_hook().ok_or("this host does not let clients join channels")?;
     hook(conn.clone(), name.clone()).await?;
-    let recovery = recover(&host, &conn, &name, request.since).await.map_err(|e| e.to_string())?;
+    let recovery = recover(&host, &conn, &name, request.since, request.recent).await.map_err(|e| e.to_string())?;
     let (epoch, offset) = match recovery.position {
         Some(p) => (Value::String(p.epoch), json!(p.offset)),
         None => (Value::Null, Value::Null),

@@ -165,7 +165,7 @@ pub(crate) async fn since(
     let top = Position { epoch: read.epoch.clone(), offset: read.last };
     let Some(since) = since else { return Ok(Since { top, complete: true, entries: Vec::new() }) };
     let complete = since.epoch == read.epoch && since.offset <= read.last && since.offset + 1 >= read.oldest;
-    let entries = if complete {
+    let entries = if since.epoch == read.epoch {
         read.items.into_iter().filter(|i| i.offset > since.offset).map(|i| (i.offset, i.payload, i.binary)).collect()
     } else {
         Vec::new()
