@@ -161,25 +161,27 @@ try {
     if (left !== '') fail(`#text still reads "${left}" after #send: the page did not take the message`);
     if (await a.page.evaluate(() => window.__socket.connected)) fail('A is connected again too early');
   });
-  await step('the server restarts on the same port; B reconnects and is back in rust', async () => {
+  await step('the server restarts on the same port; B reconnects and is back in rust, C in lobby', async () => {
     // A stays offline (Chromium's network emulation makes its attempts fail)
-    // until B is back: the room's history was in the stopped process's memory, so A's queued message
-    // must reach the room once B is in it.
+    // until C is back: the rooms' history was in the stopped process's
+    // memory, so A's queued message must reach lobby once C is in it.
     await a.context.setOffline(true);
     await startServer();
     await waitForText(b, '#status', 'connected', RECONNECT_WAIT);
     await waitForText(b, '#current-room', 'rust');
+    await waitForText(c, '#status', 'connected', RECONNECT_WAIT);
+    await waitForText(c, '#current-room', 'lobby');
   });
-  await step('A reconnects, is back in rust, and B gets the message A sent while offline', async () => {
+  await step('A reconnects, is back in lobby (its room since the reload), and C gets the message A sent while offline', async () => {
     await a.context.setOffline(false);
     await waitForText(a, '#status', 'connected', RECONNECT_WAIT);
-    await waitForText(a, '#current-room', 'rust');
-    const count = await waitForMessageText(b, offline);
-    if (count !== 1) fail(`user B: the message arrived ${count} times`);
+    await waitForText(a, '#current-room', 'lobby');
+    const count = await waitForMessageText(c, offline);
+    if (count !== 1) fail(`user C: the message arrived ${count} times`);
     // The request that timed out was taken out of the queue: had it been
     // sent on reconnection, A would be in room "nowhere".
     const room = await textOf(a.page, '#current-room');
-    if (room !== 'rust') fail(`user A: #current-room is "${room}" after the reconnection, expected rust`);
+    if (room !== 'lobby') fail(`user A: #current-room is "${room}" after the reconnection, expected lobby`);
   });
   await step('no uncaught JavaScript error on any page after the reconnection', async () => noPageErrors([a, b, c]));
 } catch (err) {

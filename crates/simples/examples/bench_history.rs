@@ -44,7 +44,7 @@ fn main() {
     };
     let number = |name: &str, default: usize| -> usize { value(name, &default.to_string()).parse().expect("a number") };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let port = number("--port", 9400);
+    let port = number("--port", 9400) as u16;
     match args.first().map(String::as_str) {
         Some("server") => runtime.block_on(server(port, flag("--history"), args.iter().position(|a| a == "--redis").map(|_| value("--redis", "")))),
         Some("load") => runtime.block_on(load(

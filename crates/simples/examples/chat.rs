@@ -155,7 +155,7 @@ async fn main() {
         }
         conn.bind(&room);
         let members = members_of(&conn.host(), &room).await;
-        Ok(json!({ "room": room, "members": members }))
+        Ok::<_, String>(json!({ "room": room, "members": members }))
     });
     chat.on("say", |conn, data| async move {
         let text = text_field(&data, "text", 500)?;
