@@ -177,6 +177,7 @@ impl Channel {
         let members = room.retire();
         for conn in &members {
             conn.inner.leave_channel(&self.name);
+            self.host.history.recovering.forget(conn.id(), &self.name);
             if self.host.options.presence {
                 self.host.presence_left(&self.name, conn);
             }
@@ -322,6 +323,9 @@ fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> 
             c.inner.leave_channel(name);
         }
     });
+    if left.is_some() {
+        host.history.recovering.forget(conn.id(), name);
+    }
     match left {
         None => false,
         Some(0) => {

@@ -611,7 +611,6 @@ impl WsShared {
     /// Channel `name` lost its last member on this node: stop receiving
     /// its traffic.
     pub(crate) fn room_disappeared(&self, name: &str) {
-        self.history.forget_channel(name);
         if let Some(relay) = &self.options.relay {
             relay.unsubscribe(&channel_topic(&self.path, name));
         }

@@ -126,11 +126,6 @@ pub(crate) struct History {
     pub(crate) memory: Memory,
     /// The backplane's history store, looked up once.
     store: std::sync::OnceLock<Option<Arc<dyn HistoryStore>>>,
-    /// With the store: per channel with members here, the offset of the
-    /// last numbered message this node delivered, and a notification for
-    /// recoveries waiting for it (see `store::caught_up`).
-    pub(crate) delivered: Mutex<std::collections::HashMap<String, u64>>,
-    pub(crate) delivered_changed: tokio::sync::Notify,
     pub(crate) recovering: Recovering,
 }
 
@@ -155,11 +150,6 @@ impl History {
     /// backplane keeps history (Redis), else `None` (memory).
     pub(crate) fn store(&self, host: &WsShared) -> Option<Arc<dyn HistoryStore>> {
         self.store.get_or_init(|| host.options.relay.as_ref().and_then(|r| r.backplane().history())).clone()
-    }
-
-    /// Channel `name` has no member here any more.
-    pub(crate) fn forget_channel(&self, name: &str) {
-        lock(&self.delivered).remove(name);
     }
 
     pub(crate) fn join_hook(&self) -> Option<JoinFn> {

@@ -13,6 +13,11 @@
 //! straight to the outbox, behind them. A buffer that overflowed, or that
 //! starts after a gap (a Redis subscription that was not active yet),
 //! is discarded and history read again from the last message queued.
+//! With the Redis store the read's reply and the live messages come on
+//! different connections: a message the read returned may still arrive
+//! live afterwards, so the entry stays as a *floor* (the last offset
+//! sent) that drops such late copies, until the first newer message (or
+//! the connection leaves the channel).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +53,12 @@ struct Buffer {
     frames: Vec<(u64, PreparedFrame)>,
     overflowed: bool,
     cap: usize,
+    /// Set once the recovery is over, with the store: live messages up to
+    /// this offset were already sent (replayed) and are dropped; the first
+    /// one past it removes the entry. The history read's reply and the
+    /// live messages come on different connections to the engine, so
+    /// messages the read returned may still be on their way here.
+    floor: Option<u64>,
 }
 
 impl Recovering {
@@ -63,7 +74,16 @@ impl Recovering {
     ) -> Option<Pushed> {
         if self.active.load(Ordering::SeqCst) > 0 {
             let mut buffers = lock(&self.buffers);
-            if let Some(buffer) = buffers.get_mut(&(conn.id(), channel.to_string())) {
+            let key = (conn.id(), channel.to_string());
+            if let Some(buffer) = buffers.get_mut(&key) {
+                if let Some(floor) = buffer.floor {
+                    if offset <= floor {
+                        return None; // already replayed
+                    }
+                    buffers.remove(&key);
+                    self.active.fetch_sub(1, Ordering::SeqCst);
+                    return Some(push_frame(host, conn, frame));
+                }
                 if buffer.frames.len() < buffer.cap {
                     buffer.frames.push((offset, frame.clone()));
                 } else {
@@ -88,14 +108,24 @@ impl Recovering {
         if buffers.contains_key(&key) {
             return false;
         }
-        buffers.insert(key, Buffer { frames: Vec::new(), overflowed: false, cap });
+        buffers.insert(key, Buffer { frames: Vec::new(), overflowed: false, cap, floor: None });
         self.active.fetch_add(1, Ordering::SeqCst);
         true
     }
 
-    fn unregister(&self, key: &(u64, String)) {
-        if lock(&self.buffers).remove(key).is_some() {
+    /// Removes `key`'s entry; with `buffering_only`, unless it is a floor.
+    fn unregister(&self, key: &(u64, String), buffering_only: bool) {
+        let mut buffers = lock(&self.buffers);
+        if buffers.get(key).is_some_and(|b| !buffering_only || b.floor.is_none()) {
+            buffers.remove(key);
             self.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `conn` left channel `name`: its entry (a floor) goes.
+    pub(crate) fn forget(&self, conn: u64, name: &str) {
+        if self.any() {
+            self.unregister(&(conn, name.to_string()), false);
         }
     }
 }
@@ -109,7 +139,7 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.recovering.unregister(&self.key);
+        self.recovering.unregister(&self.key, true);
     }
 }
 
@@ -158,9 +188,6 @@ pub(crate) async fn recover(
         _ => since.clone(),
     };
     let read = read_since(host, name, options, from.as_ref()).await?;
-    if store {
-        super::store::caught_up(host, name, read.top.offset).await;
-    }
     let mut recovered = since.is_none() || read.complete;
     let epoch = read.top.epoch.clone();
     let mut last = match (&from, read.complete || since.is_none()) {
@@ -194,8 +221,12 @@ pub(crate) async fn recover(
                         slow.push((conn.clone(), action));
                     }
                 }
-                buffers.remove(&key);
-                recovering.active.fetch_sub(1, Ordering::SeqCst);
+                if store {
+                    buffer.floor = Some(last);
+                } else {
+                    buffers.remove(&key);
+                    recovering.active.fetch_sub(1, Ordering::SeqCst);
+                }
                 true
             }
         };
@@ -207,9 +238,6 @@ pub(crate) async fn recover(
         }
         // Read again from the last message queued.
         let again = read_since(host, name, options, Some(&Position { epoch: epoch.clone(), offset: last })).await?;
-        if store {
-            super::store::caught_up(host, name, again.top.offset).await;
-        }
         if again.complete || since.is_none() {
             replayed += replay(host, conn, name, &epoch, &mut last, again.entries);
         } else {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use simples_ws::{Message, Utf8Bytes};
 
 use super::memory::Since;
-use super::{deliver_all, lock, object_head, HistoryEntry, HistoryOptions, Position};
+use super::{deliver_all, object_head, HistoryEntry, HistoryOptions, Position};
 use crate::backplane::{Envelope, HistoryAppend, HistoryStore, Kind, ReadFrom};
 use crate::ws::error::WsError;
 use crate::ws::host::{prepare, WsShared};
@@ -101,40 +101,11 @@ pub(crate) fn deliver_numbered(host: &WsShared, envelope: Envelope, offset: u64)
     let mut slow = Vec::new();
     let keep = |c: &&crate::ws::WsConn| Some(c.id()) != except && named.as_ref().map_or(true, |f| f(c));
     deliver_all(host, &envelope.channel, offset, &frame, targets.iter().filter(keep), &mut slow);
-    lock(&host.history.delivered).insert(envelope.channel.clone(), offset);
-    if host.history.recovering.any() {
-        host.history.delivered_changed.notify_waiters();
-    }
     for (conn, action) in slow {
         host.slow(&conn, action);
     }
 }
 
-/// How long a recovery waits for this node to receive, live, the
-/// messages its read returned (a Redis outage may have lost them).
-const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
-
-/// Waits (bounded) until this node has delivered channel `name` up to
-/// `offset`: the read's reply and the live messages come on different
-/// connections, so the messages the read returned may still be on their
-/// way here; once they are delivered (into the recovery buffer) none of
-/// them can come later as a duplicate.
-pub(crate) async fn caught_up(host: &WsShared, name: &str, offset: u64) {
-    let wait = async {
-        loop {
-            let changed = host.history.delivered_changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if lock(&host.history.delivered).get(name).is_some_and(|d| *d >= offset) {
-                return;
-            }
-            changed.await;
-        }
-    };
-    if offset > 0 && tokio::time::timeout(CATCH_UP_WAIT, wait).await.is_err() {
-        tracing::debug!(channel = name, offset, "live messages not caught up with the history read");
-    }
-}
 
 /// Waits (bounded) until this node receives channel `name` from the
 /// engine.
