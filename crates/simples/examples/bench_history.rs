@@ -62,7 +62,7 @@ fn main() {
 }
 
 async fn server(port: u16, history: bool, redis: Option<String>) {
-    let mut server = Server::new(&format!("127.0.0.1:{port}"));
+    let mut server = Server::new(format!("127.0.0.1:{port}"));
     let relay = match redis {
         None => None,
         Some(url) => Some(relay(&url).await),

@@ -170,30 +170,29 @@ mod tests {
     async fn trims_by_size_and_age() {
         let memory = Memory::default();
         let log = memory.log("c", opts(3, 10));
-        let mut log = lock(&log);
         for i in 0..5u8 {
-            assert_eq!(log.append(&memory, Bytes::from(vec![i]), true).offset, u64::from(i) + 1);
+            assert_eq!(lock(&log).append(&memory, Bytes::from(vec![i]), true).offset, u64::from(i) + 1);
         }
         assert_eq!(memory.usage().messages, 3);
-        let offsets: Vec<u64> = log.recent(&memory, 10).iter().map(|e| e.position.offset).collect();
+        let offsets: Vec<u64> = lock(&log).recent(&memory, 10).iter().map(|e| e.position.offset).collect();
         assert_eq!(offsets, [3, 4, 5]);
-        let epoch = log.top().epoch;
-        assert!(log.since(&memory, &Position { epoch: epoch.clone(), offset: 2 }).complete);
-        assert!(!log.since(&memory, &Position { epoch: epoch.clone(), offset: 1 }).complete);
-        assert!(!log.since(&memory, &Position { epoch: "other".into(), offset: 4 }).complete);
-        assert!(!log.since(&memory, &Position { epoch: epoch.clone(), offset: 6 }).complete);
+        let epoch = lock(&log).top().epoch;
+        assert!(lock(&log).since(&memory, &Position { epoch: epoch.clone(), offset: 2 }).complete);
+        assert!(!lock(&log).since(&memory, &Position { epoch: epoch.clone(), offset: 1 }).complete);
+        assert!(!lock(&log).since(&memory, &Position { epoch: "other".into(), offset: 4 }).complete);
+        assert!(!lock(&log).since(&memory, &Position { epoch: epoch.clone(), offset: 6 }).complete);
         tokio::time::advance(Duration::from_secs(6)).await;
-        log.append(&memory, Bytes::from_static(b"x"), true);
+        lock(&log).append(&memory, Bytes::from_static(b"x"), true);
         tokio::time::advance(Duration::from_secs(5)).await;
         // The first three are 11 s old: gone; the fourth (6 s... 5 s) stays.
-        assert_eq!(log.recent(&memory, 10).len(), 1);
+        assert_eq!(lock(&log).recent(&memory, 10).len(), 1);
         assert_eq!(memory.usage(), Usage { channels: 1, messages: 1, bytes: 1 });
-        let since = log.since(&memory, &Position { epoch: epoch.clone(), offset: 5 });
+        let since = lock(&log).since(&memory, &Position { epoch: epoch.clone(), offset: 5 });
         assert!(since.complete);
         assert_eq!(since.entries.len(), 1);
         // Nothing missed: complete even with all of it expired.
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert!(log.since(&memory, &Position { epoch, offset: 6 }).complete);
+        assert!(lock(&log).since(&memory, &Position { epoch, offset: 6 }).complete);
         assert_eq!(memory.usage().messages, 0);
     }
 }
