@@ -1,10 +1,12 @@
-// What the browser tests (chat.mjs, two-nodes.mjs) share: the processes
+// What the browser tests (chat.mjs, two-nodes.mjs, recovery.mjs) share: the processes
 // they own (demo nodes, redis-server) and their cleanup, the steps and their
 // count, the page instrumentation, the waits on the page, and the
 // watchdog. Plain Node.js, no test runner.
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -93,6 +95,40 @@ export class DemoServer {
     const child = this.child;
     this.child = null;
     return stopProcess(child, signal, grace);
+  }
+}
+
+// Whether a Redis server answers PING on 127.0.0.1:port.
+const ping = (port) => new Promise((res) => {
+  const socket = connect(Number(port), '127.0.0.1');
+  let reply = '';
+  socket.setTimeout(1000, () => { socket.destroy(); res(false); });
+  socket.on('connect', () => socket.write('PING\r\n'));
+  socket.on('data', (chunk) => {
+    reply += chunk;
+    if (reply.includes('\r\n')) { socket.destroy(); res(reply.startsWith('+PONG')); }
+  });
+  socket.on('error', () => res(false));
+});
+
+// Starts a redis-server on 127.0.0.1:port (no persistence, a temporary
+// directory of its own, output in `log`) and waits until it answers PING;
+// returns its spawnLogged handle.
+export async function startRedisServer(port, log, script) {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error) {
+    fail(`cannot run redis-server (${probe.error.code || probe.error.message}): install it (Debian: apt-get install redis-server; ` +
+      'scripts/browser-test does it when run as root) or put it on PATH');
+  }
+  const dir = mkdtempSync(join(tmpdir(), `${script.replace(/\.mjs$/, '')}-redis-`));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const argv = ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--port', String(port), '--dir', dir];
+  const redis = spawnLogged('redis-server', argv, log, `--- ${script}: redis-server ${argv.map((a) => a || "''").join(' ')} ---`);
+  for (const deadline = Date.now() + 10_000; ;) {
+    if (redis.status) fail(`redis-server exited before answering PING on 127.0.0.1:${port} (log: ${log})`);
+    if (await ping(port)) return redis;
+    if (Date.now() > deadline) fail(`redis-server did not answer PING on 127.0.0.1:${port} within 10 s (log: ${log})`);
+    await sleep(100);
   }
 }
 

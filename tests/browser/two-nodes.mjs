@@ -14,14 +14,11 @@
 // two-nodes-node1.log, two-nodes-node2.log and two-nodes-redis.log go;
 // default ${CARGO_TARGET_DIR:-target}/browser under the repository root).
 // Exits 0 when every step passed, 1 with the failing step and why otherwise.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   DemoServer, RECONNECT_WAIT, ROOT, WAIT, eventsOf, exchange, fail, killChildrenOnExit, launchBrowser, noPageErrors,
-  open, passedSteps, sleep, spawnLogged, step, stopProcess, submit, waitForEvents, waitForMessage, waitForText, watchdog,
+  open, passedSteps, startRedisServer, step, stopProcess, submit, waitForEvents, waitForMessage, waitForText, watchdog,
 } from './lib.mjs';
 
 const OVERALL = 180_000; // ms, the whole run
@@ -47,37 +44,8 @@ const node1 = node(1, port1), node2 = node(2, port2);
 killChildrenOnExit(script);
 watchdog(OVERALL);
 
-// Whether a Redis server answers PING on 127.0.0.1:port.
-const ping = (port) => new Promise((res) => {
-  const socket = connect(Number(port), '127.0.0.1');
-  let reply = '';
-  socket.setTimeout(1000, () => { socket.destroy(); res(false); });
-  socket.on('connect', () => socket.write('PING\r\n'));
-  socket.on('data', (chunk) => {
-    reply += chunk;
-    if (reply.includes('\r\n')) { socket.destroy(); res(reply.startsWith('+PONG')); }
-  });
-  socket.on('error', () => res(false));
-});
-
 let redis = null;
-async function startRedis() {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (probe.error) {
-    fail(`cannot run redis-server (${probe.error.code || probe.error.message}): install it (Debian: apt-get install redis-server; ` +
-      'scripts/browser-test does it when run as root) or put it on PATH');
-  }
-  const redisDir = mkdtempSync(join(tmpdir(), 'two-nodes-redis-'));
-  process.on('exit', () => rmSync(redisDir, { recursive: true, force: true }));
-  const argv = ['--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--port', String(redisPort), '--dir', redisDir];
-  redis = spawnLogged('redis-server', argv, redisLog, `--- ${script}: redis-server ${argv.map((a) => a || "''").join(' ')} ---`);
-  for (const deadline = Date.now() + 10_000; ;) {
-    if (redis.status) fail(`redis-server exited before answering PING on 127.0.0.1:${redisPort} (log: ${redisLog})`);
-    if (await ping(redisPort)) return;
-    if (Date.now() > deadline) fail(`redis-server did not answer PING on 127.0.0.1:${redisPort} within 10 s (log: ${redisLog})`);
-    await sleep(100);
-  }
-}
+const startRedis = async () => { redis = await startRedisServer(redisPort, redisLog, script); };
 
 // Keeps the `room {room, members}` events the page's socket gets from now
 // on in window.__rooms (the page does not show the members).
@@ -194,7 +162,7 @@ try {
   await step('node 2 restarts on the same port; B reconnects by itself, and #online is 3 again', async () => {
     await node2.start();
     await waitForText(b, '#status', 'connected', RECONNECT_WAIT);
-    await waitForText(b, '#current-room', 'lobby');
+    await waitForText(b, '#current-room', 'rust');
     for (const u of [a, b, c]) await waitForText(u, '#online', '3');
   });
   const again = 'alice again, node 2 is back', back = 'bob is back on node 2';

@@ -185,8 +185,40 @@ declare namespace simples {
     error: [info: ErrorInfo];
   }
 
+  /** A channel's position: its history's epoch and the message's offset in it. */
+  interface Position {
+    /** Changes whenever the channel's history is lost. */
+    epoch: string;
+    /** 1 for the epoch's first message, then +1 per message. */
+    offset: number;
+  }
+
+  /** The options of `join`. */
+  interface JoinOptions {
+    /** How many of the channel's latest messages to receive first (at most what its history holds); default 0. */
+    recent?: number | undefined;
+  }
+
+  /** The answer to `join`, and the `'recovered'` event's argument. */
+  interface JoinResult {
+    /** The channel. */
+    channel: string;
+    /**
+     * Whether every message after the position given was replayed (always
+     * true on a first join); false: messages were missed for good (too old,
+     * or the history was lost), reload the state.
+     */
+    recovered: boolean;
+    /** The channel's epoch; null when it keeps no history. */
+    epoch: string | null;
+    /** The offset of the last message sent before live ones; null without history. */
+    offset: number | null;
+  }
+
   /** Object mode's events: the lifecycle and every server event as `'message'`. */
   interface ObjectEvents extends LifecycleEvents {
+    /** A joined channel was joined again after a reconnection (`recovered` says whether nothing was lost). */
+    recovered: [info: JoinResult];
     /** Every server event, reserved names included, before its handlers run. */
     message: [event: string, data: any];
   }
@@ -226,6 +258,12 @@ declare namespace simples {
     id: number | null;
     /** The socket that received it. */
     socket: S;
+    /** A channel message (history on): its channel, else null. */
+    channel: string | null;
+    /** A channel message: its epoch, else null. */
+    epoch: string | null;
+    /** A channel message: its offset, else null. */
+    offset: number | null;
   }
 
   /** The options of `request`. */
@@ -284,6 +322,18 @@ declare namespace simples {
      * when the queue overflowed.
      */
     request<T = unknown>(event: string, data?: unknown, options?: RequestOptions): Promise<T>;
+    /**
+     * Joins a channel (the `@join` request; the host allows it with
+     * `on_join`). From then on the socket remembers the position of the last
+     * message seen on it and, after each reconnection, joins again from it:
+     * the server replays what was missed, then `'recovered'` fires. Rejects
+     * as `request` does (e.g. with the reason the host refused).
+     */
+    join(channel: string, options?: JoinOptions): Promise<JoinResult>;
+    /** Leaves a channel (the `@leave` request) and forgets its position. */
+    leave(channel: string): Promise<{ channel: string; left: boolean }>;
+    /** The position of the last message seen on a joined channel (or its join's); null otherwise. */
+    position(channel: string): Position | null;
   }
 
   /** A socket in text mode. */

@@ -41,12 +41,20 @@
  *                     binary), malformed server messages ('invalid_message',
  *                     'binary', 'invalid_json'), 'transport' errors and
  *                     exceptions thrown by handlers ('handler', with .error)
+ *     'recovered'     ({channel, recovered, epoch, offset})  object mode:
+ *                                               a joined channel was joined
+ *                                               again after a reconnection;
+ *                                               recovered false: messages
+ *                                               were missed for good (reload
+ *                                               the state)
  *     'message'       text/binary modes: (data), the raw message (a string;
  *                     binary: an ArrayBuffer in binary mode, a Blob in text
  *                     mode); object mode: (event, data) for every event
  *   In object mode these names are reserved: a server event called 'open',
- *   'close', 'reconnecting' or 'message' reaches only the 'message' handlers
- *   (an id on it gets an error ack).
+ *   'close', 'reconnecting', 'recovered' or 'message' reaches only the
+ *   'message' handlers (an id on it gets an error ack).
+ *   A channel message (history on, see PROTOCOL.md) also has ctx.channel,
+ *   ctx.epoch and ctx.offset (null on other events).
  *
  * socket.send(event, data)   object mode; send(payload) in text mode (a
  *   string) and binary mode (ArrayBuffer, typed array, DataView or Blob).
@@ -57,6 +65,15 @@
  *   call, also when queued), Error(message) on an error ack, Error('closed')
  *   once close() was called, Error('disconnected') if the connection it was
  *   sent on is lost before the ack (the reply can never arrive).
+ * socket.join(channel, {recent: 0})  object mode: a Promise of {channel,
+ *   recovered, epoch, offset} (the `@join` request; the host must allow it
+ *   with on_join); recent: the latest messages to receive first. The
+ *   socket then remembers the position of the last message seen on the
+ *   channel, and after every reconnection joins again from it: the server
+ *   replays what was missed (each message once, in order) and 'recovered'
+ *   fires. socket.leave(channel): a Promise of {channel, left}; forgotten.
+ *   socket.position(channel): {epoch, offset} of the last message seen (or
+ *   the join's), null for a channel not joined.
  * socket.close(code = 1000, reason = '')  closes for good: no reconnection.
  * socket.connected (bool), socket.dropped (count), socket.url (resolved),
  * socket.mode: read-only.
@@ -68,7 +85,7 @@
     mode: 'object', protocols: [], reconnect: true, minDelay: 500, maxDelay: 10000,
     factor: 2, jitter: 0.5, ackTimeout: 10000, queueLimit: 1000,
   };
-  var RESERVED = { open: 1, close: 1, reconnecting: 1, message: 1 };
+  var RESERVED = { open: 1, close: 1, reconnecting: 1, recovered: 1, message: 1 };
   var MAX_ID = Math.pow(2, 53) - 1;
 
   function resolveUrl(url) {
@@ -117,6 +134,7 @@
     this._attempt = 0;
     this._timer = null;
     this._dropped = 0;
+    this._joined = new Map();             // channel -> {epoch, offset} (null: no history)
     this._open();
   }
 
@@ -178,6 +196,7 @@
     ws.onopen = function () {
       self._connected = true;
       self._attempt = 0;
+      self._rejoin();
       var queue = self._queue;
       self._queue = [];
       for (var i = 0; i < queue.length; i++) self._transmit(queue[i]);
@@ -306,10 +325,18 @@
     if (id !== undefined && id !== null && !(Number.isInteger(id) && id >= 1 && id <= MAX_ID)) {
       return this._emit('error', { code: 'invalid_message', message: 'event "' + event + '" has an invalid id' });
     }
+    this._seen(msg);
     this._emit('message', event, data);
     if (event === 'error') return this._emit('error', data);
     var list = RESERVED[event] ? [] : (this._handlers[event] || []).slice();
     var ctx = { event: event, id: id === undefined ? null : id, socket: this };
+    if (typeof msg.channel === 'string' && typeof msg.offset === 'number') {
+      ctx.channel = msg.channel;
+      ctx.epoch = msg.epoch;
+      ctx.offset = msg.offset;
+    } else {
+      ctx.channel = ctx.epoch = ctx.offset = null;
+    }
     if (ctx.id === null) {
       for (var i = 0; i < list.length; i++) {
         try { list[i].call(this, data, ctx); } catch (err) { this._handlerError(event, err); }
@@ -334,6 +361,61 @@
       // An ack belongs to the connection that carried the event.
       if (self._ws === ws && self._connected) ws.send(reply);
     });
+  };
+
+  // The position of a join's answer, unless a newer one was already seen.
+  Socket.prototype._joinedAt = function (channel, answer) {
+    var current = this._joined.get(channel);
+    var fresh = answer && answer.epoch !== null && answer.epoch !== undefined
+      ? { epoch: answer.epoch, offset: answer.offset } : null;
+    if (current && fresh && current.epoch === fresh.epoch && current.offset > fresh.offset) return;
+    this._joined.set(channel, fresh);
+  };
+
+  Socket.prototype.join = function (channel, options) {
+    var self = this;
+    if (typeof channel !== 'string' || channel === '') return Promise.reject(new TypeError('join: channel must be a non-empty string'));
+    var recent = options && options.recent !== undefined ? options.recent : 0;
+    if (!(Number.isInteger(recent) && recent >= 0)) return Promise.reject(new TypeError('join: recent must be an integer >= 0'));
+    return this.request('@join', { channel: channel, recent: recent }).then(function (answer) {
+      self._joinedAt(channel, answer);
+      return answer;
+    });
+  };
+
+  Socket.prototype.leave = function (channel) {
+    this._joined.delete(channel);
+    return this.request('@leave', { channel: channel });
+  };
+
+  Socket.prototype.position = function (channel) {
+    var p = this._joined.get(channel);
+    return p ? { epoch: p.epoch, offset: p.offset } : null;
+  };
+
+  // After a reconnection: every joined channel again, from its position.
+  Socket.prototype._rejoin = function () {
+    var self = this;
+    this._joined.forEach(function (since, channel) {
+      self.request('@join', { channel: channel, since: since }).then(function (answer) {
+        if (!self._joined.has(channel)) return; // left meanwhile
+        self._joinedAt(channel, answer);
+        self._emit('recovered', { channel: channel, recovered: answer.recovered, epoch: answer.epoch, offset: answer.offset });
+      }, function (err) {
+        if (errorMessage(err) === 'disconnected' || errorMessage(err) === 'closed') return; // the next open tries again
+        self._joined.delete(channel);
+        self._emit('error', { code: 'join', message: 'cannot join "' + channel + '" again: ' + errorMessage(err) });
+      });
+    });
+  };
+
+  // A channel message's position (history on): remembered for recovery.
+  Socket.prototype._seen = function (msg) {
+    if (typeof msg.channel !== 'string' || typeof msg.offset !== 'number' || typeof msg.epoch !== 'string') return;
+    if (!this._joined.has(msg.channel)) return;
+    var current = this._joined.get(msg.channel);
+    if (current && current.epoch === msg.epoch && current.offset >= msg.offset) return;
+    this._joined.set(msg.channel, { epoch: msg.epoch, offset: msg.offset });
   };
 
   Socket.prototype.close = function (code, reason) {

@@ -21,8 +21,15 @@
 //!   handshake refusals and time, close codes).
 //! * `/chat` is a WebSocket host in object mode. Events from the page:
 //!   `nick {nick}` (request: stored in the session, shared with HTTP, so a
-//!   reload keeps it), `join {room}` (request: leaves the current room's
-//!   channel, binds the new one), `say {text}`. Events to the page:
+//!   reload keeps it), `@join` (simples.js's `socket.join(room, {recent})`:
+//!   leaves the other rooms, binds the new one, sends its latest messages
+//!   first), `join {room}` (the same as a plain request, answering the
+//!   members), `say {text}`.
+//! * Rooms keep a history (`--history SIZE`, default 100 messages, at
+//!   most 2 minutes old; in Redis with `--redis`, so the same on every
+//!   node): a page that joins sees the last 20 messages, and a page that
+//!   reconnects (to any node) gets exactly what it missed, or a notice
+//!   when too much was missed. Events to the page:
 //!   `room {room, members}`, `said {nick, text}`, `system {text}`,
 //!   `online {count}` (every connected user, every room, every node).
 //!   Room members and the online count come from presence (channel
@@ -37,15 +44,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use simples::ws::{ChannelEvent, PresenceEvent, Relay, WsConn, WsHost, WsOptions};
+use simples::ws::{ChannelEvent, HistoryOptions, PresenceEvent, Relay, WsConn, WsHost, WsOptions};
 use simples::{HostOptions, MiniJinja, Server, SessionConfig, SessionStore};
 
 const INDEX: &str = include_str!("chat/index.html");
 const APP_JS: &str = include_str!("chat/app.js");
-const LOBBY: &str = "lobby";
 /// Every connection is in this channel: its presence is the online list.
 /// (Room names are letters, digits, '-' and '_': no room can be called so.)
 const ONLINE: &str = "@online";
+/// How long a room keeps its messages (and at most `--history` of them).
+const HISTORY_TTL: Duration = Duration::from_secs(120);
 /// With Redis, how often a node recounts the online users (see [`Online`]).
 const ONLINE_RECOUNT: Duration = Duration::from_secs(5);
 
@@ -55,7 +63,7 @@ async fn main() {
     let args = match Args::parse() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("chat: {e}\nusage: chat [--addr HOST:PORT] [--redis redis://HOST:PORT]   (or ADDR=..., REDIS_URL=...)");
+            eprintln!("chat: {e}\nusage: chat [--addr HOST:PORT] [--redis redis://HOST:PORT] [--history SIZE]   (or ADDR=..., REDIS_URL=..., HISTORY=...)");
             std::process::exit(2);
         }
     };
@@ -107,10 +115,22 @@ async fn main() {
     });
 
     let options = WsOptions { relay, presence: true, ..WsOptions::object() };
+    // The page joins the lobby itself (`socket.join`), so that it recovers
+    // it after a reconnection.
     let chat = server.ws("/chat", options, |conn| async move {
         conn.set_presence(json!({ "nick": nick_of(&conn) }));
         conn.bind(ONLINE);
-        conn.bind(LOBBY);
+    });
+    let history = HistoryOptions { size: args.history, ttl: HISTORY_TTL };
+    chat.history(move |channel| (channel != ONLINE).then_some(history));
+    chat.on_join(|conn, room| async move {
+        check_room(&room)?;
+        for old in rooms_of(&conn) {
+            if old != room {
+                conn.unbind(&old);
+            }
+        }
+        Ok(())
     });
     chat.on("nick", |conn, data| async move {
         let nick = text_field(&data, "nick", 24)?;
@@ -127,9 +147,7 @@ async fn main() {
     });
     chat.on("join", |conn, data| async move {
         let room = text_field(&data, "room", 32)?;
-        if !room.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
-            return Err("a room name has letters, digits, '-' and '_' only".to_string());
-        }
+        check_room(&room)?;
         for old in rooms_of(&conn) {
             if old != room {
                 conn.unbind(&old);
@@ -137,7 +155,7 @@ async fn main() {
         }
         conn.bind(&room);
         let members = members_of(&conn.host(), &room).await;
-        Ok(json!({ "room": room, "members": members }))
+        Ok::<_, String>(json!({ "room": room, "members": members }))
     });
     chat.on("say", |conn, data| async move {
         let text = text_field(&data, "text", 500)?;
@@ -221,13 +239,15 @@ struct Args {
     addr: String,
     /// `--redis URL`, else `REDIS_URL`, else none (one node).
     redis: Option<String>,
+    /// `--history SIZE`, else `HISTORY`, else 100: the messages a room keeps.
+    history: usize,
 }
 
 impl Args {
     fn parse() -> Result<Args, String> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut args = std::env::args().skip(1);
-        let (mut addr, mut redis) = (env("ADDR"), env("REDIS_URL"));
+        let (mut addr, mut redis, mut history) = (env("ADDR"), env("REDIS_URL"), env("HISTORY"));
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
                 Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
@@ -236,6 +256,7 @@ impl Args {
             let slot = match name.as_str() {
                 "--addr" => &mut addr,
                 "--redis" => &mut redis,
+                "--history" => &mut history,
                 other => return Err(format!("unknown argument {other:?}")),
             };
             *slot = Some(match inline {
@@ -243,7 +264,11 @@ impl Args {
                 None => args.next().ok_or(format!("{name} needs a value"))?,
             });
         }
-        Ok(Args { addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()), redis })
+        let history = match history {
+            None => 100,
+            Some(h) => h.parse().ok().filter(|n| *n > 0).ok_or(format!("--history must be a positive number, not {h:?}"))?,
+        };
+        Ok(Args { addr: addr.unwrap_or_else(|| "127.0.0.1:8080".to_string()), redis, history })
     }
 }
 
@@ -269,6 +294,14 @@ fn guest_name() -> String {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     format!("guest-{}", 1000 + random % 9000)
+}
+
+/// A room name: 1 to 32 letters, digits, '-' and '_'.
+fn check_room(room: &str) -> Result<(), String> {
+    if room.is_empty() || room.chars().count() > 32 || !room.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+        return Err("a room name has 1 to 32 letters, digits, '-' and '_'".to_string());
+    }
+    Ok(())
 }
 
 /// A non-empty string field of at most `max` characters, trimmed.

@@ -233,3 +233,31 @@ declare const something: unknown;
 if (something instanceof simples.Socket) same<typeof something, simples.AnySocket>();
 same<typeof window.simples, simples.Simples>();
 same<typeof simples, simples.Simples>();
+
+// ---- channels: join, positions, recovery (object mode) -----------------------
+
+socket.join('lobby').then((r) => {
+  same<typeof r, simples.JoinResult>();
+  same<typeof r.recovered, boolean>();
+  same<typeof r.epoch, string | null>();
+  same<typeof r.offset, number | null>();
+});
+socket.join('lobby', { recent: 20 }).then((r) => r.channel);
+// @ts-expect-error: recent is a number
+socket.join('lobby', { recent: '20' });
+socket.leave('lobby').then((r) => same<typeof r.left, boolean>());
+const at = socket.position('lobby');
+same<typeof at, simples.Position | null>();
+if (at) same<typeof at.offset, number>();
+socket.on('recovered', (info) => {
+  same<typeof info, simples.JoinResult>();
+  if (!info.recovered) console.log('reload', info.channel);
+});
+socket.on('said', (_data, ctx) => {
+  same<typeof ctx.channel, string | null>();
+  same<typeof ctx.offset, number | null>();
+});
+// @ts-expect-error: a channel name is a string
+socket.join(42);
+// @ts-expect-error: text sockets have no channels
+text.join('lobby');

@@ -27,6 +27,23 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // The room the page is in: joined with simples.js's join(), so after a
+  // reconnection (to this node or another) the page gets what it missed.
+  let room = null;
+  function enter(name) {
+    const old = room;
+    if (old && old !== name) socket.leave(old).catch(() => {});
+    return socket.join(name, { recent: 20 }).then((data) => {
+      room = name;
+      $('current-room').textContent = name;
+      return data;
+    });
+  }
+  enter('lobby').catch((e) => add('system', null, 'cannot join lobby: ' + e.message));
+  socket.on('recovered', (info) => {
+    if (!info.recovered) add('system', null, 'messages of ' + info.channel + ' were missed while offline');
+  });
+
   socket.on('open', () => setStatus(true));
   socket.on('close', () => setStatus(false));
   socket.on('online', (data) => { $('online').textContent = String(data.count); });
@@ -50,8 +67,8 @@
   $('join').addEventListener('click', () => {
     const room = $('room').value.trim();
     if (!room) return;
-    socket.request('join', { room })
-      .then((data) => { $('current-room').textContent = data.room; $('room').value = ''; })
+    enter(room)
+      .then(() => { $('room').value = ''; })
       .catch((e) => add('system', null, 'cannot join: ' + e.message));
   });
 

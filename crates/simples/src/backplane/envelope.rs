@@ -7,7 +7,9 @@
 //!   u8      version = 1
 //!   u8      kind: 1 host broadcast, 2 channel broadcast,
 //!                 3 presence join, 4 presence leave
-//!   u8      flags: bit 0 = the message is binary (else text)
+//!   u8      flags: bit 0 = the message is binary (else text),
+//!           bit 1 = numbered: a history channel's message, whose payload
+//!           is followed by its offset (see the last line)
 //!   u8 + n  origin node id (n ≤ 255 bytes, UTF-8)
 //!   u16 + n namespace: the WebSocket host's path (UTF-8)
 //!   u16 + n channel name (UTF-8; empty for a host broadcast)
@@ -17,6 +19,8 @@
 //!           connections (n = 0: none)
 //!   ...     payload, to the end: the message (kinds 1, 2) or the
 //!           presence member as JSON (kinds 3, 4)
+//!   n + u8  numbered only: the offset in decimal ASCII (n digits), then n
+//!           (so Redis' Lua can append it to what it publishes)
 //! ```
 //!
 //! Decoding checks every length against what is there: a truncated or
@@ -80,6 +84,9 @@ pub struct Envelope {
     pub filter: String,
     /// The message, or the presence member's JSON.
     pub payload: Bytes,
+    /// A history channel's message numbered by the backplane's history
+    /// store: its offset (every node, the publisher included, delivers it).
+    pub offset: Option<u64>,
 }
 
 /// Why an envelope could not be read or written.
@@ -121,7 +128,7 @@ impl Envelope {
         );
         out.put_u8(VERSION);
         out.put_u8(self.kind.code());
-        out.put_u8(u8::from(self.binary));
+        out.put_u8(u8::from(self.binary) | (u8::from(self.offset.is_some()) << 1));
         put_short(&mut out, &self.node, "node")?;
         put_long(&mut out, &self.namespace, "namespace")?;
         put_long(&mut out, &self.channel, "channel")?;
@@ -134,6 +141,11 @@ impl Envelope {
         }
         put_short(&mut out, &self.filter, "filter")?;
         out.put_slice(&self.payload);
+        if let Some(offset) = self.offset {
+            let digits = offset.to_string();
+            out.put_slice(digits.as_bytes());
+            out.put_u8(digits.len() as u8);
+        }
         Ok(out.freeze())
     }
 
@@ -145,7 +157,8 @@ impl Envelope {
         }
         let code = take_u8(&mut bytes)?;
         let kind = Kind::from_code(code).ok_or(EnvelopeError::Kind(code))?;
-        let binary = take_u8(&mut bytes)? & 1 == 1;
+        let flags = take_u8(&mut bytes)?;
+        let binary = flags & 1 == 1;
         let node = take_str(&mut bytes, 1)?;
         let namespace = take_str(&mut bytes, 2)?;
         let channel = take_str(&mut bytes, 2)?;
@@ -159,7 +172,19 @@ impl Envelope {
             Some((except_node, bytes.get_u64()))
         };
         let filter = take_str(&mut bytes, 1)?;
-        Ok(Envelope { kind, binary, node, namespace, channel, except, filter, payload: bytes })
+        let offset = if flags & 2 == 2 {
+            let n = usize::from(*bytes.last().ok_or(EnvelopeError::Truncated)?);
+            if n == 0 || n > 20 || bytes.len() < n + 1 {
+                return Err(EnvelopeError::Truncated);
+            }
+            let digits = &bytes[bytes.len() - 1 - n..bytes.len() - 1];
+            let offset = std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or(EnvelopeError::NotUtf8)?;
+            bytes.truncate(bytes.len() - 1 - n);
+            Some(offset)
+        } else {
+            None
+        };
+        Ok(Envelope { kind, binary, node, namespace, channel, except, filter, payload: bytes, offset })
     }
 }
 
@@ -212,6 +237,7 @@ mod tests {
             except: Some(("n1a2b3".into(), 42)),
             filter: "awake".into(),
             payload: Bytes::from_static(b"{\"event\":\"said\"}"),
+            offset: None,
         }
     }
 
@@ -221,6 +247,8 @@ mod tests {
         assert_eq!(Envelope::decode(e.encode().unwrap()).unwrap(), e);
         let plain = Envelope { except: None, filter: String::new(), binary: true, ..sample() };
         assert_eq!(Envelope::decode(plain.encode().unwrap()).unwrap(), plain);
+        let numbered = Envelope { offset: Some(1234567), ..sample() };
+        assert_eq!(Envelope::decode(numbered.encode().unwrap()).unwrap(), numbered);
     }
 
     #[test]
@@ -259,10 +287,11 @@ mod tests {
             node in "[a-z0-9]{1,20}", ns in "/[a-z]{0,10}", ch in ".{0,12}", filter in "[a-z]{0,8}",
             except in proptest::option::of(("[a-z0-9]{1,8}", any::<u64>())),
             binary in any::<bool>(), kind in 1u8..=4, payload in proptest::collection::vec(any::<u8>(), 0..40),
+            offset in proptest::option::of(any::<u64>()),
         ) {
             let e = Envelope {
                 kind: Kind::from_code(kind).unwrap(), binary, node, namespace: ns, channel: ch, except, filter,
-                payload: Bytes::from(payload),
+                payload: Bytes::from(payload), offset,
             };
             prop_assert_eq!(Envelope::decode(e.encode().unwrap()).unwrap(), e);
         }

@@ -12,6 +12,8 @@
 //! ```text
 //!   mod.rs     the Backplane trait, topics, presence members, errors, stats
 //!   envelope   the versioned binary format of what crosses the backplane
+//!   history    HistoryStore: channel history kept by the engine (numbered
+//!              and published atomically: the same positions everywhere)
 //!   redis      RedisBackplane (feature `redis`): pub/sub on one server or
 //!              sharded pub/sub (SSUBSCRIBE/SPUBLISH) on a Redis Cluster,
 //!              presence in hashes with node heartbeats
@@ -21,9 +23,13 @@
 //! framework names *topics* (one per WebSocket host for host-wide
 //! broadcasts, one per channel) and hands the backplane opaque payloads.
 
+mod error;
+pub use error::BackplaneError;
 mod envelope;
+mod history;
 
 pub use envelope::{Envelope, EnvelopeError, Kind, VERSION as ENVELOPE_VERSION};
+pub use history::{HistoryAppend, HistoryItem, HistoryRead, HistoryStore, ReadFrom};
 
 use std::sync::Arc;
 
@@ -55,33 +61,6 @@ pub struct PresenceMember {
     pub info: serde_json::Value,
 }
 
-/// A backplane's failure, as seen by the framework.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackplaneError {
-    /// The queue towards the engine is full: the message was dropped (and
-    /// counted in [`BackplaneStats::dropped`]).
-    Full,
-    /// The engine cannot be reached now (the operation was not done).
-    Unavailable(String),
-    /// The engine answered with an error, or sent what cannot be decoded.
-    Engine(String),
-    /// The backplane's configuration is unusable (a bad URL, a zero
-    /// capacity...): said at start, by the constructor.
-    Config(String),
-}
-
-impl std::fmt::Display for BackplaneError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackplaneError::Full => f.write_str("the backplane's publish queue is full"),
-            BackplaneError::Unavailable(e) => write!(f, "the backplane is unavailable: {e}"),
-            BackplaneError::Engine(e) => write!(f, "backplane error: {e}"),
-            BackplaneError::Config(e) => write!(f, "backplane configuration: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BackplaneError {}
 
 /// A backplane's counters (all since it started).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -166,4 +145,19 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// The counters.
     fn stats(&self) -> BackplaneStats;
+
+    /// Channel history kept by the engine, when it can: then positions are
+    /// the same on every node. Default: `None` (each node keeps its own
+    /// history in memory).
+    fn history(&self) -> Option<Arc<dyn HistoryStore>> {
+        None
+    }
+
+    /// Resolves once `topic` (subscribed with [`subscribe`](Backplane::subscribe))
+    /// is active in the engine: what is published from then on reaches
+    /// this node. Default: at once.
+    fn subscribed(&self, topic: &str) -> BoxFuture<'static, ()> {
+        let _ = topic;
+        Box::pin(async {})
+    }
 }

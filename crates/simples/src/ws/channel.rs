@@ -20,6 +20,7 @@ use simples_ws::Message;
 
 use super::conn::WsConn;
 use super::error::WsError;
+use super::history::{self, HistoryEntry, Position, Recovery};
 use super::host::{broadcast_with, Audience, WsShared};
 use super::members::{Inserted, Members};
 use super::object;
@@ -176,6 +177,7 @@ impl Channel {
         let members = room.retire();
         for conn in &members {
             conn.inner.leave_channel(&self.name);
+            self.host.history.recovering.forget(conn.id(), &self.name);
             if self.host.options.presence {
                 self.host.presence_left(&self.name, conn);
             }
@@ -225,6 +227,36 @@ impl Channel {
         // backplane may still be queued), the other nodes' from the backplane.
         let node = self.host.node_id();
         Ok(stored.into_iter().filter(|m| m.node != node).chain(local).collect())
+    }
+
+    /// The latest `limit` messages of the channel's history (at most what
+    /// it holds), oldest first; empty when the channel keeps no history
+    /// ([`WsHost::history`](crate::WsHost::history)). With the Redis
+    /// backend, read from Redis (the same on every node).
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, WsError> {
+        history::recent(&self.host, &self.name, limit).await
+    }
+
+    /// Binds `conn` and, given the position of the last message it saw,
+    /// replays what it missed before the live messages (exactly once, in
+    /// order); what `@join` does for clients. With no position, a plain
+    /// bind that reports the channel's latest position.
+    pub async fn join(&self, conn: &WsConn, since: Option<Position>) -> Result<Recovery, WsError> {
+        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
+            return Err(WsError::Closed);
+        }
+        history::recover(&self.host, conn, &self.name, since, 0).await
+    }
+
+    /// Binds `conn` and sends it the latest `recent` messages of the
+    /// history (at most what it holds) before the live ones, with no gap
+    /// and no duplicate between them: what a client's `@join` with
+    /// `recent` does, e.g. to show a newcomer the conversation so far.
+    pub async fn join_recent(&self, conn: &WsConn, recent: usize) -> Result<Recovery, WsError> {
+        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
+            return Err(WsError::Closed);
+        }
+        history::recover(&self.host, conn, &self.name, None, recent).await
     }
 
     /// Sends `message` to every member, on every node with a relay (the
@@ -291,6 +323,9 @@ fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> 
             c.inner.leave_channel(name);
         }
     });
+    if left.is_some() {
+        host.history.recovering.forget(conn.id(), name);
+    }
     match left {
         None => false,
         Some(0) => {

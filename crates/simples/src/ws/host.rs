@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use super::channel::{Channel, ChannelEvent, Rooms};
 use super::conn::WsConn;
 use super::error::WsError;
+use super::history::{self, History};
 use super::members::Members;
 use super::metrics::Metrics;
 use super::object;
@@ -101,7 +102,7 @@ pub(crate) type AuthFn = Arc<dyn Fn(Conn) -> BoxFuture<'static, Result<Conn, Err
 type SlowFn = Arc<dyn Fn(&WsConn, SlowAction) + Send + Sync>;
 type ChannelFn = Arc<dyn Fn(&ChannelEvent) + Send + Sync>;
 type PresenceFn = Arc<dyn Fn(&PresenceEvent) + Send + Sync>;
-type FilterFn = Arc<dyn Fn(&WsConn) -> bool + Send + Sync>;
+pub(crate) type FilterFn = Arc<dyn Fn(&WsConn) -> bool + Send + Sync>;
 
 #[derive(Default)]
 pub(crate) struct Handlers {
@@ -139,6 +140,15 @@ pub struct WsStats {
     /// Messages from other nodes that could not be delivered here (text
     /// that is not UTF-8, a named filter this node does not define).
     pub remote_refused: u64,
+    /// Channels with a history on this node (memory backend; `0` with the
+    /// Redis backend, whose history lives in Redis).
+    pub history_channels: usize,
+    /// Messages held in those histories.
+    pub history_messages: usize,
+    /// Their payload bytes (bounded by each channel's
+    /// [`HistoryOptions::size`](crate::ws::HistoryOptions::size) times the
+    /// message size limit).
+    pub history_bytes: usize,
 }
 
 pub(crate) struct WsShared {
@@ -177,6 +187,8 @@ pub(crate) struct WsShared {
     stopping: AtomicBool,
     /// Connections answered 101 that have not registered yet.
     upgrading: AtomicUsize,
+    /// Channel histories and the connections recovering.
+    pub(crate) history: History,
 }
 
 /// A WebSocket endpoint: the value [`Host::ws`](crate::Host::ws) returns.
@@ -235,6 +247,7 @@ impl WsHost {
                 ended: Notify::new(),
                 stopping: AtomicBool::new(false),
                 upgrading: AtomicUsize::new(0),
+                history: History::default(),
             }),
         };
         if let Some(relay) = &host.shared.options.relay {
@@ -370,6 +383,7 @@ impl WsHost {
     /// The host's counters.
     pub fn stats(&self) -> WsStats {
         let s = &self.shared;
+        let history = s.history.memory.usage();
         WsStats {
             connections: self.len(),
             accepted: s.accepted.load(Ordering::Relaxed),
@@ -380,6 +394,9 @@ impl WsHost {
             publish_failed: s.publish_failed.load(Ordering::Relaxed),
             remote: s.remote.load(Ordering::Relaxed),
             remote_refused: s.remote_refused.load(Ordering::Relaxed),
+            history_channels: history.channels,
+            history_messages: history.messages,
+            history_bytes: history.bytes,
         }
     }
 
@@ -509,6 +526,9 @@ impl WsShared {
     }
 
     pub(crate) fn event_handler(&self, event: &str) -> Option<EventFn> {
+        if let Some(builtin) = history::builtin_event(event) {
+            return Some(builtin);
+        }
         read(&self.handlers).events.get(event).cloned()
     }
 
@@ -666,6 +686,11 @@ impl WsShared {
             Some(name) => Some(self.named_filter(name)?),
             None => None,
         };
+        if let Some(name) = audience.channel {
+            if let Some(options) = self.history.options_for(name) {
+                return Ok(history::publish(self, name, message, options, audience.except, named, audience.named));
+            }
+        }
         let binary = matches!(message, Message::Binary(_));
         let payload = match &message {
             Message::Text(t) => Some(t.as_bytes().clone()),
@@ -690,11 +715,11 @@ impl WsShared {
         Ok(queued)
     }
 
-    fn named_filter(&self, name: &str) -> Result<FilterFn, WsError> {
+    pub(crate) fn named_filter(&self, name: &str) -> Result<FilterFn, WsError> {
         read(&self.handlers).filters.get(name).cloned().ok_or_else(|| WsError::UnknownFilter(name.to_string()))
     }
 
-    fn envelope(
+    pub(crate) fn envelope(
         &self,
         kind: Kind,
         channel: &str,
@@ -712,16 +737,30 @@ impl WsShared {
             except,
             filter: filter.unwrap_or_default().to_string(),
             payload,
+            offset: None,
         }
     }
 
-    fn publish(&self, topic: &str, envelope: &Envelope) {
+    pub(crate) fn publish(&self, topic: &str, envelope: &Envelope) {
         let Some(relay) = &self.options.relay else { return };
-        if relay.publish(topic, envelope) {
-            self.published.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.publish_failed.fetch_add(1, Ordering::Relaxed);
-        }
+        self.count_published(relay.publish(topic, envelope));
+    }
+
+    /// A broadcast handed to the backplane (`ok`) or refused by it.
+    pub(crate) fn count_published(&self, ok: bool) {
+        let counter = if ok { &self.published } else { &self.publish_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A broadcast from another node delivered here.
+    pub(crate) fn count_remote(&self) {
+        self.remote.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message from another node that cannot be delivered here.
+    pub(crate) fn refuse_remote(&self, why: &str) {
+        self.remote_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(why, "message from the backplane dropped");
     }
 
     pub(crate) fn channel_event(&self, event: &ChannelEvent) {
@@ -809,6 +848,11 @@ impl Remote for WsShared {
     /// A broadcast or presence change from another node: delivered to this
     /// node's audience, the frame encoded once for all of it.
     fn deliver(&self, envelope: Envelope) {
+        if let (Kind::ChannelBroadcast, Some(offset)) = (envelope.kind, envelope.offset) {
+            // Numbered by the history store: every node delivers it, this
+            // one included.
+            return history::deliver_numbered(self, envelope, offset);
+        }
         if envelope.node == self.node_id() {
             return; // Our own publication: delivered locally already.
         }
@@ -846,6 +890,12 @@ impl Remote for WsShared {
                 let Some(targets) = targets else { return };
                 self.remote.fetch_add(1, Ordering::Relaxed);
                 let except = envelope.except.as_ref().filter(|(node, _)| node == self.node_id()).map(|(_, id)| *id);
+                if envelope.kind == Kind::ChannelBroadcast {
+                    if let Some(options) = self.history.options_for(&envelope.channel) {
+                        history::publish_local(self, &envelope.channel, message, options, except, named);
+                        return;
+                    }
+                }
                 broadcast_with(self, message, &targets, |c| {
                     Some(c.id()) != except && named.as_ref().map_or(true, |f| f(c))
                 });

@@ -13,6 +13,8 @@
 //!   host       WsHost: handlers, the connection registry, broadcasts
 //!              (encoded once), stats, graceful shutdown
 //!   channel    Channel: named groups of connections, one lock per room
+//!   history    channel history (memory or Redis) and recovery after a
+//!              reconnection (`@join` from a position)
 //!   members    a set of connections with a shared snapshot (registry,
 //!              channel members)
 //!   conn       WsConn: the request it came with, the session shared with
@@ -50,6 +52,7 @@ mod conn;
 mod driver;
 mod error;
 mod handshake;
+mod history;
 mod host;
 mod members;
 mod metrics;
@@ -65,6 +68,7 @@ mod signal;
 pub use channel::{Channel, ChannelEvent};
 pub use conn::WsConn;
 pub use error::WsError;
+pub use history::{HistoryEntry, HistoryOptions, Position, Recovery};
 pub use host::{Ack, IntoAck, WsHost, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
 pub use object_client::{ClientEvent, ObjectClient, ObjectClientOptions};
@@ -73,6 +77,7 @@ pub use relay::Relay;
 pub use crate::backplane::PresenceMember;
 pub use client::{SIMPLES_D_TS, SIMPLES_JS};
 pub(crate) use handshake::same_authority;
+pub(crate) use history::new_epoch;
 #[doc(hidden)]
 pub use object::fuzz_check as __fuzz_object;
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod history;
 pub mod redis;
 
 use std::net::SocketAddr;

@@ -11,6 +11,8 @@
 //!   subscriber    the wanted topics, the task that (re)subscribes, the
 //!                 task that receives
 //!   presence      presence hashes, node heartbeats
+//!   history       RedisHistory: channel history in streams, numbered and
+//!                 published by one Lua script
 //! ```
 //!
 //! The design is documented on [`RedisBackplane`] (public, unlike this
@@ -18,6 +20,7 @@
 
 mod connect;
 mod counters;
+mod history;
 mod options;
 mod presence;
 mod publisher;
@@ -105,6 +108,8 @@ pub struct RedisBackplane {
     links: [Arc<Link>; 2],
     /// Dropped (or set) to stop every task.
     stop: watch::Sender<bool>,
+    /// Channel history in Redis (`None` on a cluster).
+    history: Option<Arc<history::RedisHistory>>,
 }
 
 impl std::fmt::Debug for RedisBackplane {
@@ -141,6 +146,9 @@ impl RedisBackplane {
             return Err(e);
         }
         let (queue, queue_rx) = mpsc::channel(options.publish_queue);
+        let history = (!url.cluster).then(|| {
+            Arc::new(history::RedisHistory::new(&options.prefix, publisher_link.clone(), queue.clone(), counters.clone()))
+        });
         publisher::spawn(
             [publisher_link.clone(), subscriber_link.clone()],
             url.cluster,
@@ -171,6 +179,7 @@ impl RedisBackplane {
             queue,
             links: [publisher_link, subscriber_link],
             stop,
+            history,
         }))
     }
 
@@ -222,7 +231,7 @@ impl Backplane for RedisBackplane {
     }
 
     fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BackplaneError> {
-        let message = Outgoing { channel: self.subscriptions.channel(topic), payload };
+        let message = Outgoing::Publish { channel: self.subscriptions.channel(topic), payload };
         match self.queue.try_send(message) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -256,6 +265,16 @@ impl Backplane for RedisBackplane {
 
     fn presence_ttl(&self) -> Duration {
         self.presence_ttl
+    }
+
+    fn history(&self) -> Option<Arc<dyn crate::backplane::HistoryStore>> {
+        self.history.clone().map(|h| h as Arc<dyn crate::backplane::HistoryStore>)
+    }
+
+    fn subscribed(&self, topic: &str) -> BoxFuture<'static, ()> {
+        let subscriptions = self.subscriptions.clone();
+        let topic = topic.to_string();
+        Box::pin(async move { subscriptions.active(&topic).await })
     }
 
     fn stats(&self) -> BackplaneStats {

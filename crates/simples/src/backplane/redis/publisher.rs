@@ -13,18 +13,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fred::clients::{Pipeline, WithOptions};
-use fred::prelude::{Client, PubsubInterface as _, Value};
+use fred::prelude::{Client, ClientLike as _, PubsubInterface as _, Value};
+use fred::types::{ClusterHash, CustomCommand};
 use tokio::sync::{mpsc, watch};
 
 use super::connect::{Link, OutageLog};
 use super::counters::Counters;
 use crate::backplane::BackplaneError;
 
-/// One message to publish.
-pub(super) struct Outgoing {
-    /// The Redis channel (`{prefix}:{topic}`).
-    pub channel: String,
-    pub payload: Bytes,
+/// One message to publish, or a history script (which publishes).
+pub(super) enum Outgoing {
+    /// `PUBLISH channel payload` (the Redis channel: `{prefix}:{topic}`).
+    Publish { channel: String, payload: Bytes },
+    /// `EVAL script keys args` (a history append: see `history`).
+    Script { script: String, keys: Vec<String>, args: Vec<Bytes> },
 }
 
 /// Starts the publisher task (`links`: the publishing connection, then
@@ -119,10 +121,16 @@ async fn publish_batch(
     let n = batch.len();
     for m in batch.drain(..) {
         // Queuing into the pipeline is in memory: it cannot fail.
-        let _: Result<(), _> = if cluster {
-            pipeline.spublish(m.channel, m.payload).await
-        } else {
-            pipeline.publish(m.channel, m.payload).await
+        let _: Result<(), _> = match m {
+            Outgoing::Publish { channel, payload } if cluster => pipeline.spublish(channel, payload).await,
+            Outgoing::Publish { channel, payload } => pipeline.publish(channel, payload).await,
+            Outgoing::Script { script, keys, args } => {
+                // EVAL through `custom`: fred's pipeline has no Lua methods.
+                let mut all: Vec<Value> = vec![Value::from(script), Value::from(keys.len() as i64)];
+                all.extend(keys.into_iter().map(Value::from));
+                all.extend(args.into_iter().map(Value::Bytes));
+                pipeline.custom(CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false), all).await
+            }
         };
     }
     let results = pipeline.try_all::<Value>().await;

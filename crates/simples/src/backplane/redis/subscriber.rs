@@ -32,13 +32,41 @@ pub(super) struct Subscriptions {
     prefix: String,
     wanted: Mutex<BTreeSet<String>>,
     wake: Notify,
+    /// The topics Redis has now (the control task's `applied`), and a
+    /// notification on each change, for `active`.
+    applied: Mutex<BTreeSet<String>>,
+    applied_changed: Notify,
 }
 
 impl Subscriptions {
     /// An empty set for channels named `{prefix}{topic}` (`prefix` ends
     /// with `:`).
     pub fn new(prefix: String) -> Subscriptions {
-        Subscriptions { prefix, wanted: Mutex::new(BTreeSet::new()), wake: Notify::new() }
+        Subscriptions {
+            prefix,
+            wanted: Mutex::new(BTreeSet::new()),
+            wake: Notify::new(),
+            applied: Mutex::new(BTreeSet::new()),
+            applied_changed: Notify::new(),
+        }
+    }
+
+    /// Resolves once Redis has `topic` subscribed.
+    pub async fn active(&self, topic: &str) {
+        loop {
+            let changed = self.applied_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.applied.lock().unwrap_or_else(|e| e.into_inner()).contains(topic) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn set_applied(&self, applied: &BTreeSet<String>) {
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner()) = applied.clone();
+        self.applied_changed.notify_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeSet<String>> {
@@ -91,6 +119,7 @@ async fn control(
     let mut log = OutageLog::new("subscribing");
     loop {
         let pending = !reconcile(&link, cluster, &subscriptions, &mut applied, &mut log).await;
+        subscriptions.set_applied(&applied);
         tokio::select! {
             biased;
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -100,6 +129,7 @@ async fn control(
                 }
                 // The new connection has no subscription.
                 applied.clear();
+                subscriptions.set_applied(&applied);
             }
             _ = subscriptions.wake.notified() => {}
             _ = retry_after(pending, retry) => {}

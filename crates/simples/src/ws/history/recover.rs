@@ -1,0 +1,330 @@
+//! Recovery: a connection joins a history channel from a position and
+//! receives exactly what it missed, then the live messages.
+//!
+//! The boundary between replay and live delivery: the connection is
+//! registered as *recovering* on the channel **before** it is bound, so
+//! every live message numbered after the bind goes to its recovery buffer
+//! (bounded) instead of its outbox. History is then read (any message
+//! numbered before the bind is in it: numbering and the member snapshot
+//! happen under the channel's history lock), the missed messages are
+//! queued, and finally, under the buffers' lock (which live delivery
+//! takes too), the buffered messages newer than the last one replayed are
+//! queued in order and the registration removed: later messages go
+//! straight to the outbox, behind them. A buffer that overflowed, or that
+//! starts after a gap (a Redis subscription that was not active yet),
+//! is discarded and history read again from the last message queued.
+//! With the Redis store the read's reply and the live messages come on
+//! different connections: a message the read returned may still arrive
+//! live afterwards, so the entry stays as a *floor* (the last offset
+//! sent) that drops such late copies, until the first newer message (or
+//! the connection leaves the channel).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use simples_ws::PreparedFrame;
+
+use super::{lock, push_frame, read_since, wire_message, Position, Recovery};
+use crate::ws::channel::Channel;
+use crate::ws::conn::WsConn;
+use crate::ws::error::WsError;
+use crate::ws::host::{EventFn, WsShared};
+use crate::ws::options::SlowAction;
+use crate::ws::outbox::{Out, Pushed};
+
+/// How many times a recovery reads history again (its buffer overflowed
+/// or had a gap) before it gives up and closes the connection (1013).
+const MAX_ROUNDS: usize = 8;
+
+/// The connections recovering, per (connection, channel), with the live
+/// messages that arrived meanwhile.
+#[derive(Default)]
+pub(crate) struct Recovering {
+    /// How many recoveries run: live delivery looks at the buffers only
+    /// when some do.
+    active: AtomicUsize,
+    buffers: Mutex<HashMap<(u64, String), Buffer>>,
+}
+
+struct Buffer {
+    frames: Vec<(u64, PreparedFrame)>,
+    overflowed: bool,
+    cap: usize,
+    /// Set once the recovery is over, with the store: live messages up to
+    /// this offset were already sent (replayed) and are dropped; the first
+    /// one past it removes the entry. The history read's reply and the
+    /// live messages come on different connections to the engine, so
+    /// messages the read returned may still be on their way here.
+    floor: Option<u64>,
+}
+
+impl Recovering {
+    /// Delivers a numbered frame to `conn`: into its recovery buffer
+    /// (`None`) when it is recovering `channel`, else into its outbox.
+    pub(crate) fn deliver(
+        &self,
+        host: &WsShared,
+        conn: &WsConn,
+        channel: &str,
+        offset: u64,
+        frame: &PreparedFrame,
+    ) -> Option<Pushed> {
+        if self.active.load(Ordering::SeqCst) > 0 {
+            let mut buffers = lock(&self.buffers);
+            let key = (conn.id(), channel.to_string());
+            if let Some(buffer) = buffers.get_mut(&key) {
+                if let Some(floor) = buffer.floor {
+                    if offset <= floor {
+                        return None; // already replayed
+                    }
+                    buffers.remove(&key);
+                    self.active.fetch_sub(1, Ordering::SeqCst);
+                    return Some(push_frame(host, conn, frame));
+                }
+                if buffer.frames.len() < buffer.cap {
+                    buffer.frames.push((offset, frame.clone()));
+                } else {
+                    buffer.overflowed = true;
+                    buffer.frames.clear();
+                }
+                return None;
+            }
+        }
+        // Not recovering (or its recovery has flushed its buffer, under the
+        // lock, before this message): straight to the outbox.
+        Some(push_frame(host, conn, frame))
+    }
+
+    /// Whether some recovery runs.
+    pub(crate) fn any(&self) -> bool {
+        self.active.load(Ordering::SeqCst) > 0
+    }
+
+    fn register(&self, key: (u64, String), cap: usize) -> bool {
+        let mut buffers = lock(&self.buffers);
+        if buffers.contains_key(&key) {
+            return false;
+        }
+        buffers.insert(key, Buffer { frames: Vec::new(), overflowed: false, cap, floor: None });
+        self.active.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Removes `key`'s entry; with `buffering_only`, unless it is a floor.
+    fn unregister(&self, key: &(u64, String), buffering_only: bool) {
+        let mut buffers = lock(&self.buffers);
+        if buffers.get(key).is_some_and(|b| !buffering_only || b.floor.is_none()) {
+            buffers.remove(key);
+            self.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `conn` left channel `name`: its entry (a floor) goes.
+    pub(crate) fn forget(&self, conn: u64, name: &str) {
+        if self.any() {
+            self.unregister(&(conn, name.to_string()), false);
+        }
+    }
+}
+
+/// Removes the registration however the recovery ends (also when its
+/// future is dropped).
+struct Registration<'a> {
+    recovering: &'a Recovering,
+    key: (u64, String),
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.recovering.unregister(&self.key, true);
+    }
+}
+
+/// Binds `conn` to channel `name` and, from `since`, replays what it
+/// missed (see the module's documentation).
+pub(crate) async fn recover(
+    host: &Arc<WsShared>,
+    conn: &WsConn,
+    name: &str,
+    since: Option<Position>,
+    recent: usize,
+) -> Result<Recovery, WsError> {
+    let channel = Channel::new(host.clone(), name);
+    let Some(options) = host.history.options_for(name) else {
+        if !channel.bind(conn) && !channel.contains(conn) {
+            return Err(WsError::Closed);
+        }
+        return Ok(Recovery { recovered: since.is_none(), position: None, replayed: 0 });
+    };
+    if channel.contains(conn) {
+        let top = read_since(host, name, options, None).await?.top;
+        let recovered = since.as_ref().map_or(true, |p| *p == top);
+        return Ok(Recovery { recovered, position: Some(top), replayed: 0 });
+    }
+    let key = (conn.id(), name.to_string());
+    let recovering = &host.history.recovering;
+    if !recovering.register(key.clone(), host.limits.messages) {
+        return Err(WsError::Remote(format!("already joining {name:?}")));
+    }
+    let _registration = Registration { recovering, key: key.clone() };
+    if !channel.bind(conn) {
+        return Err(WsError::Closed);
+    }
+    if host.history.store(host).is_some() {
+        super::store::subscribed(host, name).await;
+    }
+    let store = host.history.store(host).is_some();
+    // A first join that asks for the latest `recent` messages: replayed
+    // like missed ones, from the position `recent` before the latest.
+    let recent = recent.min(options.size);
+    let from = match (&since, recent) {
+        (None, n) if n > 0 => {
+            let top = read_since(host, name, options, None).await?.top;
+            Some(Position { epoch: top.epoch, offset: top.offset.saturating_sub(n as u64) })
+        }
+        _ => since.clone(),
+    };
+    let read = read_since(host, name, options, from.as_ref()).await?;
+    let mut recovered = since.is_none() || read.complete;
+    let epoch = read.top.epoch.clone();
+    let mut last = match (&from, read.complete || since.is_none()) {
+        (Some(p), true) => p.offset,
+        _ => read.top.offset,
+    };
+    let mut replayed = 0;
+    if from.is_some() && (read.complete || since.is_none()) {
+        replayed += replay(host, conn, name, &epoch, &mut last, read.entries);
+        last = last.max(read.top.offset);
+    }
+    for _round in 0..MAX_ROUNDS {
+        let mut slow: Vec<(WsConn, SlowAction)> = Vec::new();
+        let done = {
+            let mut buffers = lock(&recovering.buffers);
+            let Some(buffer) = buffers.get_mut(&key) else { break };
+            let gap = buffer.overflowed || buffer.frames.first().is_some_and(|(o, _)| *o > last + 1);
+            if gap {
+                buffer.frames.clear();
+                buffer.overflowed = false;
+                false
+            } else {
+                let from = last;
+                for (offset, frame) in buffer.frames.drain(..).filter(|(o, _)| *o > from) {
+                    last = offset;
+                    let pushed = push_frame(host, conn, &frame);
+                    if pushed.wakes() {
+                        conn.inner.wake.notify();
+                    }
+                    if let Some(action) = pushed.slow_action() {
+                        slow.push((conn.clone(), action));
+                    }
+                }
+                if store {
+                    buffer.floor = Some(last);
+                } else {
+                    buffers.remove(&key);
+                    recovering.active.fetch_sub(1, Ordering::SeqCst);
+                }
+                true
+            }
+        };
+        for (conn, action) in slow {
+            host.slow(&conn, action);
+        }
+        if done {
+            return Ok(Recovery { recovered, position: Some(Position { epoch, offset: last }), replayed });
+        }
+        // Read again from the last message queued.
+        let again = read_since(host, name, options, Some(&Position { epoch: epoch.clone(), offset: last })).await?;
+        if again.complete || since.is_none() {
+            replayed += replay(host, conn, name, &epoch, &mut last, again.entries);
+        } else {
+            // Lost in between (trimmed, or a new epoch): the client must
+            // reload; live delivery goes on from the latest.
+            recovered = false;
+            last = again.top.offset;
+        }
+    }
+    tracing::warn!(id = conn.id(), channel = name, "recovery could not catch up with the channel; closing");
+    conn.close(simples_ws::CloseCode::TRY_AGAIN_LATER, "recovery could not catch up");
+    Err(WsError::Closed)
+}
+
+/// Queues history entries newer than `last` on `conn`; returns how many.
+fn replay(
+    host: &WsShared,
+    conn: &WsConn,
+    name: &str,
+    epoch: &str,
+    last: &mut u64,
+    entries: Vec<(u64, bytes::Bytes, bool)>,
+) -> usize {
+    let mut n = 0;
+    let from = *last;
+    for (offset, payload, binary) in entries.into_iter().filter(|(o, _, _)| *o > from) {
+        let position = Position { epoch: epoch.to_string(), offset };
+        let message = wire_message(host.options.mode, name, &position, &payload, binary);
+        let size = message.payload().len();
+        let pushed = conn.inner.outbox().push(Out::Message(message), &host.limits);
+        if matches!(pushed, Pushed::Queued | Pushed::QueuedBehind | Pushed::QueuedDropping(_)) {
+            host.metrics().sent(1, size);
+        }
+        let _ = conn.after_push(pushed);
+        *last = offset;
+        n += 1;
+    }
+    n
+}
+
+/// The object protocol's built-in requests: `@join` and `@leave`.
+pub(crate) fn builtin_event(event: &str) -> Option<EventFn> {
+    match event {
+        "@join" => Some(Arc::new(|conn, data| Box::pin(join(conn, data)))),
+        "@leave" => Some(Arc::new(|conn, data| Box::pin(leave(conn, data)))),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct JoinRequest {
+    channel: String,
+    #[serde(default)]
+    since: Option<Position>,
+    /// On a first join (no `since`): how many of the latest messages to
+    /// send first (at most the history's size).
+    #[serde(default)]
+    recent: usize,
+}
+
+/// `@join {channel, since?}`: the application's `on_join` hook decides,
+/// then the connection is bound with recovery.
+async fn join(conn: WsConn, data: Value) -> Result<Value, String> {
+    let request: JoinRequest = serde_json::from_value(data).map_err(|e| format!("@join: {e}"))?;
+    let name = request.channel;
+    if name.is_empty() || name.len() > 256 {
+        return Err("@join: the channel name must have 1 to 256 bytes".into());
+    }
+    let host = conn.inner.host.clone();
+    let hook = host.history.join_hook().ok_or("this host does not let clients join channels")?;
+    hook(conn.clone(), name.clone()).await?;
+    let recovery = recover(&host, &conn, &name, request.since, request.recent).await.map_err(|e| e.to_string())?;
+    let (epoch, offset) = match recovery.position {
+        Some(p) => (Value::String(p.epoch), json!(p.offset)),
+        None => (Value::Null, Value::Null),
+    };
+    Ok(json!({ "channel": name, "recovered": recovery.recovered, "epoch": epoch, "offset": offset }))
+}
+
+#[derive(Deserialize)]
+struct LeaveRequest {
+    channel: String,
+}
+
+/// `@leave {channel}`: unbinds; `{channel, left}`.
+async fn leave(conn: WsConn, data: Value) -> Result<Value, String> {
+    let request: LeaveRequest = serde_json::from_value(data).map_err(|e| format!("@leave: {e}"))?;
+    let left = conn.unbind(&request.channel);
+    Ok(json!({ "channel": request.channel, "left": left }))
+}

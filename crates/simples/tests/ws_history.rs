@@ -1,0 +1,215 @@
+//! Channel history and recovery on one node (memory backend), over real
+//! sockets: positions on the wire, `Channel::history`, trimming by size,
+//! an epoch change (a restarted server), recovery replaying exactly what
+//! was missed, and the replay/live boundary under concurrent publishers.
+//! (Trimming by age is tested with tokio's paused clock in the memory
+//! backend's unit tests.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::history::{join, offsets};
+use common::ws::{connect, json, send_json};
+use serde_json::{json, Value};
+use simples::ws::{HistoryOptions, WsHost, WsOptions};
+use simples::Running;
+
+/// A server whose `/h` host keeps `size` messages of every channel but
+/// `nohist`, lets clients join any channel, and broadcasts `pub {ch, n}`.
+async fn start(size: usize, queue: usize) -> (Running, WsHost) {
+    let mut server = common::server();
+    let options = WsOptions { max_queued_messages: queue, ..WsOptions::object() };
+    let host = server.ws("/h", options, |_| async {});
+    host.history(move |ch| (ch != "nohist").then_some(HistoryOptions { size, ttl: Duration::from_secs(3600) }));
+    host.on_join(|_, channel| async move { if channel == "secret" { Err("no".to_string()) } else { Ok(()) } });
+    host.on("pub", |conn, data| async move {
+        let ch = data["ch"].as_str().unwrap_or("").to_string();
+        conn.host().channel(&ch).broadcast_event("m", &data["n"]).map_err(|e| e.to_string())
+    });
+    let running = common::start(server).await;
+    (running, host)
+}
+
+#[tokio::test]
+async fn positions_history_and_recovery() {
+    let (running, host) = start(5, 1024).await;
+    let addr = running.local_addr();
+    let mut a = connect(addr, "/h").await;
+    let (before, ack) = join(&mut a, "room", None, 1).await;
+    assert!(before.is_empty());
+    assert_eq!(ack["data"]["recovered"], true);
+    assert_eq!(ack["data"]["offset"], 0);
+    let epoch = ack["data"]["epoch"].as_str().unwrap().to_string();
+    assert_eq!(epoch.len(), 16);
+
+    // Positions on the wire, after the message's own fields.
+    let room = host.channel("room");
+    for n in 1..=3 {
+        room.broadcast_event("m", &n).unwrap();
+    }
+    for n in 1..=3u64 {
+        assert_eq!(json(&mut a).await, json!({ "event": "m", "data": n, "channel": "room", "epoch": epoch, "offset": n }));
+    }
+    // A channel without history: no positions; join answers no position.
+    let (_, ack) = join(&mut a, "nohist", None, 2).await;
+    assert_eq!(ack["data"], json!({ "channel": "nohist", "recovered": true, "epoch": null, "offset": null }));
+    host.channel("nohist").broadcast_event("m", &0).unwrap();
+    assert_eq!(json(&mut a).await, json!({ "event": "m", "data": 0 }));
+    // The hook refuses.
+    send_json(&mut a, json!({ "event": "@join", "data": { "channel": "secret" }, "id": 3 })).await;
+    assert_eq!(json(&mut a).await, json!({ "ack": 3, "error": "no" }));
+
+    // Channel::history: the latest, bounded by what it holds.
+    let h = room.history(2).await.unwrap();
+    assert_eq!(h.iter().map(|e| e.position.offset).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(h[1].message, simples::ws::Message::text(r#"{"event":"m","data":3}"#));
+    assert_eq!(room.history(100).await.unwrap().len(), 3);
+    let stats = host.stats();
+    assert_eq!((stats.history_channels, stats.history_messages), (1, 3));
+
+    // A client that saw offset 1 comes back: 2..=6 replayed, then live.
+    drop(a);
+    for n in 4..=6 {
+        room.broadcast_event("m", &n).unwrap();
+    }
+    let mut b = connect(addr, "/h").await;
+    let (replayed, ack) = join(&mut b, "room", Some((&epoch, 1)), 1).await;
+    assert_eq!(offsets(&replayed), [2, 3, 4, 5, 6]);
+    assert_eq!(replayed[0]["data"], 2);
+    assert_eq!(ack["data"], json!({ "channel": "room", "recovered": true, "epoch": epoch, "offset": 6 }));
+    room.broadcast_event("m", &7).unwrap();
+    assert_eq!(json(&mut b).await["offset"], 7);
+
+    // Size 5 holds 3..=7: from 1, message 2 is gone.
+    let mut c = connect(addr, "/h").await;
+    let (replayed, ack) = join(&mut c, "room", Some((&epoch, 1)), 1).await;
+    assert!(replayed.is_empty());
+    assert_eq!(ack["data"], json!({ "channel": "room", "recovered": false, "epoch": epoch, "offset": 7 }));
+    // From 2: exactly 3..=7. From the latest: nothing, recovered.
+    let mut d = connect(addr, "/h").await;
+    assert_eq!(offsets(&join(&mut d, "room", Some((&epoch, 2)), 1).await.0), [3, 4, 5, 6, 7]);
+    let mut e = connect(addr, "/h").await;
+    let (replayed, ack) = join(&mut e, "room", Some((&epoch, 7)), 1).await;
+    assert!(replayed.is_empty());
+    assert_eq!(ack["data"]["recovered"], true);
+    // A position from the future or another epoch cannot be trusted.
+    let mut f = connect(addr, "/h").await;
+    assert_eq!(join(&mut f, "room", Some((&epoch, 9)), 1).await.1["data"]["recovered"], false);
+    assert_eq!(join(&mut f, "other", Some(("0123456789abcdef", 1)), 2).await.1["data"]["recovered"], false);
+    assert_eq!(host.stats().history_messages, 5);
+    // A first join asking for the latest 3 (or more than it holds).
+    let mut g = connect(addr, "/h").await;
+    send_json(&mut g, json!({ "event": "@join", "data": { "channel": "room", "recent": 3 }, "id": 5 })).await;
+    send_json(&mut e, json!({ "event": "@leave", "data": { "channel": "room" }, "id": 5 })).await;
+    assert_eq!(json(&mut e).await, json!({ "ack": 5, "data": { "channel": "room", "left": true } }));
+    send_json(&mut e, json!({ "event": "@join", "data": { "channel": "room", "recent": 50 }, "id": 6 })).await;
+    for (ws, want) in [(&mut g, vec![5, 6, 7]), (&mut e, vec![3, 4, 5, 6, 7])] {
+        let mut got = Vec::new();
+        loop {
+            let m = json(ws).await;
+            if m.get("ack").is_some() {
+                assert_eq!(m["data"]["recovered"], true);
+                assert_eq!(m["data"]["offset"], 7);
+                break;
+            }
+            got.push(m["offset"].as_u64().unwrap());
+        }
+        assert_eq!(got, want);
+    }
+    drop((b, c, d, e, f, g));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_server_has_a_new_epoch() {
+    let (running, host) = start(100, 1024).await;
+    let mut a = connect(running.local_addr(), "/h").await;
+    let (_, ack) = join(&mut a, "room", None, 1).await;
+    let epoch = ack["data"]["epoch"].as_str().unwrap().to_string();
+    host.channel("room").broadcast_event("m", &1).unwrap();
+    assert_eq!(json(&mut a).await["offset"], 1);
+    drop(a);
+    running.stop().await;
+
+    let (running, host) = start(100, 1024).await;
+    host.channel("room").broadcast_event("m", &1).unwrap();
+    let mut b = connect(running.local_addr(), "/h").await;
+    let (replayed, ack) = join(&mut b, "room", Some((&epoch, 1)), 1).await;
+    assert!(replayed.is_empty());
+    assert_eq!(ack["data"]["recovered"], false);
+    assert_ne!(ack["data"]["epoch"], epoch);
+    assert_eq!(ack["data"]["offset"], 1);
+    drop(b);
+    running.stop().await;
+}
+
+/// Many publishers on one channel while a client leaves and recovers over
+/// and over: what it receives, end to end, is exactly the channel's
+/// sequence (offsets 1..=N, each once, in order), and each publisher's
+/// messages in the order it sent them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_and_live_meet_without_gap_or_duplicate_under_concurrent_publishers() {
+    const PUBLISHERS: u64 = 6;
+    const EACH: u64 = 1500;
+    let (running, host) = start(1_000_000, 1_000_000).await;
+    let addr = running.local_addr();
+    let mut ws = connect(addr, "/h").await;
+    let (_, ack) = join(&mut ws, "busy", None, 1).await;
+    let epoch = ack["data"]["epoch"].as_str().unwrap().to_string();
+
+    let mut publishers = Vec::new();
+    for p in 0..PUBLISHERS {
+        let channel = host.channel("busy");
+        publishers.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                channel.broadcast_event("m", &json!([p, i])).unwrap();
+                if i % 4 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }));
+    }
+    let total = PUBLISHERS * EACH;
+    let mut seen: Vec<Value> = Vec::new();
+    let mut rounds = 0;
+    let mut rounds_while_publishing = 0;
+    let mut id = 1;
+    while (seen.len() as u64) < total {
+        // Read a little, then drop the connection and come back from the
+        // last position seen, while the publishers go on.
+        let want = seen.len() + 200 + rounds * 37;
+        while seen.len() < want && (seen.len() as u64) < total {
+            seen.push(json(&mut ws).await);
+        }
+        if (seen.len() as u64) >= total {
+            break;
+        }
+        drop(ws);
+        rounds += 1;
+        if publishers.iter().any(|p| !p.is_finished()) {
+            rounds_while_publishing += 1;
+        }
+        ws = connect(addr, "/h").await;
+        id += 1;
+        let last = seen.last().unwrap()["offset"].as_u64().unwrap();
+        let (replayed, ack) = join(&mut ws, "busy", Some((&epoch, last)), id).await;
+        assert_eq!(ack["data"]["recovered"], true, "round {rounds}");
+        seen.extend(replayed);
+    }
+    for p in publishers {
+        p.await.unwrap();
+    }
+    assert!(rounds_while_publishing >= 3, "only {rounds_while_publishing} recoveries happened while publishing");
+    common::history::assert_sequence(&seen, total);
+    let mut next = vec![0u64; PUBLISHERS as usize];
+    for m in &seen {
+        let (p, i) = (m["data"][0].as_u64().unwrap() as usize, m["data"][1].as_u64().unwrap());
+        assert_eq!(i, next[p], "publisher {p} out of order");
+        next[p] += 1;
+    }
+    // Nothing more: no duplicate after the last.
+    assert!(tokio::time::timeout(Duration::from_millis(200), ws.recv()).await.is_err());
+    drop(ws);
+    running.stop().await;
+}
