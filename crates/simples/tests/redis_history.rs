@@ -178,12 +178,7 @@ async fn recovery_across_nodes_under_concurrent_publishers() {
     }
     assert!(while_publishing >= 3, "only {while_publishing} recoveries while publishing");
     common::history::assert_sequence(&seen, total);
-    let mut next = vec![0u64; PUBLISHERS as usize];
-    for m in &seen {
-        let (p, i) = (m["data"][0].as_u64().unwrap() as usize, m["data"][1].as_u64().unwrap());
-        assert_eq!(i, next[p], "publisher {p} out of order");
-        next[p] += 1;
-    }
+    common::history::assert_each_publisher_in_order(&seen, PUBLISHERS as usize);
     // The watchers (one per node) saw the same sequence.
     for w in &mut watchers {
         for n in 1..=total {

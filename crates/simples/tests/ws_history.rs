@@ -202,12 +202,7 @@ async fn replay_and_live_meet_without_gap_or_duplicate_under_concurrent_publishe
     }
     assert!(rounds_while_publishing >= 3, "only {rounds_while_publishing} recoveries happened while publishing");
     common::history::assert_sequence(&seen, total);
-    let mut next = vec![0u64; PUBLISHERS as usize];
-    for m in &seen {
-        let (p, i) = (m["data"][0].as_u64().unwrap() as usize, m["data"][1].as_u64().unwrap());
-        assert_eq!(i, next[p], "publisher {p} out of order");
-        next[p] += 1;
-    }
+    common::history::assert_each_publisher_in_order(&seen, PUBLISHERS as usize);
     // Nothing more: no duplicate after the last.
     assert!(tokio::time::timeout(Duration::from_millis(200), ws.recv()).await.is_err());
     drop(ws);

@@ -36,3 +36,14 @@ pub fn assert_sequence(messages: &[Value], total: u64) {
     }
     assert_eq!(got.len() as u64, total, "messages missing at the end");
 }
+
+/// Every message's data is `[publisher, index]`: each publisher's messages
+/// arrive in the order it sent them (0, 1, 2, ...), none missing between.
+pub fn assert_each_publisher_in_order(messages: &[Value], publishers: usize) {
+    let mut next = vec![0u64; publishers];
+    for m in messages {
+        let (p, i) = (m["data"][0].as_u64().unwrap() as usize, m["data"][1].as_u64().unwrap());
+        assert_eq!(i, next[p], "publisher {p} out of order");
+        next[p] += 1;
+    }
+}

@@ -219,6 +219,16 @@ pub(crate) fn wire_message(mode: Mode, channel: &str, position: &Position, paylo
     }
 }
 
+/// A data message's kind (`true`: binary) and payload bytes (shared, not
+/// copied); `None` for a control message, which no history keeps.
+fn data_payload(message: &Message) -> Option<(bool, bytes::Bytes)> {
+    match message {
+        Message::Text(t) => Some((false, t.as_bytes().clone())),
+        Message::Binary(b) => Some((true, b.clone())),
+        _ => None,
+    }
+}
+
 /// A channel broadcast on history channel `name`: numbered and delivered
 /// here, then relayed (with the memory backend each node numbers what it
 /// delivers: positions are per node, and a client that moves to another
@@ -236,12 +246,7 @@ pub(crate) fn publish(
     if let Some(store) = host.history.store(host) {
         return store::publish(host, &store, name, message, options, except, named_name);
     }
-    let binary = matches!(message, Message::Binary(_));
-    let payload = match &message {
-        Message::Text(t) => t.as_bytes().clone(),
-        Message::Binary(b) => b.clone(),
-        _ => return 0,
-    };
+    let Some((binary, payload)) = data_payload(&message) else { return 0 };
     let queued = publish_local(host, name, message, options, except, named);
     if host.options.relay.is_some() {
         let except = except.map(|id| (host.node_id().to_string(), id));
@@ -266,12 +271,7 @@ pub(crate) fn publish_local(
     except: Option<u64>,
     named: Option<FilterFn>,
 ) -> usize {
-    let binary = matches!(message, Message::Binary(_));
-    let payload = match &message {
-        Message::Text(t) => t.as_bytes().clone(),
-        Message::Binary(b) => b.clone(),
-        _ => return 0,
-    };
+    let Some((binary, payload)) = data_payload(&message) else { return 0 };
     let excluded: Vec<u64> = match &named {
         Some(filter) => host
             .rooms
