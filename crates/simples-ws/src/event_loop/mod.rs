@@ -209,18 +209,9 @@ impl Default for Options {
     }
 }
 
-/// What [`EventHandler::on_open`] decided for an accepted request.
-#[derive(Debug, Clone, Default)]
-pub struct Accept {
-    /// The subprotocol to answer with (one the client offered, e.g. from
-    /// [`Request::select_protocol`]); `None` negotiates from
-    /// [`Options::protocols`].
-    pub protocol: Option<String>,
-    /// Extra response headers (e.g. `Set-Cookie`).
-    pub headers: Vec<(String, String)>,
-    /// This connection's protocol settings; `None` keeps [`Options::config`].
-    pub config: Option<Config>,
-}
+/// What [`EventHandler::on_open`] decided for an accepted request (the
+/// same type as the tokio driver's).
+pub use crate::handshake::Accept;
 
 /// A connection of the loop: its slab slot and a generation, so an id kept
 /// after the connection closed never reaches the connection that reuses

@@ -30,6 +30,7 @@
 pub mod client;
 pub mod server;
 
+mod accept;
 mod decision;
 mod error;
 mod http;
@@ -40,6 +41,7 @@ mod offer;
 mod request;
 mod url;
 
+pub use accept::Accept;
 pub use decision::{Decision, Negotiated, ServerPolicy};
 pub use error::{HandshakeError, HandshakeErrorKind};
 #[cfg(feature = "http")]

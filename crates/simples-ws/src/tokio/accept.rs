@@ -2,6 +2,7 @@
 
 use super::{Error, WebSocket};
 use crate::handshake::server::{parse_request, Request, ServerConfig};
+pub use crate::handshake::Accept;
 use crate::handshake::{Decision, HandshakeError, NonUpgrade, ServerPolicy};
 #[cfg(feature = "deflate")]
 use crate::deflate::DeflateConfig;
@@ -44,19 +45,6 @@ impl Default for AcceptOptions {
             deflate: None,
         }
     }
-}
-
-/// What the application decided about a handshake request.
-#[derive(Debug, Clone, Default)]
-pub struct Accept {
-    /// The subprotocol to answer with; `None` negotiates from
-    /// [`AcceptOptions::protocols`]. It must be one the client offered.
-    pub protocol: Option<String>,
-    /// Extra response headers (e.g. `Set-Cookie`).
-    pub headers: Vec<(String, String)>,
-    /// Per-connection protocol settings; `None` keeps
-    /// [`AcceptOptions::config`].
-    pub config: Option<Config>,
 }
 
 impl AcceptOptions {
