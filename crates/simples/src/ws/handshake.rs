@@ -58,6 +58,9 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     // told to upgrade (426).
     let offer = Offer::from_head(&head, NonUpgrade::UpgradeRequired).map_err(refused)?;
     check_origin(&ws.shared.options.origins, &conn)?;
+    // Taken before any application hook runs; released when the connection
+    // ends (the task below keeps it) or when this handshake is refused.
+    let slot = ws.shared.admission.admit(conn.head.peer.ip(), &ws.shared.options)?;
     let authorize = ws.shared.authorize_hook();
     if let Some(hook) = authorize {
         conn = hook(conn).await?;
@@ -101,6 +104,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     // Every event of the connection's task carries who it is.
     let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
     let fut = async move {
+        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use simples_ws::{CloseCode, CloseFrame, Message, PreparedFrame, Utf8Bytes};
 use tokio::sync::Notify;
 
+use super::admission::Admission;
 use super::channel::{Channel, ChannelEvent, Rooms};
 use super::conn::WsConn;
 use super::error::WsError;
@@ -189,6 +190,9 @@ pub(crate) struct WsShared {
     upgrading: AtomicUsize,
     /// Channel histories and the connections recovering.
     pub(crate) history: History,
+    /// Connection counts under `max_connections` and
+    /// `max_connections_per_ip`.
+    pub(crate) admission: Arc<Admission>,
 }
 
 /// A WebSocket endpoint: the value [`Host::ws`](crate::Host::ws) returns.
@@ -248,6 +252,7 @@ impl WsHost {
                 stopping: AtomicBool::new(false),
                 upgrading: AtomicUsize::new(0),
                 history: History::default(),
+                admission: Arc::default(),
             }),
         };
         if let Some(relay) = &host.shared.options.relay {

@@ -8,6 +8,7 @@
 //!              mode, deflate, queue limits and the slow-client policy)
 //!   mount      Host::ws: the handshake route, and the WsHost registered
 //!              with its HTTP host (started and stopped with the server)
+//!   admission  connection limits (in all and per client IP, 503)
 //!   handshake  RFC 6455 §4.2 on hyper's parsed request: validation,
 //!              origin check, authorize hook, subprotocol, deflate, 101
 //!   host       WsHost: handlers, the connection registry, broadcasts
@@ -46,6 +47,7 @@
 //! (see `WsOptions::max_queued_bytes` for the bound). One slow client never
 //! delays the others: a broadcast only queues shared bytes and never waits.
 
+mod admission;
 mod channel;
 mod client;
 mod conn;

@@ -131,6 +131,17 @@ pub struct WsOptions {
     /// relay, across nodes (one backplane write per bind and unbind).
     /// Default: `false`.
     pub presence: bool,
+    /// Most connections this host holds at once (those being upgraded
+    /// included); a handshake over it is refused with `503 Service
+    /// Unavailable` and the reason. Default: `None` (no limit: the process's
+    /// descriptor limit is the bound).
+    pub max_connections: Option<usize>,
+    /// Most connections this host holds at once from one client IP address
+    /// (an IPv4-mapped IPv6 address counts as its IPv4 address); a
+    /// handshake over it is refused with `503` and the reason. Behind a
+    /// reverse proxy every client has the proxy's address: leave it off
+    /// there. Default: `None` (no limit).
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for WsOptions {
@@ -151,6 +162,8 @@ impl Default for WsOptions {
             max_pending_messages: 16,
             relay: None,
             presence: false,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 }
