@@ -23,7 +23,7 @@ pub struct HistoryAppend {
     /// How long a message is kept.
     pub ttl: Duration,
     /// The envelope to publish; its payload is the message as published.
-    /// The store publishes it with [`Envelope::numbered`] set, the
+    /// The store publishes it with [`Envelope::offset`] set, the
     /// position spliced in at `splice_at` and the offset as the trailer.
     pub envelope: Envelope,
     /// For a JSON-object message: the byte length of the object without
