@@ -208,3 +208,35 @@ async fn replay_and_live_meet_without_gap_or_duplicate_under_concurrent_publishe
     drop(ws);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn malformed_join_and_leave_requests_are_answered_with_an_error_and_the_connection_goes_on() {
+    let (running, host) = start(5, 1024).await;
+    let addr = running.local_addr();
+    let mut a = connect(addr, "/h").await;
+    let long = "x".repeat(257);
+    let bad = [
+        json!({ "event": "@join", "data": 42, "id": 1 }),
+        json!({ "event": "@join", "data": { "since": { "epoch": "e", "offset": 1 } }, "id": 2 }),
+        json!({ "event": "@join", "data": { "channel": "" }, "id": 3 }),
+        json!({ "event": "@join", "data": { "channel": long }, "id": 4 }),
+        json!({ "event": "@join", "data": { "channel": "room", "since": { "epoch": 7, "offset": "x" } }, "id": 5 }),
+        json!({ "event": "@join", "data": { "channel": "room", "recent": -1 }, "id": 6 }),
+        json!({ "event": "@leave", "data": { "nope": true }, "id": 7 }),
+    ];
+    for (i, request) in bad.iter().enumerate() {
+        send_json(&mut a, request.clone()).await;
+        let answer = json(&mut a).await;
+        assert_eq!(answer["ack"], i as u64 + 1, "{answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "request {request} answered {answer}");
+    }
+    assert_eq!(host.channel("room").len(), 0, "no bad request joined anything");
+    // A join from a position of another epoch: no error, recovered: false.
+    let (_, ack) = join(&mut a, "room", Some(("0123456789abcdef", 3)), 8).await;
+    assert_eq!(ack["data"]["recovered"], false, "{ack}");
+    // The connection still works.
+    host.channel("room").broadcast_event("m", &1).unwrap();
+    assert_eq!(json(&mut a).await["data"], 1);
+    drop(a);
+    running.stop().await;
+}
