@@ -12,53 +12,19 @@
 //! Lock order: the table, then a room, then a connection's channel list;
 //! no path holds two of them except in that order.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use simples_ws::Message;
 
-use super::conn::WsConn;
 use super::error::WsError;
-use super::history::{self, HistoryEntry, Position, Recovery};
-use super::host::{broadcast_with, Audience, WsShared};
-use super::members::{Inserted, Members};
+use super::history::{self, HistoryEntry};
+use super::host::{broadcast_with, Audience};
+use super::members::Inserted;
 use super::object;
 use super::relay::channel_topic;
+use super::state::{ChannelEvent, Members, Rooms, WsConn, WsHost, WsShared};
 use crate::backplane::PresenceMember;
-
-/// A channel membership change, as passed to
-/// [`WsHost::on_channel`](crate::WsHost::on_channel).
-#[derive(Debug, Clone)]
-pub enum ChannelEvent {
-    /// `conn` joined `channel`.
-    Bind {
-        /// The channel's name.
-        channel: String,
-        /// The connection.
-        conn: WsConn,
-    },
-    /// `conn` left `channel` (by `unbind` or because it closed).
-    Unbind {
-        /// The channel's name.
-        channel: String,
-        /// The connection.
-        conn: WsConn,
-    },
-    /// `channel` was closed: every member was unbound.
-    Close {
-        /// The channel's name.
-        channel: String,
-        /// How many members it had.
-        members: usize,
-    },
-}
-
-/// The host's channel table: one [`Members`] set per room with members.
-#[derive(Default)]
-pub(crate) struct Rooms {
-    table: RwLock<HashMap<String, Arc<Members>>>,
-}
 
 impl Rooms {
     fn get(&self, name: &str) -> Option<Arc<Members>> {
@@ -117,8 +83,8 @@ impl Rooms {
 /// the channel exists while it has members.
 #[derive(Clone)]
 pub struct Channel {
-    host: Arc<WsShared>,
-    name: String,
+    pub(crate) host: Arc<WsShared>,
+    pub(crate) name: String,
 }
 
 impl Channel {
@@ -237,28 +203,6 @@ impl Channel {
         history::recent(&self.host, &self.name, limit).await
     }
 
-    /// Binds `conn` and, given the position of the last message it saw,
-    /// replays what it missed before the live messages (exactly once, in
-    /// order); what `@join` does for clients. With no position, a plain
-    /// bind that reports the channel's latest position.
-    pub async fn join(&self, conn: &WsConn, since: Option<Position>) -> Result<Recovery, WsError> {
-        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
-            return Err(WsError::Closed);
-        }
-        history::recover(&self.host, conn, &self.name, since, 0).await
-    }
-
-    /// Binds `conn` and sends it the latest `recent` messages of the
-    /// history (at most what it holds) before the live ones, with no gap
-    /// and no duplicate between them: what a client's `@join` with
-    /// `recent` does, e.g. to show a newcomer the conversation so far.
-    pub async fn join_recent(&self, conn: &WsConn, recent: usize) -> Result<Recovery, WsError> {
-        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
-            return Err(WsError::Closed);
-        }
-        history::recover(&self.host, conn, &self.name, None, recent).await
-    }
-
     /// Sends `message` to every member, on every node with a relay (the
     /// frame encoded once per node); returns how many members of this node
     /// queued it.
@@ -304,6 +248,13 @@ impl Channel {
         filter: impl Fn(&WsConn) -> bool,
     ) -> Result<usize, WsError> {
         Ok(self.broadcast_filter(object::event_message(event, data)?, filter))
+    }
+}
+
+impl WsHost {
+    /// Channel `name` of this host (it exists while it has members).
+    pub fn channel(&self, name: &str) -> Channel {
+        Channel::new(self.shared.clone(), name)
     }
 }
 

@@ -2,7 +2,6 @@
 //! see it: what the handshake request carried, the session shared with
 //! HTTP, and non-blocking sends through the bounded outbox.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,66 +15,12 @@ use simples_ws::{CloseCode, Message};
 use tokio::sync::oneshot;
 
 use super::error::WsError;
-use super::host::WsShared;
 use super::object;
 use super::outbox::{Out, Outbox, Pushed};
 use super::signal::Signal;
-use crate::head::Head;
+use super::state::{ChannelList, ConnInner, Pending, RequestInfo, WsConn, WsShared};
 use crate::router::Params;
-use crate::session::{Session, SessionConfig};
-
-/// What the handshake request carried, kept for the connection's life.
-pub(crate) struct RequestInfo {
-    pub(crate) head: Arc<Head>,
-    pub(crate) params: Params,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) cookies: Vec<(String, String)>,
-    pub(crate) languages: Vec<String>,
-    pub(crate) protocol: Option<String>,
-    pub(crate) data: http::Extensions,
-    pub(crate) session: Option<(Session, SessionConfig)>,
-}
-
-/// One WebSocket connection of a [`WsHost`](crate::WsHost): a cheap handle
-/// (clones share the connection) usable from any task.
-///
-/// Sending never waits: a message goes into the connection's bounded queue
-/// and the host's [`SlowPolicy`](crate::ws::SlowPolicy) decides what
-/// happens when a slow client lets the queue fill up.
-#[derive(Clone)]
-pub struct WsConn {
-    pub(crate) inner: Arc<ConnInner>,
-}
-
-pub(crate) struct ConnInner {
-    pub(crate) id: u64,
-    pub(crate) host: Arc<WsShared>,
-    pub(crate) request: RequestInfo,
-    pub(crate) outbox: Mutex<Outbox>,
-    /// Wakes the driver: something was queued, or a forced shutdown.
-    pub(crate) wake: Signal,
-    /// Channels this connection is bound to.
-    pub(crate) channels: Mutex<ChannelList>,
-    pub(crate) dropped: AtomicU64,
-    /// Object mode: requests waiting for the client's acknowledgement.
-    pub(crate) pending: Mutex<Pending>,
-}
-
-/// The channels a connection is in, and whether it has left them all
-/// (ended): then it joins none any more.
-#[derive(Default)]
-pub(crate) struct ChannelList {
-    names: Vec<String>,
-    left: bool,
-}
-
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub(crate) next_id: u64,
-    pub(crate) waiting: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
-    /// The connection ended: no new requests.
-    pub(crate) closed: bool,
-}
+use crate::session::Session;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

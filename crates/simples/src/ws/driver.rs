@@ -25,7 +25,7 @@ use simples_ws::{CloseFrame, Message, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::channel::leave_all;
-use super::conn::WsConn;
+use super::state::WsConn;
 use super::object::{self, Incoming};
 use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};

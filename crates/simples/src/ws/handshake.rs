@@ -12,9 +12,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use simples_ws::handshake::{HandshakeError, HandshakeErrorKind, HttpHead, NonUpgrade, Offer, ServerPolicy};
 
-use super::conn::{RequestInfo, WsConn};
 use super::driver;
-use super::host::WsHost;
+use super::state::{RequestInfo, WsConn, WsHost};
 use super::options::Origins;
 use crate::body::Body;
 use crate::conn::Conn;

@@ -9,25 +9,25 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use simples_ws::{CloseCode, CloseFrame, Message, PreparedFrame, Utf8Bytes};
+use simples_ws::{CloseCode, CloseFrame, Message, Utf8Bytes};
 use tokio::sync::Notify;
 
-use super::admission::Admission;
-use super::channel::{Channel, ChannelEvent, Rooms};
-use super::conn::WsConn;
 use super::error::WsError;
-use super::history::{self, History};
-use super::members::Members;
+use super::encode::prepare;
+use super::history;
 use super::metrics::Metrics;
 use super::object;
 use super::options::{SlowAction, WsOptions};
 use super::outbox::{Limits, Out, Pushed};
 use super::presence::PresenceEvent;
 use super::relay::{channel_topic, host_topic, Remote};
+use super::state::{
+    read, write, AuthFn, ChannelEvent, CloseFn, EventFn, FilterFn, Handlers, History, Members, MessageFn, OpenFn, Rooms,
+    WsConn, WsHost, WsShared,
+};
 use crate::backplane::{Envelope, Kind, PresenceMember};
 use crate::conn::Conn;
 use crate::error::Error;
-use crate::handler::BoxFuture;
 use crate::template::TemplateEngine;
 
 /// What an object-mode event handler may return: the acknowledgement sent
@@ -95,29 +95,6 @@ impl<T: Serialize, E: std::fmt::Display> IntoAck for Result<T, E> {
     }
 }
 
-pub(crate) type OpenFn = Arc<dyn Fn(WsConn) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type MessageFn = Arc<dyn Fn(WsConn, Message) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type EventFn = Arc<dyn Fn(WsConn, Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
-pub(crate) type CloseFn = Arc<dyn Fn(WsConn, Option<CloseFrame>) -> BoxFuture<'static, ()> + Send + Sync>;
-pub(crate) type AuthFn = Arc<dyn Fn(Conn) -> BoxFuture<'static, Result<Conn, Error>> + Send + Sync>;
-type SlowFn = Arc<dyn Fn(&WsConn, SlowAction) + Send + Sync>;
-type ChannelFn = Arc<dyn Fn(&ChannelEvent) + Send + Sync>;
-type PresenceFn = Arc<dyn Fn(&PresenceEvent) + Send + Sync>;
-pub(crate) type FilterFn = Arc<dyn Fn(&WsConn) -> bool + Send + Sync>;
-
-#[derive(Default)]
-pub(crate) struct Handlers {
-    pub(crate) open: Option<OpenFn>,
-    pub(crate) message: Option<MessageFn>,
-    pub(crate) events: HashMap<String, EventFn>,
-    pub(crate) close: Option<CloseFn>,
-    pub(crate) authorize: Option<AuthFn>,
-    slow: Option<SlowFn>,
-    channel: Option<ChannelFn>,
-    presence: Option<PresenceFn>,
-    filters: HashMap<String, FilterFn>,
-}
-
 /// Counters of a WebSocket host, from [`WsHost::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WsStats {
@@ -150,72 +127,6 @@ pub struct WsStats {
     /// [`HistoryOptions::size`](crate::ws::HistoryOptions::size) times the
     /// message size limit).
     pub history_bytes: usize,
-}
-
-pub(crate) struct WsShared {
-    pub(crate) path: String,
-    pub(crate) options: WsOptions,
-    pub(crate) limits: Limits,
-    pub(crate) config: Arc<simples_ws::Config>,
-    handlers: RwLock<Handlers>,
-    /// The open connections.
-    conns: Members,
-    /// The channels with members.
-    pub(crate) rooms: Rooms,
-    next_id: AtomicU64,
-    accepted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    dropped: AtomicU64,
-    slow_closed: AtomicU64,
-    published: AtomicU64,
-    publish_failed: AtomicU64,
-    remote: AtomicU64,
-    remote_refused: AtomicU64,
-    /// What each connection shows in presence (`WsConn::set_presence`).
-    presence_info: Mutex<HashMap<u64, Value>>,
-    /// The metric handles, resolved on first use.
-    metrics: OnceLock<Metrics>,
-    templates: OnceLock<Arc<dyn TemplateEngine>>,
-    /// Bumped when connections left after a shutdown deadline must be
-    /// dropped: a connection ends when it differs from the value it saw at
-    /// its start (so a restarted server's new connections are unaffected).
-    pub(crate) force: AtomicU64,
-    /// Notified whenever a connection ends (or an upgrade fails).
-    ended: Notify,
-    /// Set from the start of a stop until the server starts again: new
-    /// handshakes are refused (503), and a connection that was answered 101
-    /// just before is closed (1001) as soon as it registers.
-    stopping: AtomicBool,
-    /// Connections answered 101 that have not registered yet.
-    upgrading: AtomicUsize,
-    /// Channel histories and the connections recovering.
-    pub(crate) history: History,
-    /// Connection counts under `max_connections` and
-    /// `max_connections_per_ip`.
-    pub(crate) admission: Arc<Admission>,
-}
-
-/// A WebSocket endpoint: the value [`Host::ws`](crate::Host::ws) returns.
-/// Cheap to clone; keep one to broadcast from anywhere (an HTTP route, a
-/// timer, another host).
-///
-/// Handlers are registered on it: [`on`](WsHost::on) per event (object
-/// mode), [`on_message`](WsHost::on_message) (plain mode),
-/// [`on_close`](WsHost::on_close), [`authorize`](WsHost::authorize) (the
-/// handshake hook), [`on_slow`](WsHost::on_slow) and
-/// [`on_channel`](WsHost::on_channel). Each connection runs its handlers
-/// one at a time, in the order its messages arrived.
-#[derive(Clone)]
-pub struct WsHost {
-    pub(crate) shared: Arc<WsShared>,
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl WsHost {
@@ -455,11 +366,6 @@ impl WsHost {
         Ok(self.broadcast(Message::text(text)))
     }
 
-    /// Channel `name` of this host (it exists while it has members).
-    pub fn channel(&self, name: &str) -> Channel {
-        Channel::new(self.shared.clone(), name)
-    }
-
     /// The names of the channels that have members.
     pub fn channel_names(&self) -> Vec<String> {
         self.shared.rooms.names()
@@ -528,13 +434,6 @@ impl WsShared {
 
     pub(crate) fn message_handler(&self) -> Option<MessageFn> {
         read(&self.handlers).message.clone()
-    }
-
-    pub(crate) fn event_handler(&self, event: &str) -> Option<EventFn> {
-        if let Some(builtin) = history::builtin_event(event) {
-            return Some(builtin);
-        }
-        read(&self.handlers).events.get(event).cloned()
     }
 
     /// The host's metric handles.
@@ -772,27 +671,6 @@ impl WsShared {
         let hook = read(&self.handlers).channel.clone();
         if let Some(hook) = hook {
             hook(event);
-        }
-    }
-}
-
-/// Encodes a broadcast message once; `None` (logged) for control messages.
-/// With permessage-deflate on the host, a message of at least `min_size`
-/// bytes is compressed once too: connections that agreed to
-/// `server_no_context_takeover` with a large enough window take the
-/// compressed frame, the others get the same message uncompressed.
-pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame> {
-    let prepared = match &host.options.deflate {
-        Some(d) if message.payload().len() >= d.min_size => {
-            PreparedFrame::compressed_with_window(&message, d.level, d.server_max_window_bits)
-        }
-        _ => PreparedFrame::new(&message),
-    };
-    match prepared {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot broadcast this message");
-            None
         }
     }
 }

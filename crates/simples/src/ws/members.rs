@@ -8,23 +8,9 @@
 //! channel was removed from the table): nothing joins it any more, and a
 //! binder that finds it retired starts again on the table's new entry.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
-use super::conn::WsConn;
-
-/// The set and its cached snapshot.
-#[derive(Default)]
-pub(crate) struct Members {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    by_id: HashMap<u64, WsConn>,
-    snapshot: Option<Arc<[WsConn]>>,
-    retired: bool,
-}
+use super::state::{Members, State, WsConn};
 
 /// What became of an insertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

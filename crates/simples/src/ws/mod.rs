@@ -11,8 +11,13 @@
 //!   admission  connection limits (in all and per client IP, 503)
 //!   handshake  RFC 6455 §4.2 on hyper's parsed request: validation,
 //!              origin check, authorize hook, subprotocol, deflate, 101
+//!   state      the types the host, its connections, channels and
+//!              histories share (WsShared, WsConn, Members, Rooms,
+//!              History): a leaf, so that the modules below import each
+//!              other one way only (the order is in state's docs)
 //!   host       WsHost: handlers, the connection registry, broadcasts
 //!              (encoded once), stats, graceful shutdown
+//!   encode     a broadcast's frame, encoded once (deflate included)
 //!   channel    Channel: named groups of connections, one lock per room
 //!   history    channel history (memory or Redis) and recovery after a
 //!              reconnection (`@join` from a position)
@@ -52,6 +57,7 @@ mod channel;
 mod client;
 mod conn;
 mod driver;
+mod encode;
 mod error;
 mod handshake;
 mod history;
@@ -66,16 +72,17 @@ mod outbox;
 mod presence;
 mod relay;
 mod signal;
+mod state;
 
-pub use channel::{Channel, ChannelEvent};
-pub use conn::WsConn;
+pub use channel::Channel;
 pub use error::WsError;
 pub use history::{HistoryEntry, HistoryOptions, Position, Recovery};
-pub use host::{Ack, IntoAck, WsHost, WsStats};
+pub use host::{Ack, IntoAck, WsStats};
 pub use options::{Mode, Origins, SlowAction, SlowPolicy, WsOptions};
 pub use object_client::{ClientEvent, ObjectClient, ObjectClientOptions};
 pub use presence::PresenceEvent;
 pub use relay::Relay;
+pub use state::{ChannelEvent, WsConn, WsHost};
 pub use crate::backplane::PresenceMember;
 pub use client::{SIMPLES_D_TS, SIMPLES_JS};
 pub(crate) use handshake::same_authority;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use http::Method;
 
-use super::conn::WsConn;
+use super::state::WsConn;
 use super::handshake::handshake;
-use super::host::WsHost;
+use super::state::WsHost;
 use super::options::WsOptions;
 use crate::conn::Conn;
 use crate::context::HostContext;

@@ -12,14 +12,19 @@
 //! when it joins again after a reconnection, gets exactly what it missed.
 //!
 //! ```text
-//!   mod.rs    options, positions, entries, the per-host History and the
-//!             numbered publication (one lock per channel: numbering and
+//!   mod.rs    the per-host History's methods and the numbered
+//!             publication (one lock per channel: numbering and
 //!             delivery happen together, so every member receives the
-//!             channel's messages in offset order)
+//!             channel's messages in offset order), reads from the
+//!             backend in use
+//!   types     options, positions, entries, epochs (a leaf)
+//!   numbered  a numbered message's wire form and its delivery to the
+//!             members (both backends use it)
 //!   memory    the in-process backend (default)
 //!   recover   the recovery of one connection: live messages buffered
 //!             while history is read, then deduplicated by offset; the
-//!             `@join` and `@leave` requests of the object protocol
+//!             `@join` and `@leave` requests of the object protocol,
+//!             `Channel::join` (on top: it binds through `Channel`)
 //!   store     the backplane's history store (the Redis backend, with a
 //!             RedisBackplane on one Redis server)
 //! ```
@@ -31,110 +36,29 @@
 //! script, so every node (the publisher included) delivers in offset order.
 
 mod memory;
+mod numbered;
 mod recover;
 mod store;
+mod types;
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use simples_ws::{Message, PreparedFrame, Utf8Bytes};
+use simples_ws::{Message, PreparedFrame};
 
-use super::conn::WsConn;
-use super::host::{prepare, FilterFn, WsShared};
-use super::options::{Mode, SlowAction};
+use super::encode::prepare;
 use super::outbox::{Out, Pushed};
 use super::relay::channel_topic;
-use super::WsHost;
+use super::state::{FilterFn, History, JoinFn, PolicyFn, WsConn, WsHost, WsShared};
 use crate::backplane::{HistoryStore, Kind};
-use crate::handler::BoxFuture;
 
 pub(crate) use memory::Memory;
-pub(crate) use recover::{builtin_event, recover, Recovering};
+pub(crate) use numbered::{deliver_all, object_head, wire_message};
 pub(crate) use store::deliver_numbered;
-
-/// How much history a channel keeps: at most `size` messages, none older
-/// than `ttl`, whichever is smaller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryOptions {
-    /// The most messages kept (the oldest go first). Default: `100`.
-    /// At least 1.
-    pub size: usize,
-    /// How long a message is kept. Default: 2 minutes.
-    pub ttl: Duration,
-}
-
-impl Default for HistoryOptions {
-    fn default() -> Self {
-        HistoryOptions { size: 100, ttl: Duration::from_secs(120) }
-    }
-}
-
-/// Where a message stands in its channel's history.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Position {
-    /// Changes whenever the history is lost (a new one starts at offset 1).
-    pub epoch: String,
-    /// The message's number in the epoch: 1 for the first, then +1 each.
-    pub offset: u64,
-}
-
-/// A message of a channel's history, from [`Channel::history`](crate::ws::Channel::history).
-#[derive(Debug, Clone)]
-pub struct HistoryEntry {
-    /// Its position.
-    pub position: Position,
-    /// The message as it was published (without the position fields).
-    pub message: Message,
-}
-
-/// What [`Channel::join`](crate::ws::Channel::join) (and a client's
-/// `@join`) did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Recovery {
-    /// Whether the connection is now complete: every message after the
-    /// position it gave was replayed (trivially `true` when it gave none).
-    /// `false` when the gap could not be filled (the messages were
-    /// trimmed, the epoch changed, or the channel keeps no history): the
-    /// application should reload its state.
-    pub recovered: bool,
-    /// The position of the last message sent to the connection before
-    /// live delivery took over (the channel's latest when nothing was
-    /// replayed); `None` when the channel keeps no history.
-    pub position: Option<Position>,
-    /// How many missed messages were replayed.
-    pub replayed: usize,
-}
-
-/// History memory of a host, counted in [`WsStats`](crate::ws::WsStats).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Usage {
-    pub(crate) channels: usize,
-    pub(crate) messages: usize,
-    pub(crate) bytes: usize,
-}
-
-type PolicyFn = Arc<dyn Fn(&str) -> Option<HistoryOptions> + Send + Sync>;
-pub(crate) type JoinFn = Arc<dyn Fn(WsConn, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
-
-/// A host's history: its policy, its backend, the connections recovering.
-#[derive(Default)]
-pub(crate) struct History {
-    policy: RwLock<Option<PolicyFn>>,
-    join: RwLock<Option<JoinFn>>,
-    pub(crate) memory: Memory,
-    /// The backplane's history store, looked up once.
-    store: std::sync::OnceLock<Option<Arc<dyn HistoryStore>>>,
-    pub(crate) recovering: Recovering,
-}
+pub use types::{HistoryEntry, HistoryOptions, Position, Recovery};
+pub(crate) use types::{lock, new_epoch, Usage};
 
 fn read<T: Clone>(l: &RwLock<Option<T>>) -> Option<T> {
     l.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl History {
@@ -161,61 +85,6 @@ impl History {
     pub(crate) fn options_for(&self, name: &str) -> Option<HistoryOptions> {
         let policy = read(&self.policy)?;
         policy(name).map(|o| HistoryOptions { size: o.size.max(1), ..o })
-    }
-}
-
-/// An epoch: 16 random hex digits.
-pub(crate) fn new_epoch() -> String {
-    let mut bytes = [0u8; 8];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        bytes = (nanos as u64).to_be_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The fields an object-mode message of a history channel carries after
-/// its own: `,"channel":..,"epoch":..,"offset":` (the offset follows).
-fn position_fields(channel: &str, epoch: &str) -> String {
-    format!("{}{epoch}\",\"offset\":", store::channel_fields(channel))
-}
-
-/// `text` (a JSON object) with the position added as its last fields;
-/// `None` when `text` is not a JSON object (plain mode's free text).
-pub(crate) fn splice(text: &str, channel: &str, epoch: &str, offset: u64) -> Option<String> {
-    let (head, empty) = object_head(text)?;
-    let fields = position_fields(channel, epoch);
-    let fields = if empty { &fields[1..] } else { &fields[..] };
-    Some(format!("{head}{fields}{offset}}}"))
-}
-
-/// The JSON object `text` without its closing brace, and whether it is
-/// empty (`{}`); `None` if `text` is not `{...}`.
-pub(crate) fn object_head(text: &str) -> Option<(&str, bool)> {
-    let t = text.trim_end();
-    if !t.trim_start().starts_with('{') || !t.ends_with('}') {
-        return None;
-    }
-    let head = &t[..t.len() - 1];
-    let empty = head.trim_start().strip_prefix('{').is_some_and(|rest| rest.trim().is_empty());
-    Some((head, empty))
-}
-
-/// The message a member receives for a history entry: with its position
-/// in object mode when it is a JSON object, as published otherwise.
-pub(crate) fn wire_message(mode: Mode, channel: &str, position: &Position, payload: &Bytes, binary: bool) -> Message {
-    if binary {
-        return Message::Binary(payload.clone());
-    }
-    let Ok(text) = std::str::from_utf8(payload) else { return Message::Binary(payload.clone()) };
-    if mode == Mode::Object {
-        if let Some(spliced) = splice(text, channel, &position.epoch, position.offset) {
-            return Message::text(spliced);
-        }
-    }
-    match Utf8Bytes::try_from_bytes(payload.clone()) {
-        Ok(t) => Message::Text(t),
-        Err(_) => Message::Binary(payload.clone()),
     }
 }
 
@@ -297,39 +166,6 @@ pub(crate) fn publish_local(
     queued
 }
 
-/// Delivers one numbered frame to `targets` (see [`publish_local`]);
-/// slow-client actions are collected in `slow` for after the locks.
-pub(crate) fn deliver_all<'a>(
-    host: &WsShared,
-    channel: &str,
-    offset: u64,
-    frame: &PreparedFrame,
-    targets: impl Iterator<Item = &'a WsConn>,
-    slow: &mut Vec<(WsConn, SlowAction)>,
-) -> usize {
-    let metrics = host.metrics();
-    metrics.broadcasts.increment(1);
-    let mut queued = 0;
-    for conn in targets {
-        match host.history.recovering.deliver(host, conn, channel, offset, frame) {
-            None => queued += 1, // buffered for the recovery
-            Some(pushed) => {
-                if pushed.wakes() {
-                    conn.inner.wake.notify();
-                }
-                if matches!(pushed, Pushed::Queued | Pushed::QueuedBehind | Pushed::QueuedDropping(_)) {
-                    queued += 1;
-                }
-                if let Some(action) = pushed.slow_action() {
-                    slow.push((conn.clone(), action));
-                }
-            }
-        }
-    }
-    metrics.sent(queued, frame.as_bytes().len());
-    queued
-}
-
 /// Reads channel `name`'s history after `since` (`None`: only its latest
 /// position), from the backend in use.
 pub(crate) async fn read_since(
@@ -403,32 +239,5 @@ impl WsHost {
     {
         self.shared.history.set_join(Arc::new(move |c, n| Box::pin(hook(c, n))));
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_are_spliced_into_objects_only() {
-        assert_eq!(
-            splice(r#"{"event":"said","data":1}"#, "lobby", "e1", 7).unwrap(),
-            r#"{"event":"said","data":1,"channel":"lobby","epoch":"e1","offset":7}"#
-        );
-        assert_eq!(splice("{ }", "a\"b", "e", 1).unwrap(), r#"{ "channel":"a\"b","epoch":"e","offset":1}"#);
-        assert_eq!(splice("hello", "c", "e", 1), None);
-        assert_eq!(splice("[1]", "c", "e", 1), None);
-        let spliced = splice(r#"{"event":"x"}"#, "ch", "ep", 3).unwrap();
-        let value: serde_json::Value = serde_json::from_str(&spliced).unwrap();
-        assert_eq!(value["offset"], 3);
-        assert_eq!(value["channel"], "ch");
-    }
-
-    #[test]
-    fn epochs_differ() {
-        let (a, b) = (new_epoch(), new_epoch());
-        assert_eq!(a.len(), 16);
-        assert_ne!(a, b);
     }
 }

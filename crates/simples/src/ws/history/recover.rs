@@ -19,9 +19,8 @@
 //! sent) that drops such late copies, until the first newer message (or
 //! the connection leaves the channel).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,37 +28,14 @@ use simples_ws::PreparedFrame;
 
 use super::{lock, push_frame, read_since, wire_message, Position, Recovery};
 use crate::ws::channel::Channel;
-use crate::ws::conn::WsConn;
 use crate::ws::error::WsError;
-use crate::ws::host::{EventFn, WsShared};
 use crate::ws::options::SlowAction;
 use crate::ws::outbox::{Out, Pushed};
+use crate::ws::state::{read, Buffer, EventFn, Recovering, WsConn, WsShared};
 
 /// How many times a recovery reads history again (its buffer overflowed
 /// or had a gap) before it gives up and closes the connection (1013).
 const MAX_ROUNDS: usize = 8;
-
-/// The connections recovering, per (connection, channel), with the live
-/// messages that arrived meanwhile.
-#[derive(Default)]
-pub(crate) struct Recovering {
-    /// How many recoveries run: live delivery looks at the buffers only
-    /// when some do.
-    active: AtomicUsize,
-    buffers: Mutex<HashMap<(u64, String), Buffer>>,
-}
-
-struct Buffer {
-    frames: Vec<(u64, PreparedFrame)>,
-    overflowed: bool,
-    cap: usize,
-    /// Set once the recovery is over, with the store: live messages up to
-    /// this offset were already sent (replayed) and are dropped; the first
-    /// one past it removes the entry. The history read's reply and the
-    /// live messages come on different connections to the engine, so
-    /// messages the read returned may still be on their way here.
-    floor: Option<u64>,
-}
 
 impl Recovering {
     /// Delivers a numbered frame to `conn`: into its recovery buffer
@@ -140,6 +116,42 @@ struct Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.recovering.unregister(&self.key, true);
+    }
+}
+
+impl Channel {
+    /// Binds `conn` and, given the position of the last message it saw,
+    /// replays what it missed before the live messages (exactly once, in
+    /// order); what `@join` does for clients. With no position, a plain
+    /// bind that reports the channel's latest position.
+    pub async fn join(&self, conn: &WsConn, since: Option<Position>) -> Result<Recovery, WsError> {
+        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
+            return Err(WsError::Closed);
+        }
+        recover(&self.host, conn, &self.name, since, 0).await
+    }
+
+    /// Binds `conn` and sends it the latest `recent` messages of the
+    /// history (at most what it holds) before the live ones, with no gap
+    /// and no duplicate between them: what a client's `@join` with
+    /// `recent` does, e.g. to show a newcomer the conversation so far.
+    pub async fn join_recent(&self, conn: &WsConn, recent: usize) -> Result<Recovery, WsError> {
+        if !Arc::ptr_eq(&conn.inner.host, &self.host) {
+            return Err(WsError::Closed);
+        }
+        recover(&self.host, conn, &self.name, None, recent).await
+    }
+}
+
+impl WsShared {
+    /// The handler of object-mode event `event`: the built-in requests
+    /// (`@join`, `@leave`) first, then the application's. Here, above
+    /// channels, since `@join` binds through them.
+    pub(crate) fn event_handler(&self, event: &str) -> Option<EventFn> {
+        if let Some(builtin) = builtin_event(event) {
+            return Some(builtin);
+        }
+        read(&self.handlers).events.get(event).cloned()
     }
 }
 

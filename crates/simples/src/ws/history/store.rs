@@ -13,10 +13,12 @@ use std::time::Duration;
 use simples_ws::{Message, Utf8Bytes};
 
 use super::memory::Since;
+use super::numbered::channel_fields;
 use super::{deliver_all, object_head, HistoryEntry, HistoryOptions, Position};
 use crate::backplane::{Envelope, HistoryAppend, HistoryStore, Kind, ReadFrom};
 use crate::ws::error::WsError;
-use crate::ws::host::{prepare, WsShared};
+use crate::ws::encode::prepare;
+use crate::ws::state::WsShared;
 use crate::ws::options::Mode;
 use crate::ws::relay::channel_topic;
 
@@ -24,13 +26,6 @@ use crate::ws::relay::channel_topic;
 /// to be active in the engine before it reads (so that nothing published
 /// after the read can miss this node).
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
-
-/// `,"channel":<name>,"epoch":"`: what precedes the epoch in a numbered
-/// object-mode message.
-pub(crate) fn channel_fields(channel: &str) -> String {
-    let channel = serde_json::to_string(channel).unwrap_or_else(|_| "\"\"".into());
-    format!(",\"channel\":{channel},\"epoch\":\"")
-}
 
 /// Hands a channel message to the store; returns how many members this
 /// node has (they receive it when it comes back from the store).

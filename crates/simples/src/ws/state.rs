@@ -1,0 +1,294 @@
+//! The state a WebSocket host shares with its connections, channels and
+//! histories: the type definitions that refer to each other, and only
+//! them (with the plain types they hold).
+//!
+//! `WsShared` (behind every [`WsHost`]) keeps the handlers, the open
+//! connections (a [`Members`] set of [`WsConn`]), the channels ([`Rooms`])
+//! and their [`History`]; each `WsConn` points back at its `WsShared`.
+//! These definitions live here, in a leaf that imports none of the modules
+//! using them, and their `impl` blocks stay with the code they belong to
+//! (`host`, `conn`, `members`, `channel`, `history`), which import this
+//! module and call each other one way only, top to bottom:
+//!
+//! ```text
+//!   history/recover   recovery, @join/@leave, Channel::join,
+//!                     WsShared::event_handler (the built-in requests)
+//!   channel           Channel, the Rooms table, WsHost::channel
+//!   host              WsHost's API, WsShared's accounting, fan-out,
+//!                     broadcast_with, remote delivery
+//!   history           publication and reads (memory or store), then
+//!                     history/store, history/numbered, history/memory
+//!   conn, members     WsConn's and Members' methods (need only this)
+//!   encode            a broadcast's frame, encoded once
+//!   state             this module; history/types below it
+//! ```
+//!
+//! A new type that holds one of these (or that one of these holds and
+//! that refers back to them) is defined here too; anything else goes to
+//! the module that uses it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use serde_json::Value;
+use simples_ws::{CloseFrame, Message, PreparedFrame};
+use tokio::sync::oneshot;
+use tokio::sync::Notify;
+
+use super::admission::Admission;
+use super::history::{HistoryOptions, Memory};
+use super::metrics::Metrics;
+use super::options::{SlowAction, WsOptions};
+use super::outbox::{Limits, Outbox};
+use super::presence::PresenceEvent;
+use super::signal::Signal;
+use crate::backplane::HistoryStore;
+use crate::conn::Conn;
+use crate::error::Error;
+use crate::handler::BoxFuture;
+use crate::head::Head;
+use crate::router::Params;
+use crate::session::{Session, SessionConfig};
+use crate::template::TemplateEngine;
+
+// The host.
+
+/// A WebSocket endpoint: the value [`Host::ws`](crate::Host::ws) returns.
+/// Cheap to clone; keep one to broadcast from anywhere (an HTTP route, a
+/// timer, another host).
+///
+/// Handlers are registered on it: [`on`](WsHost::on) per event (object
+/// mode), [`on_message`](WsHost::on_message) (plain mode),
+/// [`on_close`](WsHost::on_close), [`authorize`](WsHost::authorize) (the
+/// handshake hook), [`on_slow`](WsHost::on_slow) and
+/// [`on_channel`](WsHost::on_channel). Each connection runs its handlers
+/// one at a time, in the order its messages arrived.
+#[derive(Clone)]
+pub struct WsHost {
+    pub(crate) shared: Arc<WsShared>,
+}
+
+pub(crate) struct WsShared {
+    pub(crate) path: String,
+    pub(crate) options: WsOptions,
+    pub(crate) limits: Limits,
+    pub(crate) config: Arc<simples_ws::Config>,
+    pub(crate) handlers: RwLock<Handlers>,
+    /// The open connections.
+    pub(crate) conns: Members,
+    /// The channels with members.
+    pub(crate) rooms: Rooms,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) slow_closed: AtomicU64,
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_failed: AtomicU64,
+    pub(crate) remote: AtomicU64,
+    pub(crate) remote_refused: AtomicU64,
+    /// What each connection shows in presence (`WsConn::set_presence`).
+    pub(crate) presence_info: Mutex<HashMap<u64, Value>>,
+    /// The metric handles, resolved on first use.
+    pub(crate) metrics: OnceLock<Metrics>,
+    pub(crate) templates: OnceLock<Arc<dyn TemplateEngine>>,
+    /// Bumped when connections left after a shutdown deadline must be
+    /// dropped: a connection ends when it differs from the value it saw at
+    /// its start (so a restarted server's new connections are unaffected).
+    pub(crate) force: AtomicU64,
+    /// Notified whenever a connection ends (or an upgrade fails).
+    pub(crate) ended: Notify,
+    /// Set from the start of a stop until the server starts again: new
+    /// handshakes are refused (503), and a connection that was answered 101
+    /// just before is closed (1001) as soon as it registers.
+    pub(crate) stopping: AtomicBool,
+    /// Connections answered 101 that have not registered yet.
+    pub(crate) upgrading: AtomicUsize,
+    /// Channel histories and the connections recovering.
+    pub(crate) history: History,
+    /// Connection counts under `max_connections` and
+    /// `max_connections_per_ip`.
+    pub(crate) admission: Arc<Admission>,
+}
+
+pub(crate) type OpenFn = Arc<dyn Fn(WsConn) -> BoxFuture<'static, ()> + Send + Sync>;
+
+pub(crate) type MessageFn = Arc<dyn Fn(WsConn, Message) -> BoxFuture<'static, ()> + Send + Sync>;
+
+pub(crate) type EventFn = Arc<dyn Fn(WsConn, Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
+
+pub(crate) type CloseFn = Arc<dyn Fn(WsConn, Option<CloseFrame>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+pub(crate) type AuthFn = Arc<dyn Fn(Conn) -> BoxFuture<'static, Result<Conn, Error>> + Send + Sync>;
+
+pub(crate) type SlowFn = Arc<dyn Fn(&WsConn, SlowAction) + Send + Sync>;
+
+pub(crate) type ChannelFn = Arc<dyn Fn(&ChannelEvent) + Send + Sync>;
+
+pub(crate) type PresenceFn = Arc<dyn Fn(&PresenceEvent) + Send + Sync>;
+
+pub(crate) type FilterFn = Arc<dyn Fn(&WsConn) -> bool + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Handlers {
+    pub(crate) open: Option<OpenFn>,
+    pub(crate) message: Option<MessageFn>,
+    pub(crate) events: HashMap<String, EventFn>,
+    pub(crate) close: Option<CloseFn>,
+    pub(crate) authorize: Option<AuthFn>,
+    pub(crate) slow: Option<SlowFn>,
+    pub(crate) channel: Option<ChannelFn>,
+    pub(crate) presence: Option<PresenceFn>,
+    pub(crate) filters: HashMap<String, FilterFn>,
+}
+
+pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+// A connection.
+
+/// One WebSocket connection of a [`WsHost`](crate::WsHost): a cheap handle
+/// (clones share the connection) usable from any task.
+///
+/// Sending never waits: a message goes into the connection's bounded queue
+/// and the host's [`SlowPolicy`](crate::ws::SlowPolicy) decides what
+/// happens when a slow client lets the queue fill up.
+#[derive(Clone)]
+pub struct WsConn {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+pub(crate) struct ConnInner {
+    pub(crate) id: u64,
+    pub(crate) host: Arc<WsShared>,
+    pub(crate) request: RequestInfo,
+    pub(crate) outbox: Mutex<Outbox>,
+    /// Wakes the driver: something was queued, or a forced shutdown.
+    pub(crate) wake: Signal,
+    /// Channels this connection is bound to.
+    pub(crate) channels: Mutex<ChannelList>,
+    pub(crate) dropped: AtomicU64,
+    /// Object mode: requests waiting for the client's acknowledgement.
+    pub(crate) pending: Mutex<Pending>,
+}
+
+/// What the handshake request carried, kept for the connection's life.
+pub(crate) struct RequestInfo {
+    pub(crate) head: Arc<Head>,
+    pub(crate) params: Params,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) cookies: Vec<(String, String)>,
+    pub(crate) languages: Vec<String>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) data: http::Extensions,
+    pub(crate) session: Option<(Session, SessionConfig)>,
+}
+
+/// The channels a connection is in, and whether it has left them all
+/// (ended): then it joins none any more.
+#[derive(Default)]
+pub(crate) struct ChannelList {
+    pub(crate) names: Vec<String>,
+    pub(crate) left: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) next_id: u64,
+    pub(crate) waiting: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
+    /// The connection ended: no new requests.
+    pub(crate) closed: bool,
+}
+
+// Sets of connections: the registry, the channels.
+
+/// The set and its cached snapshot.
+#[derive(Default)]
+pub(crate) struct Members {
+    pub(crate) state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) by_id: HashMap<u64, WsConn>,
+    pub(crate) snapshot: Option<Arc<[WsConn]>>,
+    pub(crate) retired: bool,
+}
+
+/// The host's channel table: one [`Members`] set per room with members.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    pub(crate) table: RwLock<HashMap<String, Arc<Members>>>,
+}
+
+/// A channel membership change, as passed to
+/// [`WsHost::on_channel`](crate::WsHost::on_channel).
+#[derive(Debug, Clone)]
+pub enum ChannelEvent {
+    /// `conn` joined `channel`.
+    Bind {
+        /// The channel's name.
+        channel: String,
+        /// The connection.
+        conn: WsConn,
+    },
+    /// `conn` left `channel` (by `unbind` or because it closed).
+    Unbind {
+        /// The channel's name.
+        channel: String,
+        /// The connection.
+        conn: WsConn,
+    },
+    /// `channel` was closed: every member was unbound.
+    Close {
+        /// The channel's name.
+        channel: String,
+        /// How many members it had.
+        members: usize,
+    },
+}
+
+// Channel histories.
+
+pub(crate) type PolicyFn = Arc<dyn Fn(&str) -> Option<HistoryOptions> + Send + Sync>;
+
+pub(crate) type JoinFn = Arc<dyn Fn(WsConn, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// A host's history: its policy, its backend, the connections recovering.
+#[derive(Default)]
+pub(crate) struct History {
+    pub(crate) policy: RwLock<Option<PolicyFn>>,
+    pub(crate) join: RwLock<Option<JoinFn>>,
+    pub(crate) memory: Memory,
+    /// The backplane's history store, looked up once.
+    pub(crate) store: std::sync::OnceLock<Option<Arc<dyn HistoryStore>>>,
+    pub(crate) recovering: Recovering,
+}
+
+/// The connections recovering, per (connection, channel), with the live
+/// messages that arrived meanwhile.
+#[derive(Default)]
+pub(crate) struct Recovering {
+    /// How many recoveries run: live delivery looks at the buffers only
+    /// when some do.
+    pub(crate) active: AtomicUsize,
+    pub(crate) buffers: Mutex<HashMap<(u64, String), Buffer>>,
+}
+
+pub(crate) struct Buffer {
+    pub(crate) frames: Vec<(u64, PreparedFrame)>,
+    pub(crate) overflowed: bool,
+    pub(crate) cap: usize,
+    /// Set once the recovery is over, with the store: live messages up to
+    /// this offset were already sent (replayed) and are dropped; the first
+    /// one past it removes the entry. The history read's reply and the
+    /// live messages come on different connections to the engine, so
+    /// messages the read returned may still be on their way here.
+    pub(crate) floor: Option<u64>,
+}
