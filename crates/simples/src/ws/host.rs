@@ -269,8 +269,9 @@ impl WsHost {
     }
 
     /// Defines the named filter `name`, for [`broadcast_named`](WsHost::broadcast_named)
-    /// and [`Channel::broadcast_named`]. With a relay, define it on every
-    /// node: each node applies it to its own connections.
+    /// and [`Channel::broadcast_named`](crate::ws::Channel::broadcast_named).
+    /// With a relay, define it on every node: each node applies it to its
+    /// own connections.
     pub fn filter(&self, name: &str, filter: impl Fn(&WsConn) -> bool + Send + Sync + 'static) -> &Self {
         write(&self.shared.handlers).filters.insert(name.to_string(), Arc::new(filter));
         self

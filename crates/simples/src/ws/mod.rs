@@ -86,6 +86,7 @@ pub use state::{ChannelEvent, WsConn, WsHost};
 pub use crate::backplane::PresenceMember;
 pub use client::{SIMPLES_D_TS, SIMPLES_JS};
 pub(crate) use handshake::same_authority;
+#[cfg(feature = "redis")]
 pub(crate) use history::new_epoch;
 #[doc(hidden)]
 pub use object::fuzz_check as __fuzz_object;

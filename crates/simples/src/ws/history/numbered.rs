@@ -64,7 +64,8 @@ pub(crate) fn wire_message(mode: Mode, channel: &str, position: &Position, paylo
     }
 }
 
-/// Delivers one numbered frame to `targets` (see [`publish_local`]);
+/// Delivers one numbered frame to `targets` (see
+/// [`publish_local`](super::publish_local));
 /// slow-client actions are collected in `slow` for after the locks.
 pub(crate) fn deliver_all<'a>(
     host: &WsShared,
