@@ -31,22 +31,16 @@ impl Conn {
     /// Sets (replaces) response header `name`. Invalid names or values are
     /// ignored (with a debug log).
     pub fn set_header(&mut self, name: &str, value: &str) -> &mut Self {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            (Ok(n), Ok(v)) => {
-                self.headers.insert(n, v);
-            }
-            _ => tracing::debug!(name, "ignoring an invalid response header"),
+        if let Some((n, v)) = valid_header(name, value) {
+            self.headers.insert(n, v);
         }
         self
     }
 
     /// Adds a value to response header `name` (keeping earlier ones).
     pub fn append_header(&mut self, name: &str, value: &str) -> &mut Self {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            (Ok(n), Ok(v)) => {
-                self.headers.append(n, v);
-            }
-            _ => tracing::debug!(name, "ignoring an invalid response header"),
+        if let Some((n, v)) = valid_header(name, value) {
+            self.headers.append(n, v);
         }
         self
     }
@@ -202,4 +196,16 @@ impl Conn {
 pub(crate) fn content_type_for_ext(ext: &str) -> String {
     let mime = mime_guess::from_ext(ext).first_or_octet_stream();
     with_charset(mime.essence_str())
+}
+
+/// `name: value` as a header; `None` (with a debug log) when the name or
+/// the value is invalid.
+fn valid_header(name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        (Ok(n), Ok(v)) => Some((n, v)),
+        _ => {
+            tracing::debug!(name, "ignoring an invalid response header");
+            None
+        }
+    }
 }
