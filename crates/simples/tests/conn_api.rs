@@ -9,6 +9,12 @@ use common::*;
 use serde::Deserialize;
 use simples::{Conn, Cookie, SameSite};
 
+/// `reply` is a 400 whose text gives `reason`.
+fn assert_400(reply: &Reply, reason: &str) {
+    assert_eq!(reply.status, 400);
+    assert!(reply.text().contains(reason), "{}", reply.text());
+}
+
 #[tokio::test]
 async fn request_getters() {
     #[derive(Deserialize)]
@@ -61,8 +67,7 @@ async fn request_getters() {
 
     // A query that does not fit the type is a 400 with the reason.
     let bad = get(r.local_addr(), "/info/bob?page=x&sort=a").await;
-    assert_eq!(bad.status, 400);
-    assert!(bad.text().contains("invalid query string"), "{}", bad.text());
+    assert_400(&bad, "invalid query string");
 }
 
 #[tokio::test]
@@ -102,8 +107,7 @@ async fn cookies_read_and_set() {
 
     // A malformed Cookie header: lenient getter sees nothing, strict one is 400.
     let reply = send(a, req("GET", "/cookies").header("cookie", "=novalue; theme")).await;
-    assert_eq!(reply.status, 400);
-    assert!(reply.text().contains("malformed Cookie header"), "{}", reply.text());
+    assert_400(&reply, "malformed Cookie header");
 }
 
 #[tokio::test]

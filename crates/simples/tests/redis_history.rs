@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::history::{join, offsets};
+use common::history::{join, offsets, read_through_reconnections, spawn_publishers};
 use common::redis::RedisServer;
 use common::ws::{connect, json, Client};
 use serde_json::{json, Value};
@@ -139,40 +139,11 @@ async fn recovery_across_nodes_under_concurrent_publishers() {
     let mut ws = nodes[0].client().await;
     let (_, ack) = join(&mut ws, "busy", None, 1).await;
     let epoch = epoch_of(&ack);
-    let mut publishers = Vec::new();
-    for p in 0..PUBLISHERS {
-        let channel = nodes[(p % 2) as usize].host.channel("busy");
-        publishers.push(tokio::spawn(async move {
-            for i in 0..EACH {
-                channel.broadcast_event("m", &json!([p, i])).unwrap();
-                if i % 4 == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }));
-    }
+    let publishers = spawn_publishers(PUBLISHERS, EACH, |p| nodes[(p % 2) as usize].host.channel("busy"));
     let total = PUBLISHERS * EACH;
-    let (mut seen, mut rounds, mut while_publishing, mut id) = (Vec::<Value>::new(), 0usize, 0, 1);
-    while (seen.len() as u64) < total {
-        let want = seen.len() + 150 + rounds * 41;
-        while seen.len() < want && (seen.len() as u64) < total {
-            seen.push(json(&mut ws).await);
-        }
-        if (seen.len() as u64) >= total {
-            break;
-        }
-        drop(ws);
-        rounds += 1;
-        if publishers.iter().any(|p| !p.is_finished()) {
-            while_publishing += 1;
-        }
-        ws = nodes[rounds % 2].client().await;
-        id += 1;
-        let last = seen.last().unwrap()["offset"].as_u64().unwrap();
-        let (replayed, ack) = join(&mut ws, "busy", Some((&epoch, last)), id).await;
-        assert_eq!(ack["data"]["recovered"], true, "round {rounds}");
-        seen.extend(replayed);
-    }
+    let (seen, while_publishing, ws) =
+        read_through_reconnections(ws, "busy", &epoch, total, (150, 41), &publishers, |round| nodes[round % 2].client())
+            .await;
     for p in publishers {
         p.await.unwrap();
     }

@@ -84,6 +84,19 @@ async fn read_n(ws: &mut Client, n: usize) -> Vec<String> {
     got
 }
 
+/// Reads `n` messages from `ws`: exactly `"{from} 0"` to `"{from} n-1"`.
+async fn expect_sequence(ws: &mut Client, from: &str, n: usize, who: &str) {
+    let got = read_n(ws, n).await;
+    assert_sequence(&got, from, n, who);
+}
+
+/// Broadcasts `"{prefix} 0"` to `"{prefix} n-1"` on `channel`.
+fn broadcast_numbered(channel: &simples::ws::Channel, prefix: &str, n: usize) {
+    for i in 0..n {
+        channel.broadcast(simples::ws::Message::text(format!("{prefix} {i}")));
+    }
+}
+
 /// Nothing more arrives within 300 ms (no duplicate, no stray message).
 async fn nothing_more(ws: &mut Client, who: &str) {
     if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(300), ws.recv()).await {
@@ -134,18 +147,13 @@ async fn broadcasts_reach_every_node_once_in_order_and_only_interested_nodes() {
         assert_sequence(&got, "C", N / 10, who);
     }
     // ay is only in y: it got C's host broadcasts only.
-    let got = read_n(&mut ay, N / 10).await;
-    assert_sequence(&got, "C", N / 10, "ay");
+    expect_sequence(&mut ay, "C", N / 10, "ay").await;
 
     // Room y's traffic reaches A and B, never C (not subscribed).
     let c_before = c.relay.stats().received;
-    for i in 0..50 {
-        b.host.channel("y").broadcast(simples::ws::Message::text(format!("Y {i}")));
-    }
-    let got = read_n(&mut ay, 50).await;
-    assert_sequence(&got, "Y", 50, "ay");
-    let got = read_n(&mut bx, 50).await;
-    assert_sequence(&got, "Y", 50, "bx");
+    broadcast_numbered(&b.host.channel("y"), "Y", 50);
+    expect_sequence(&mut ay, "Y", 50, "ay").await;
+    expect_sequence(&mut bx, "Y", 50, "bx").await;
     for (ws, who) in [(&mut ax, "ax"), (&mut cx, "cx"), (&mut cx2, "cx2")] {
         nothing_more(ws, who).await;
     }
@@ -210,11 +218,8 @@ async fn redis_outage_keeps_local_delivery_and_cross_node_delivery_resumes() {
     redis.kill();
     let relay = a.relay.clone();
     eventually(Duration::from_secs(5), "A saw the outage", move || !relay.stats().connected).await;
-    for i in 0..20 {
-        a.host.channel("x").broadcast(simples::ws::Message::text(format!("during {i}")));
-    }
-    let got = read_n(&mut ax, 20).await;
-    assert_sequence(&got, "during", 20, "A's local member during the outage");
+    broadcast_numbered(&a.host.channel("x"), "during", 20);
+    expect_sequence(&mut ax, "during", 20, "A's local member during the outage").await;
     let relay = a.relay.clone();
     eventually(Duration::from_secs(10), "the gap counted", move || relay.stats().failed + relay.stats().dropped >= 20).await;
 
@@ -225,13 +230,9 @@ async fn redis_outage_keeps_local_delivery_and_cross_node_delivery_resumes() {
     .await;
     let relay = a.relay.clone();
     eventually(Duration::from_secs(10), "A reconnected", move || relay.stats().connected).await;
-    for i in 0..20 {
-        a.host.channel("x").broadcast(simples::ws::Message::text(format!("after {i}")));
-    }
-    let got = read_n(&mut bx, 20).await;
-    assert_sequence(&got, "after", 20, "B after the outage (nothing of the outage delivered late)");
-    let got = read_n(&mut ax, 20).await;
-    assert_sequence(&got, "after", 20, "A after the outage");
+    broadcast_numbered(&a.host.channel("x"), "after", 20);
+    expect_sequence(&mut bx, "after", 20, "B after the outage (nothing of the outage delivered late)").await;
+    expect_sequence(&mut ax, "after", 20, "A after the outage").await;
     nothing_more(&mut bx, "bx").await;
     assert!(a.relay.stats().disconnects >= 1);
     drop((ax, bx));

@@ -24,12 +24,7 @@ async fn get_text(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn simples_app() -> Server {
-    let mut server = Server::new("unused");
-    server.get("/", |conn| async move { conn.send("simples home") });
-    server.get("/users/:id", |conn| async move {
-        let id = conn.param("id").unwrap_or("").to_string();
-        conn.send(format!("simples user {id}"))
-    });
+    let mut server = common::named_app("simples");
     server.get("/slow", |conn| async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
         conn.send("too late")

@@ -9,6 +9,8 @@ use http_body_util::{BodyExt as _, Full};
 use simples::{ClientInfo, Server, SessionConfig};
 use tower::ServiceExt as _;
 
+mod common;
+
 fn get(path: &str) -> Request<Full<Bytes>> {
     Request::get(path).header("host", "localhost").body(Full::default()).unwrap()
 }
@@ -20,12 +22,7 @@ async fn text(res: http::Response<simples::Body>) -> (StatusCode, String) {
 }
 
 fn app() -> Server {
-    let mut server = Server::new("unused");
-    server.get("/", |conn| async move { conn.send("home") });
-    server.get("/users/:id", |conn| async move {
-        let id = conn.param("id").unwrap_or("").to_string();
-        conn.send(format!("user {id}"))
-    });
+    let mut server = common::named_app("oneshot");
     server.get("/files/*", |conn| async move {
         let rest = conn.param("*").unwrap_or("").to_string();
         conn.send(format!("file {rest}"))
@@ -44,9 +41,9 @@ fn app() -> Server {
 #[tokio::test]
 async fn routes_and_params() {
     let service = app().service();
-    assert_eq!(text(service.clone().oneshot(get("/")).await.unwrap()).await, (StatusCode::OK, "home".into()));
-    assert_eq!(text(service.clone().oneshot(get("/users/42")).await.unwrap()).await.1, "user 42");
-    assert_eq!(text(service.clone().oneshot(get("/users/a%20b")).await.unwrap()).await.1, "user a b");
+    assert_eq!(text(service.clone().oneshot(get("/")).await.unwrap()).await, (StatusCode::OK, "oneshot home".into()));
+    assert_eq!(text(service.clone().oneshot(get("/users/42")).await.unwrap()).await.1, "oneshot user 42");
+    assert_eq!(text(service.clone().oneshot(get("/users/a%20b")).await.unwrap()).await.1, "oneshot user a b");
     assert_eq!(text(service.clone().oneshot(get("/files/a/b.txt")).await.unwrap()).await.1, "file a/b.txt");
     // A body of any type (here `Full<Bytes>`) is read through the Conn.
     let post = Request::post("/echo").body(Full::new(Bytes::from_static(b"ping"))).unwrap();

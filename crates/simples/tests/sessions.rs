@@ -10,6 +10,16 @@ use std::time::Duration;
 use common::*;
 use simples::{Conn, MemoryStore, SessionConfig, SessionStore};
 
+/// [`counter_server`] started with its sessions in a [`MemoryStore`] the
+/// test can look into: the store, the server and its address.
+async fn counter_with_memory_store() -> (Arc<MemoryStore>, simples::Running, std::net::SocketAddr) {
+    let store = Arc::new(MemoryStore::new());
+    let config = SessionConfig { store: store.clone(), ..SessionConfig::default() };
+    let r = start(counter_server(config)).await;
+    let a = r.local_addr();
+    (store, r, a)
+}
+
 fn counter_server(config: SessionConfig) -> simples::Server {
     let mut s = server();
     s.options_mut().session = Some(config);
@@ -83,10 +93,7 @@ async fn values_persist_through_the_cookie() {
 
 #[tokio::test]
 async fn empty_sessions_are_not_stored_and_unknown_ids_are_not_adopted() {
-    let store = Arc::new(MemoryStore::new());
-    let config = SessionConfig { store: store.clone(), ..SessionConfig::default() };
-    let r = start(counter_server(config)).await;
-    let a = r.local_addr();
+    let (store, _running, a) = counter_with_memory_store().await;
     let peek = get(a, "/peek").await;
     assert_eq!(peek.text(), "None");
     assert!(peek.header("set-cookie").is_none());
@@ -118,10 +125,7 @@ async fn sessions_expire() {
 
 #[tokio::test]
 async fn destroy_and_regenerate() {
-    let store = Arc::new(MemoryStore::new());
-    let config = SessionConfig { store: store.clone(), ..SessionConfig::default() };
-    let r = start(counter_server(config)).await;
-    let a = r.local_addr();
+    let (store, _running, a) = counter_with_memory_store().await;
     let cookie = session_cookie(&get(a, "/count").await).unwrap();
     let login = send(a, req("GET", "/login").header("cookie", &cookie)).await;
     let old_id = login.text();

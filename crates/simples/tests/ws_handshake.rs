@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::ws::{connect, json, next, send, text, try_connect};
-use common::ws_extra::{refused, upgrade_req};
+use common::ws_extra::{refused, upgrade_req, upgrade_req_with, SAMPLE_KEY};
 use serde_json::json;
 use simples::ws::{DeflateConfig, Message, Origins, WsOptions};
 use simples::Conn;
@@ -156,48 +156,18 @@ async fn a_plain_get_or_a_wrong_version_gets_426_and_a_bad_key_400() {
     assert_eq!(plain.status, 426);
     assert_eq!(plain.header("sec-websocket-version"), Some("13"));
 
-    let wrong_version = common::send(
-        addr,
-        common::req("GET", "/ws")
-            .header("upgrade", "websocket")
-            .header("connection", "Upgrade")
-            .header("sec-websocket-version", "8")
-            .header("sec-websocket-key", common::ws_extra::SAMPLE_KEY),
-    )
-    .await;
+    let wrong_version = common::send(addr, upgrade_req_with("/ws", Some("8"), Some(SAMPLE_KEY))).await;
     assert_eq!(wrong_version.status, 426);
     assert_eq!(wrong_version.header("sec-websocket-version"), Some("13"));
 
-    let no_version = common::send(
-        addr,
-        common::req("GET", "/ws")
-            .header("upgrade", "websocket")
-            .header("connection", "Upgrade")
-            .header("sec-websocket-key", common::ws_extra::SAMPLE_KEY),
-    )
-    .await;
+    let no_version = common::send(addr, upgrade_req_with("/ws", None, Some(SAMPLE_KEY))).await;
     assert_eq!(no_version.status, 426);
 
     for key in ["c2hvcnQ=", "not base64!", ""] {
-        let bad_key = common::send(
-            addr,
-            common::req("GET", "/ws")
-                .header("upgrade", "websocket")
-                .header("connection", "Upgrade")
-                .header("sec-websocket-version", "13")
-                .header("sec-websocket-key", key),
-        )
-        .await;
+        let bad_key = common::send(addr, upgrade_req_with("/ws", Some("13"), Some(key))).await;
         assert_eq!(bad_key.status, 400, "key {key:?}");
     }
-    let no_key = common::send(
-        addr,
-        common::req("GET", "/ws")
-            .header("upgrade", "websocket")
-            .header("connection", "Upgrade")
-            .header("sec-websocket-version", "13"),
-    )
-    .await;
+    let no_key = common::send(addr, upgrade_req_with("/ws", Some("13"), None)).await;
     assert_eq!(no_key.status, 400);
 
     // Other methods are not routed to the handshake.

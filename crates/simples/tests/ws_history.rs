@@ -9,9 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::history::{join, offsets};
+use common::history::{join, offsets, read_through_reconnections, spawn_publishers};
 use common::ws::{connect, json, send_json};
-use serde_json::{json, Value};
+use serde_json::json;
 use simples::ws::{HistoryOptions, WsHost, WsOptions};
 use simples::Running;
 
@@ -158,45 +158,10 @@ async fn replay_and_live_meet_without_gap_or_duplicate_under_concurrent_publishe
     let (_, ack) = join(&mut ws, "busy", None, 1).await;
     let epoch = ack["data"]["epoch"].as_str().unwrap().to_string();
 
-    let mut publishers = Vec::new();
-    for p in 0..PUBLISHERS {
-        let channel = host.channel("busy");
-        publishers.push(tokio::spawn(async move {
-            for i in 0..EACH {
-                channel.broadcast_event("m", &json!([p, i])).unwrap();
-                if i % 4 == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }));
-    }
+    let publishers = spawn_publishers(PUBLISHERS, EACH, |_| host.channel("busy"));
     let total = PUBLISHERS * EACH;
-    let mut seen: Vec<Value> = Vec::new();
-    let mut rounds = 0;
-    let mut rounds_while_publishing = 0;
-    let mut id = 1;
-    while (seen.len() as u64) < total {
-        // Read a little, then drop the connection and come back from the
-        // last position seen, while the publishers go on.
-        let want = seen.len() + 200 + rounds * 37;
-        while seen.len() < want && (seen.len() as u64) < total {
-            seen.push(json(&mut ws).await);
-        }
-        if (seen.len() as u64) >= total {
-            break;
-        }
-        drop(ws);
-        rounds += 1;
-        if publishers.iter().any(|p| !p.is_finished()) {
-            rounds_while_publishing += 1;
-        }
-        ws = connect(addr, "/h").await;
-        id += 1;
-        let last = seen.last().unwrap()["offset"].as_u64().unwrap();
-        let (replayed, ack) = join(&mut ws, "busy", Some((&epoch, last)), id).await;
-        assert_eq!(ack["data"]["recovered"], true, "round {rounds}");
-        seen.extend(replayed);
-    }
+    let (seen, rounds_while_publishing, mut ws) =
+        read_through_reconnections(ws, "busy", &epoch, total, (200, 37), &publishers, |_| connect(addr, "/h")).await;
     for p in publishers {
         p.await.unwrap();
     }

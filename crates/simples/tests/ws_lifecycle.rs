@@ -155,16 +155,25 @@ fn echo_host(
     (host, rx)
 }
 
+/// A started server with [`echo_host`] on it: the server, its address,
+/// the host and its `on_close` reports.
+async fn start_echo(options: WsOptions) -> (simples::Running, SocketAddr, simples::WsHost, Closes) {
+    let mut server = common::server();
+    let (host, closes) = echo_host(&mut server, options);
+    let running = common::start(server).await;
+    let addr = running.local_addr();
+    (running, addr, host, closes)
+}
+
+type Closes = mpsc::UnboundedReceiver<(u64, Option<CloseFrame>)>;
+
 async fn closed(rx: &mut mpsc::UnboundedReceiver<(u64, Option<CloseFrame>)>) -> (u64, Option<CloseFrame>) {
     tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("on_close within 5 s").expect("channel open")
 }
 
 #[tokio::test]
 async fn graceful_stop_closes_every_connection_with_1001() {
-    let mut server = common::server();
-    let (host, mut closes) = echo_host(&mut server, WsOptions::default());
-    let running = common::start(server).await;
-    let addr = running.local_addr();
+    let (running, addr, host, mut closes) = start_echo(WsOptions::default()).await;
 
     let mut readers = Vec::new();
     for _ in 0..3 {
@@ -303,10 +312,7 @@ async fn on_close_gets_the_clients_frame_after_the_connection_left_everything() 
 #[tokio::test]
 async fn an_idle_client_is_closed_while_a_live_one_stays() {
     let idle = Duration::from_millis(600);
-    let mut server = common::server();
-    let (host, mut closes) = echo_host(&mut server, WsOptions { idle_timeout: Some(idle), ..WsOptions::default() });
-    let running = common::start(server).await;
-    let addr = running.local_addr();
+    let (running, addr, host, mut closes) = start_echo(WsOptions { idle_timeout: Some(idle), ..WsOptions::default() }).await;
 
     let mut live = connect(addr, "/ws").await;
     let mut silent = raw::connect(addr, "/ws").await;
@@ -402,10 +408,7 @@ async fn the_server_closes_a_connection_with_its_code_and_reason() {
 
 #[tokio::test]
 async fn a_message_over_max_message_size_closes_with_1009() {
-    let mut server = common::server();
-    let (host, mut closes) = echo_host(&mut server, WsOptions { max_message_size: 1024, ..WsOptions::default() });
-    let running = common::start(server).await;
-    let addr = running.local_addr();
+    let (running, addr, host, mut closes) = start_echo(WsOptions { max_message_size: 1024, ..WsOptions::default() }).await;
 
     // One frame too big.
     let mut client = connect(addr, "/ws").await;
@@ -436,10 +439,7 @@ async fn a_message_over_max_message_size_closes_with_1009() {
 
 #[tokio::test]
 async fn garbage_after_the_upgrade_closes_that_connection_with_1002_only() {
-    let mut server = common::server();
-    let (host, mut closes) = echo_host(&mut server, WsOptions::default());
-    let running = common::start(server).await;
-    let addr = running.local_addr();
+    let (running, addr, host, mut closes) = start_echo(WsOptions::default()).await;
 
     let mut bystander = connect(addr, "/ws").await;
     text(&mut bystander).await;

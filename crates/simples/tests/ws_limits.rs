@@ -38,6 +38,18 @@ async fn connect_from(from: &str, addr: SocketAddr) -> Result<Client, simples_ws
     client_handshake(tcp, &url, &ClientConfig::default(), Config::default()).await.map(|(ws, _)| ws)
 }
 
+/// A connection from 127.0.0.1 as soon as the host admits one (a slot is
+/// released when the connection's task ends): tries for about 2 s.
+async fn connect_once_admitted(addr: SocketAddr) -> Option<Client> {
+    for _ in 0..100 {
+        if let Ok(ws) = connect_from("127.0.0.1", addr).await {
+            return Some(ws);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
 /// The status of a refused handshake error.
 fn status_of(e: simples_ws::tokio::Error) -> String {
     e.to_string()
@@ -72,15 +84,7 @@ async fn per_ip_and_total_limits_refuse_with_503_and_free_their_slot_when_a_conn
     // One ends: its slot is free again (released when its task ends).
     a1.close(CloseCode::NORMAL, "").await.unwrap();
     assert_eq!(closed_with(&mut a1).await, 1000);
-    let mut again = None;
-    for _ in 0..100 {
-        if let Ok(ws) = connect_from("127.0.0.1", addr).await {
-            again = Some(ws);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut a3 = again.expect("a slot freed by the closed connection");
+    let mut a3 = connect_once_admitted(addr).await.expect("a slot freed by the closed connection");
     echo(&mut a3, "four").await;
     drop((a2, b1, a3));
     running.stop().await;
@@ -99,14 +103,7 @@ async fn a_refused_handshake_leaves_no_count_behind() {
     }
     echo(&mut first, "still here").await;
     drop(first);
-    let mut next = None;
-    for _ in 0..100 {
-        if let Ok(ws) = connect_from("127.0.0.1", addr).await {
-            next = Some(ws);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut next = connect_once_admitted(addr).await;
     echo(next.as_mut().expect("admitted once the first ended"), "next").await;
     running.stop().await;
 }

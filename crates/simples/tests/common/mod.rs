@@ -23,6 +23,19 @@ pub fn server() -> Server {
     Server::new("127.0.0.1:0")
 }
 
+/// A server (not started) whose `GET /` answers `"{name} home"` and
+/// `GET /users/:id` answers `"{name} user {id}"`: the app the service
+/// tests mount or call, each adding its own routes.
+pub fn named_app(name: &'static str) -> Server {
+    let mut server = Server::new("unused");
+    server.get("/", move |conn| async move { conn.send(format!("{name} home")) });
+    server.get("/users/:id", move |conn| async move {
+        let id = conn.param("id").unwrap_or("").to_string();
+        conn.send(format!("{name} user {id}"))
+    });
+    server
+}
+
 /// Starts `server`, panicking on failure.
 pub async fn start(server: Server) -> Running {
     server.start().await.expect("server starts")
@@ -258,11 +271,20 @@ pub mod ws_extra {
     /// A valid upgrade request to `path` (`Host: localhost`), for hyper's
     /// client: refusals come back as ordinary responses.
     pub fn upgrade_req(path: &str) -> http::request::Builder {
-        super::req("GET", path)
-            .header("upgrade", "websocket")
-            .header("connection", "Upgrade")
-            .header("sec-websocket-version", "13")
-            .header("sec-websocket-key", SAMPLE_KEY)
+        upgrade_req_with(path, Some("13"), Some(SAMPLE_KEY))
+    }
+
+    /// An upgrade request to `path` with this `Sec-WebSocket-Version` and
+    /// `Sec-WebSocket-Key` (`None`: the header is left out).
+    pub fn upgrade_req_with(path: &str, version: Option<&str>, key: Option<&str>) -> http::request::Builder {
+        let mut req = super::req("GET", path).header("upgrade", "websocket").header("connection", "Upgrade");
+        if let Some(version) = version {
+            req = req.header("sec-websocket-version", version);
+        }
+        if let Some(key) = key {
+            req = req.header("sec-websocket-key", key);
+        }
+        req
     }
 }
 
