@@ -284,6 +284,24 @@ async fn frames_after_our_close_are_still_received_until_the_echo() {
     .await
 }
 
+/// `r`, what a receive returned, is the close timeout's error, after the
+/// 300 ms of `short_close()`.
+fn assert_close_timed_out(r: &Result<Message, Error>, elapsed: Duration) {
+    assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
+    assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
+}
+
+/// A raw client of `addr` reads the server's close (1000) and never
+/// answers nor closes: the server gives up after its close timeout
+/// (reported on `rx`) and closes the connection.
+async fn never_answer_our_close(addr: SocketAddr, rx: &mut mpsc::UnboundedReceiver<(Result<Message, Error>, Duration)>) {
+    let mut tcp = raw_connect(addr).await;
+    expect_close(&mut tcp, 1000).await;
+    let (r, elapsed) = step("server gives up", rx.recv()).await.unwrap();
+    assert_close_timed_out(&r, elapsed);
+    expect_closed(&mut tcp).await;
+}
+
 /// A server that closes first and then reports how `recv` ended and when.
 async fn closing_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<(Result<Message, Error>, Duration)>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -307,14 +325,7 @@ async fn closing_server(config: Config) -> (SocketAddr, mpsc::UnboundedReceiver<
 async fn peer_that_never_answers_our_close_times_out() {
     bounded(async {
         let (addr, mut rx) = closing_server(short_close()).await;
-        let mut tcp = raw_connect(addr).await;
-        expect_close(&mut tcp, 1000).await;
-        // Never answer, never close.
-        let (r, elapsed) = step("server gives up", rx.recv()).await.unwrap();
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert_eq!(elapsed, Duration::from_millis(300), "gave up after {elapsed:?}");
-        // And the server closed the connection.
-        expect_closed(&mut tcp).await;
+        never_answer_our_close(addr, &mut rx).await;
     })
     .await
 }
@@ -359,8 +370,7 @@ async fn client_close_timeout_when_server_never_answers() {
             tokio::time::sleep(Duration::from_secs(5)).await;
         };
         let (r, elapsed) = client_close_against(server, "close timeout").await;
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
+        assert_close_timed_out(&r, elapsed);
     })
     .await
 }
@@ -435,12 +445,7 @@ async fn split_peer_that_never_answers_our_close_times_out() {
             (r, t0.elapsed())
         })
         .await;
-        let mut tcp = raw_connect(addr).await;
-        expect_close(&mut tcp, 1000).await;
-        let (r, elapsed) = step("server gives up", rx.recv()).await.unwrap();
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
-        expect_closed(&mut tcp).await;
+        never_answer_our_close(addr, &mut rx).await;
     })
     .await
 }
@@ -467,8 +472,7 @@ async fn regression_split_close_timeout_when_receiver_already_waiting() {
         expect_close(&mut tcp, 1000).await;
         let (r, elapsed) = step("server result", rx.recv()).await.unwrap();
         let r = r.unwrap_or_else(|| panic!("Receiver::recv still pending {elapsed:?} after Sender::close (close_timeout 300 ms)"));
-        assert!(matches!(r, Err(Error::Protocol(ProtocolError::CloseTimeout))), "{r:?}");
-        assert_eq!(elapsed, Duration::from_millis(300), "the close timeout");
+        assert_close_timed_out(&r, elapsed);
     })
     .await
 }

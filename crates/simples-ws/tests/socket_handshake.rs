@@ -470,6 +470,13 @@ async fn client_error(addr: SocketAddr, client: ClientConfig) -> simples_ws::han
     }
 }
 
+/// The client's handshake error against a server that answers a valid 101
+/// (the right accept key) with the header lines `extra` added.
+async fn error_against_101_with(extra: &'static [&'static str], client: ClientConfig) -> simples_ws::handshake::HandshakeError {
+    let addr = raw_server(move |key, _| switching(&handshake::accept_key(key.as_bytes()), extra)).await;
+    client_error(addr, client).await
+}
+
 #[tokio::test]
 async fn client_rejects_non_101_status() {
     bounded(async {
@@ -504,14 +511,12 @@ async fn client_rejects_wrong_accept() {
 #[tokio::test]
 async fn client_rejects_unoffered_protocol() {
     bounded(async {
-        let addr = raw_server(|key, _| switching(&handshake::accept_key(key.as_bytes()), &["Sec-WebSocket-Protocol: zzz"])).await;
         let client = ClientConfig { protocols: vec!["a".into()], ..ClientConfig::default() };
-        let e = client_error(addr, client).await;
+        let e = error_against_101_with(&["Sec-WebSocket-Protocol: zzz"], client).await;
         assert_eq!(e.kind(), &HandshakeErrorKind::BadResponse);
         assert!(e.reason().contains("not offered"), "{e}");
 
-        let addr = raw_server(|key, _| switching(&handshake::accept_key(key.as_bytes()), &["Sec-WebSocket-Protocol: a"])).await;
-        let e = client_error(addr, ClientConfig::default()).await;
+        let e = error_against_101_with(&["Sec-WebSocket-Protocol: a"], ClientConfig::default()).await;
         assert!(e.reason().contains("none was offered"), "{e}");
     })
     .await
@@ -529,11 +534,7 @@ async fn client_rejects_missing_upgrade_and_unoffered_extension() {
         let e = client_error(addr, ClientConfig::default()).await;
         assert!(e.reason().contains("Upgrade"), "{e}");
 
-        let addr = raw_server(|key, _| {
-            switching(&handshake::accept_key(key.as_bytes()), &["Sec-WebSocket-Extensions: permessage-deflate"])
-        })
-        .await;
-        let e = client_error(addr, ClientConfig::default()).await;
+        let e = error_against_101_with(&["Sec-WebSocket-Extensions: permessage-deflate"], ClientConfig::default()).await;
         assert!(e.reason().contains("extensions"), "{e}");
     })
     .await

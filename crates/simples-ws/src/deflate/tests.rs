@@ -99,18 +99,22 @@ fn params(snct: bool, cnct: bool, sbits: u8, cbits: u8) -> DeflateParams {
     }
 }
 
+/// `cfg` accepts `offer` with these parameters and this answer.
+fn agrees(cfg: &DeflateConfig, offer: &str, params: DeflateParams, answer: &str) {
+    assert_eq!(negotiate(cfg, &[offer]), Some((params, answer.into())), "offer {offer:?}");
+}
+
+/// `cfg` accepts `offer` with this answer.
+fn answers(cfg: &DeflateConfig, offer: &str, answer: &str) {
+    assert_eq!(negotiate(cfg, &[offer]).map(|a| a.1), Some(answer.into()), "offer {offer:?}");
+}
+
 #[test]
 fn server_accepts_plain_and_browser_offers() {
     let cfg = DeflateConfig::default();
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate"]),
-        Some((params(false, false, 15, 15), "permessage-deflate".into()))
-    );
+    agrees(&cfg, "permessage-deflate", params(false, false, 15, 15), "permessage-deflate");
     // What browsers send.
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate; client_max_window_bits"]),
-        Some((params(false, false, 15, 15), "permessage-deflate".into()))
-    );
+    agrees(&cfg, "permessage-deflate; client_max_window_bits", params(false, false, 15, 15), "permessage-deflate");
     assert_eq!(
         negotiate(&cfg, &["PerMessage-Deflate"]).map(|a| a.1),
         Some("permessage-deflate".into()),
@@ -123,52 +127,28 @@ fn server_accepts_plain_and_browser_offers() {
 #[test]
 fn server_answers_no_context_takeover() {
     let cfg = DeflateConfig::default();
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate; server_no_context_takeover"]),
-        Some((params(true, false, 15, 15), "permessage-deflate; server_no_context_takeover".into()))
-    );
+    agrees(&cfg, "permessage-deflate; server_no_context_takeover", params(true, false, 15, 15), "permessage-deflate; server_no_context_takeover");
     // The client's hint is echoed: it binds the client.
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate; client_no_context_takeover"]),
-        Some((params(false, true, 15, 15), "permessage-deflate; client_no_context_takeover".into()))
-    );
+    agrees(&cfg, "permessage-deflate; client_no_context_takeover", params(false, true, 15, 15), "permessage-deflate; client_no_context_takeover");
     // The server may impose both without being asked (§7.1.1.1, §7.1.1.2).
     let cfg = DeflateConfig { server_no_context_takeover: true, client_no_context_takeover: true, ..DeflateConfig::default() };
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate"]),
-        Some((
-            params(true, true, 15, 15),
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover".into()
-        ))
-    );
+    agrees(&cfg, "permessage-deflate", params(true, true, 15, 15), "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
 }
 
 #[test]
 fn server_window_bits() {
     let cfg = DeflateConfig::default();
     // Offered server_max_window_bits must be answered (same or smaller).
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate; server_max_window_bits=10"]),
-        Some((params(false, false, 10, 15), "permessage-deflate; server_max_window_bits=10".into()))
-    );
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate; server_max_window_bits=15"]).map(|a| a.1),
-        Some("permessage-deflate; server_max_window_bits=15".into())
-    );
+    agrees(&cfg, "permessage-deflate; server_max_window_bits=10", params(false, false, 10, 15), "permessage-deflate; server_max_window_bits=10");
+    answers(&cfg, "permessage-deflate; server_max_window_bits=15", "permessage-deflate; server_max_window_bits=15");
     assert_eq!(
         negotiate(&cfg, &["permessage-deflate; server_max_window_bits=8"]).map(|a| a.0),
         Some(params(false, false, 8, 15))
     );
     // A smaller configured window wins and is answered even if not offered.
     let small = DeflateConfig { server_max_window_bits: 9, ..DeflateConfig::default() };
-    assert_eq!(
-        negotiate(&small, &["permessage-deflate; server_max_window_bits=12"]).map(|a| a.1),
-        Some("permessage-deflate; server_max_window_bits=9".into())
-    );
-    assert_eq!(
-        negotiate(&small, &["permessage-deflate"]),
-        Some((params(false, false, 9, 15), "permessage-deflate; server_max_window_bits=9".into()))
-    );
+    answers(&small, "permessage-deflate; server_max_window_bits=12", "permessage-deflate; server_max_window_bits=9");
+    agrees(&small, "permessage-deflate", params(false, false, 9, 15), "permessage-deflate; server_max_window_bits=9");
     assert_eq!(negotiate(&small, &["permessage-deflate; server_max_window_bits=8"]).map(|a| a.0.server_max_window_bits), Some(8));
 }
 
@@ -176,24 +156,12 @@ fn server_window_bits() {
 fn client_window_bits() {
     let cfg = DeflateConfig::default();
     // A value in the offer binds the client; answering it is harmless.
-    assert_eq!(
-        negotiate(&cfg, &["permessage-deflate; client_max_window_bits=10"]),
-        Some((params(false, false, 15, 10), "permessage-deflate; client_max_window_bits=10".into()))
-    );
+    agrees(&cfg, "permessage-deflate; client_max_window_bits=10", params(false, false, 15, 10), "permessage-deflate; client_max_window_bits=10");
     let small = DeflateConfig { client_max_window_bits: 11, ..DeflateConfig::default() };
     // Without a value the server may answer one (§7.1.2.2).
-    assert_eq!(
-        negotiate(&small, &["permessage-deflate; client_max_window_bits"]),
-        Some((params(false, false, 15, 11), "permessage-deflate; client_max_window_bits=11".into()))
-    );
-    assert_eq!(
-        negotiate(&small, &["permessage-deflate; client_max_window_bits=9"]).map(|a| a.1),
-        Some("permessage-deflate; client_max_window_bits=9".into())
-    );
-    assert_eq!(
-        negotiate(&small, &["permessage-deflate; client_max_window_bits=15"]).map(|a| a.1),
-        Some("permessage-deflate; client_max_window_bits=11".into())
-    );
+    agrees(&small, "permessage-deflate; client_max_window_bits", params(false, false, 15, 11), "permessage-deflate; client_max_window_bits=11");
+    answers(&small, "permessage-deflate; client_max_window_bits=9", "permessage-deflate; client_max_window_bits=9");
+    answers(&small, "permessage-deflate; client_max_window_bits=15", "permessage-deflate; client_max_window_bits=11");
     // The server cannot bound the client's window without the parameter:
     // with a configured limit, such an offer is declined.
     assert_eq!(negotiate(&small, &["permessage-deflate"]), None);

@@ -208,6 +208,15 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 }
 
 #[cfg(test)]
+impl HandshakeError {
+    /// Test helper: the reason mentions `needle`.
+    #[track_caller]
+    pub(crate) fn assert_mentions(&self, needle: &str) {
+        assert!(self.reason().contains(needle), "reason {:?} should mention {needle:?}", self.reason());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -260,24 +260,26 @@ fn split_single_frame_text() {
     assert_eq!((o.err, o.sent, o.state), (None, vec![], State::Open));
 }
 
-#[test]
-fn split_masked_binary_16bit_length() {
-    let payload: Vec<u8> = (0..300u32).map(|i| (i * 31 + 7) as u8).collect();
+/// A masked binary frame of `payload`, whose length takes the header's
+/// 7-bit code `len_code`, gives the same message at every split point.
+fn masked_binary_reads_the_same_at_every_split(payload: Vec<u8>, len_code: u8) {
     let input = cf(BIN, &payload);
-    assert_eq!(input[1], 0x80 | 126);
+    assert_eq!(input[1], 0x80 | len_code);
     let o = same_at_every_split(&Config::default(), &input);
     assert_eq!(o.msgs, vec![Message::binary(payload)]);
     assert_eq!(o.err, None);
 }
 
 #[test]
+fn split_masked_binary_16bit_length() {
+    let payload: Vec<u8> = (0..300u32).map(|i| (i * 31 + 7) as u8).collect();
+    masked_binary_reads_the_same_at_every_split(payload, 126);
+}
+
+#[test]
 fn split_masked_binary_64bit_length() {
     let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 131 + i / 256) as u8).collect();
-    let input = cf(BIN, &payload);
-    assert_eq!(input[1], 0x80 | 127);
-    let o = same_at_every_split(&Config::default(), &input);
-    assert_eq!(o.msgs, vec![Message::binary(payload)]);
-    assert_eq!(o.err, None);
+    masked_binary_reads_the_same_at_every_split(payload, 127);
 }
 
 #[test]
@@ -808,6 +810,17 @@ fn ping_interval_queues_a_keepalive_ping() {
     assert_eq!(s.state(), State::Open);
 }
 
+/// `p` timed out with `error`: closed and failed, its transport to be
+/// closed now, and nothing more to read or write.
+fn assert_timed_out(p: &mut Protocol, error: ProtocolError) {
+    assert_eq!(p.poll_message(), Err(error));
+    assert_eq!(p.state(), State::Closed);
+    assert!(p.is_failed());
+    assert_eq!(p.transport_action(), TransportAction::CloseNow);
+    assert_eq!(p.poll_message(), Ok(None));
+    assert!(p.output().is_empty());
+}
+
 #[test]
 fn idle_timeout_sends_1001_then_fails_with_idle_timeout() {
     let cfg = Config { idle_timeout: Some(secs(30)), close_timeout: secs(5), ..Config::default() };
@@ -822,12 +835,7 @@ fn idle_timeout_sends_1001_then_fails_with_idle_timeout() {
     s.handle_timeout(t0 + secs(34));
     assert_eq!(s.state(), State::Closing);
     s.handle_timeout(t0 + secs(35));
-    assert_eq!(s.poll_message(), Err(ProtocolError::IdleTimeout));
-    assert_eq!(s.state(), State::Closed);
-    assert!(s.is_failed());
-    assert_eq!(s.transport_action(), TransportAction::CloseNow);
-    assert_eq!(s.poll_message(), Ok(None));
-    assert!(s.output().is_empty());
+    assert_timed_out(&mut s, ProtocolError::IdleTimeout);
 }
 
 #[test]
@@ -855,12 +863,7 @@ fn peer_that_never_answers_close_fails_with_close_timeout() {
     c.handle_timeout(t0 + secs(4));
     assert_eq!(c.poll_message(), Ok(None));
     c.handle_timeout(t0 + secs(5));
-    assert_eq!(c.poll_message(), Err(ProtocolError::CloseTimeout));
-    assert_eq!(c.state(), State::Closed);
-    assert!(c.is_failed());
-    assert_eq!(c.transport_action(), TransportAction::CloseNow);
-    assert_eq!(c.poll_message(), Ok(None));
-    assert!(c.output().is_empty());
+    assert_timed_out(&mut c, ProtocolError::CloseTimeout);
 }
 
 #[test]

@@ -36,25 +36,23 @@ fn item(result: Poll<Result<Message, Error>>, finished: bool) -> Poll<Option<Res
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
-    type Item = Result<Message, Error>;
+/// `Stream` for what receives messages, a whole connection or its
+/// receiving half: the same `poll_recv`, the same end.
+macro_rules! receiving_stream {
+    ($($t:ident),*) => {$(
+        impl<S: AsyncRead + AsyncWrite + Unpin> Stream for $t<S> {
+            type Item = Result<Message, Error>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let step = this.poll_recv(cx);
-        item(step, this.is_finished())
-    }
+            fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+                let this = self.get_mut();
+                let step = this.poll_recv(cx);
+                item(step, this.is_finished())
+            }
+        }
+    )*};
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Receiver<S> {
-    type Item = Result<Message, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let step = this.poll_recv(cx);
-        item(step, this.is_finished())
-    }
-}
+receiving_stream!(WebSocket, Receiver);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;

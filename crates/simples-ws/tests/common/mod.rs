@@ -411,7 +411,13 @@ pub fn frame_header(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, len: 
 
 /// A complete frame; masked with `mask` if given.
 pub fn encode_frame(fin: bool, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let mut out = frame_header(fin, 0, opcode, mask, payload.len() as u64);
+    encode_frame_rsv(fin, 0, opcode, mask, payload)
+}
+
+/// A complete frame with RSV bits `rsv` (0 to 7, RSV1 the highest);
+/// masked with `mask` if given.
+pub fn encode_frame_rsv(fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let mut out = frame_header(fin, rsv, opcode, mask, payload.len() as u64);
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(k) = mask {
