@@ -114,6 +114,10 @@ where
         }
         drop(outbox);
         let proto = ws.protocol_mut();
+        // One allocation for the burst: the output's buffer is released
+        // whenever the connection waits with nothing to write, and would
+        // otherwise grow by doubling (a realloc and a copy) every few frames.
+        proto.output().reserve_for(batch.iter().map(Out::size));
         for out in batch.drain(..) {
             let result = match out {
                 Out::Message(m) => proto.send(m),

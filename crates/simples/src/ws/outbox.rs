@@ -36,7 +36,8 @@ pub(crate) enum Out {
 }
 
 impl Out {
-    fn size(&self) -> usize {
+    /// Bytes it takes in the queue: the frame's, or the message's payload.
+    pub(crate) fn size(&self) -> usize {
         match self {
             Out::Message(m) => m.payload().len(),
             Out::Frame(f) => f.as_bytes().len(),
