@@ -781,7 +781,7 @@ impl WsShared {
 /// bytes is compressed once too: connections that agreed to
 /// `server_no_context_takeover` with a large enough window take the
 /// compressed frame, the others get the same message uncompressed.
-pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame> {
+pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<Arc<PreparedFrame>> {
     let prepared = match &host.options.deflate {
         Some(d) if message.payload().len() >= d.min_size => {
             PreparedFrame::compressed_with_window(&message, d.level, d.server_max_window_bits)
@@ -789,7 +789,7 @@ pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame
         _ => PreparedFrame::new(&message),
     };
     match prepared {
-        Ok(f) => Some(f),
+        Ok(f) => Some(Arc::new(f)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot broadcast this message");
             None

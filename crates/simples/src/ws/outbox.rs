@@ -16,6 +16,7 @@
 //! [`SlowPolicy`] without ever waiting.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use simples_ws::{CloseCode, Message, PreparedFrame};
 
@@ -29,8 +30,11 @@ pub(crate) const HIGH_WATER: usize = 64 * 1024;
 pub(crate) enum Out {
     /// A message for this connection only (compressed if negotiated).
     Message(Message),
-    /// A frame encoded once and shared (broadcasts).
-    Frame(PreparedFrame),
+    /// A frame encoded once and shared (broadcasts). Behind an `Arc`: one
+    /// reference count per subscriber instead of the frame's two `Bytes`
+    /// (cloned and dropped through their vtables), and a queue item half
+    /// the size to move.
+    Frame(Arc<PreparedFrame>),
     /// Start the closing handshake.
     Close(CloseCode, String),
 }

@@ -303,7 +303,7 @@ pub(crate) fn deliver_all<'a>(
     host: &WsShared,
     channel: &str,
     offset: u64,
-    frame: &PreparedFrame,
+    frame: &Arc<PreparedFrame>,
     targets: impl Iterator<Item = &'a WsConn>,
     slow: &mut Vec<(WsConn, SlowAction)>,
 ) -> usize {
@@ -363,7 +363,7 @@ pub(crate) async fn recent(host: &WsShared, name: &str, limit: usize) -> Result<
 }
 
 /// Queues a frame on `conn` (a leaf lock), returning the outcome.
-pub(crate) fn push_frame(host: &WsShared, conn: &WsConn, frame: &PreparedFrame) -> Pushed {
+pub(crate) fn push_frame(host: &WsShared, conn: &WsConn, frame: &Arc<PreparedFrame>) -> Pushed {
     conn.inner.outbox().push(Out::Frame(frame.clone()), &host.limits)
 }
 

@@ -50,7 +50,7 @@ pub(crate) struct Recovering {
 }
 
 struct Buffer {
-    frames: Vec<(u64, PreparedFrame)>,
+    frames: Vec<(u64, Arc<PreparedFrame>)>,
     overflowed: bool,
     cap: usize,
     /// Set once the recovery is over, with the store: live messages up to
@@ -70,7 +70,7 @@ impl Recovering {
         conn: &WsConn,
         channel: &str,
         offset: u64,
-        frame: &PreparedFrame,
+        frame: &Arc<PreparedFrame>,
     ) -> Option<Pushed> {
         if self.active.load(Ordering::SeqCst) > 0 {
             let mut buffers = lock(&self.buffers);
