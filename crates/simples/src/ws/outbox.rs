@@ -316,6 +316,14 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_item_stays_small() {
+        // Every queued broadcast is one item per subscriber, moved into the
+        // driver's batch: the shared frame is behind an `Arc` (it was 72
+        // bytes inline), so an item is no larger than a message.
+        assert!(std::mem::size_of::<Out>() <= std::mem::size_of::<Message>() + 8, "{}", std::mem::size_of::<Out>());
+    }
+
+    #[test]
     fn take_of_everything_keeps_order_and_empties_the_queue() {
         let mut q = Outbox::new();
         let l = Limits { bytes: 1 << 20, messages: 100, policy: SlowPolicy::DropNewest };
