@@ -9,6 +9,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
+use crate::frame::MAX_HEADER_LEN;
+
 /// Payloads at least this large are queued by reference instead of copied.
 pub(crate) const COPY_THRESHOLD: usize = 16 * 1024;
 
@@ -119,6 +121,18 @@ impl Output {
         }
     }
 
+    /// Makes room for a burst of frames about to be queued, given each
+    /// one's size (a prepared frame's bytes, or a message's payload): the
+    /// ones copied into the encoding buffer (under 16 KiB) then take one
+    /// allocation instead of a growth by doubling, with a copy, every few
+    /// frames. Drivers that move queued messages into the protocol in
+    /// batches call it before the batch; the buffer is still released by
+    /// [`Output::shrink`] when the connection is idle.
+    pub fn reserve_for(&mut self, sizes: impl IntoIterator<Item = usize>) {
+        let inline: usize = sizes.into_iter().filter(|&n| n < COPY_THRESHOLD).map(|n| n + MAX_HEADER_LEN).sum();
+        self.tail.reserve(inline);
+    }
+
     /// Buffer for encoding small frames in place; call [`Output::commit`]
     /// with the number of bytes added.
     pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
@@ -175,5 +189,21 @@ mod tests {
         o.advance(3);
         assert!(o.is_empty());
         assert_eq!(flatten(&o), b"");
+    }
+
+    #[test]
+    fn reserve_for_makes_room_for_inline_frames_only() {
+        let mut o = Output::default();
+        o.reserve_for([66, 66, COPY_THRESHOLD]);
+        let cap = o.tail_mut().capacity();
+        assert!(cap >= 2 * (66 + MAX_HEADER_LEN), "{cap}");
+        assert!(cap < COPY_THRESHOLD, "large frames are shared, not copied: {cap}");
+        let ptr = o.tail_mut().as_ptr();
+        for _ in 0..2 {
+            o.tail_mut().put_slice(&[7u8; 66]);
+            o.commit(66);
+        }
+        assert_eq!(o.tail_mut().as_ptr(), ptr, "no reallocation within the reserved room");
+        assert_eq!(o.len(), 132);
     }
 }

@@ -19,7 +19,7 @@ use simples_ws::Message;
 
 use super::error::WsError;
 use super::history::{self, HistoryEntry};
-use super::host::{broadcast_with, Audience};
+use super::host::Audience;
 use super::members::Inserted;
 use super::object;
 use super::relay::channel_topic;
@@ -229,14 +229,13 @@ impl Channel {
     /// node). The filter runs on a snapshot of the members with no lock
     /// held: it may consult or change any channel.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        let members = self.host.rooms.snapshot(&self.name);
-        broadcast_with(&self.host, message.into(), members.as_deref().unwrap_or_default(), filter)
+        self.host.broadcast_local(Some(&self.name), message.into(), filter)
     }
 
     /// Object mode: broadcasts the event `{"event", "data"}` to the
     /// members, on every node.
     pub fn broadcast_event<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, WsError> {
-        Ok(self.broadcast(object::event_message(event, data)?))
+        self.host.fan_out(Audience::channel(&self.name), object::event_message(event, data)?)
     }
 
     /// Object mode: broadcasts the event to the members of this node that
@@ -247,7 +246,7 @@ impl Channel {
         data: &T,
         filter: impl Fn(&WsConn) -> bool,
     ) -> Result<usize, WsError> {
-        Ok(self.broadcast_filter(object::event_message(event, data)?, filter))
+        Ok(self.host.broadcast_local(Some(&self.name), object::event_message(event, data)?, filter))
     }
 }
 

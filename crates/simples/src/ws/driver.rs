@@ -52,7 +52,7 @@ pub(crate) async fn run<S>(
     let generation = host.force.load(Ordering::SeqCst);
     let mut pending = Pending::default();
     let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
-    let mut batch = Vec::new();
+    let mut batch = VecDeque::new();
 
     let close_frame: Option<CloseFrame> = loop {
         if host.force.load(Ordering::SeqCst) != generation {
@@ -101,7 +101,7 @@ pub(crate) async fn run<S>(
 
 /// Moves queued items into the protocol while less than `HIGH_WATER` bytes
 /// wait there; `true` if the outbox still holds items.
-fn pump<S>(ws: &mut WebSocket<S>, conn: &WsConn, batch: &mut Vec<Out>) -> bool
+fn pump<S>(ws: &mut WebSocket<S>, conn: &WsConn, batch: &mut VecDeque<Out>) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -114,6 +114,10 @@ where
         }
         drop(outbox);
         let proto = ws.protocol_mut();
+        // One allocation for the burst: the output's buffer is released
+        // whenever the connection waits with nothing to write, and would
+        // otherwise grow by doubling (a realloc and a copy) every few frames.
+        proto.output().reserve_for(batch.iter().map(Out::size));
         for out in batch.drain(..) {
             let result = match out {
                 Out::Message(m) => proto.send(m),

@@ -2,6 +2,8 @@
 //! broadcasts, channel broadcasts and history's numbered publications
 //! share (below all of them, so none has to import another for it).
 
+use std::sync::Arc;
+
 use simples_ws::{Message, PreparedFrame};
 
 use super::state::WsShared;
@@ -11,7 +13,7 @@ use super::state::WsShared;
 /// bytes is compressed once too: connections that agreed to
 /// `server_no_context_takeover` with a large enough window take the
 /// compressed frame, the others get the same message uncompressed.
-pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame> {
+pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<Arc<PreparedFrame>> {
     let prepared = match &host.options.deflate {
         Some(d) if message.payload().len() >= d.min_size => {
             PreparedFrame::compressed_with_window(&message, d.level, d.server_max_window_bits)
@@ -19,7 +21,7 @@ pub(crate) fn prepare(host: &WsShared, message: Message) -> Option<PreparedFrame
         _ => PreparedFrame::new(&message),
     };
     match prepared {
-        Ok(f) => Some(f),
+        Ok(f) => Some(Arc::new(f)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot broadcast this message");
             None

@@ -342,12 +342,12 @@ impl WsHost {
     /// filter on every node). The filter runs on a snapshot of the
     /// connections with no lock held: it may consult or change any channel.
     pub fn broadcast_filter(&self, message: impl Into<Message>, filter: impl Fn(&WsConn) -> bool) -> usize {
-        broadcast_with(&self.shared, message.into(), &self.shared.conns.snapshot(), filter)
+        self.shared.broadcast_local(None, message.into(), filter)
     }
 
     /// Object mode: broadcasts the event `{"event", "data"}`, on every node.
     pub fn broadcast_event<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, WsError> {
-        Ok(self.broadcast(object::event_message(event, data)?))
+        self.shared.fan_out(Audience::host(), object::event_message(event, data)?)
     }
 
     /// Object mode: broadcasts the event to this node's connections that
@@ -358,7 +358,7 @@ impl WsHost {
         data: &T,
         filter: impl Fn(&WsConn) -> bool,
     ) -> Result<usize, WsError> {
-        Ok(self.broadcast_filter(object::event_message(event, data)?, filter))
+        Ok(self.shared.broadcast_local(None, object::event_message(event, data)?, filter))
     }
 
     /// Renders template `name` with `data` once and broadcasts the text.
@@ -602,12 +602,8 @@ impl WsShared {
             Message::Binary(b) => Some(b.clone()),
             _ => None,
         };
-        let targets = match audience.channel {
-            None => Some(self.conns.snapshot()),
-            Some(name) => self.rooms.snapshot(name),
-        };
         let keep = |c: &WsConn| Some(c.id()) != audience.except && named.as_ref().map_or(true, |f| f(c));
-        let queued = targets.map_or(0, |t| broadcast_with(self, message, &t, keep));
+        let queued = self.broadcast_local(audience.channel, message, keep);
         if let (Some(_), Some(payload)) = (&self.options.relay, payload) {
             let (kind, topic, channel) = match audience.channel {
                 None => (Kind::HostBroadcast, host_topic(&self.path), ""),
@@ -618,6 +614,17 @@ impl WsShared {
             self.publish(&topic, &envelope);
         }
         Ok(queued)
+    }
+
+    /// Broadcasts `message` to this node's connections (`channel: None`)
+    /// or to the members of `channel` here, those `filter` keeps; no relay.
+    /// Returns how many queued it.
+    pub(crate) fn broadcast_local(&self, channel: Option<&str>, message: Message, filter: impl Fn(&WsConn) -> bool) -> usize {
+        let targets = match channel {
+            None => Some(self.conns.snapshot()),
+            Some(name) => self.rooms.snapshot(name),
+        };
+        targets.map_or(0, |t| broadcast_with(self, message, &t, filter))
     }
 
     pub(crate) fn named_filter(&self, name: &str) -> Result<FilterFn, WsError> {

@@ -16,6 +16,7 @@
 //! [`SlowPolicy`] without ever waiting.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use simples_ws::{CloseCode, Message, PreparedFrame};
 
@@ -29,14 +30,18 @@ pub(crate) const HIGH_WATER: usize = 64 * 1024;
 pub(crate) enum Out {
     /// A message for this connection only (compressed if negotiated).
     Message(Message),
-    /// A frame encoded once and shared (broadcasts).
-    Frame(PreparedFrame),
+    /// A frame encoded once and shared (broadcasts). Behind an `Arc`: one
+    /// reference count per subscriber instead of the frame's two `Bytes`
+    /// (cloned and dropped through their vtables), and a queue item half
+    /// the size to move.
+    Frame(Arc<PreparedFrame>),
     /// Start the closing handshake.
     Close(CloseCode, String),
 }
 
 impl Out {
-    fn size(&self) -> usize {
+    /// Bytes it takes in the queue: the frame's, or the message's payload.
+    pub(crate) fn size(&self) -> usize {
         match self {
             Out::Message(m) => m.payload().len(),
             Out::Frame(f) => f.as_bytes().len(),
@@ -161,11 +166,23 @@ impl Outbox {
         self.queue.push_back(out);
     }
 
-    /// Takes items totalling about `room` bytes: at least one when `room`
-    /// is not zero (a large message must make progress), and a close
-    /// whatever the room (the closing handshake and its timer must start
-    /// even when the client reads nothing).
-    pub(crate) fn take(&mut self, room: usize, into: &mut Vec<Out>) {
+    /// Takes items totalling about `room` bytes into `into` (empty): at
+    /// least one when `room` is not zero (a large message must make
+    /// progress), and a close whatever the room (the closing handshake and
+    /// its timer must start even when the client reads nothing).
+    ///
+    /// When everything queued fits (the usual burst of broadcasts), the
+    /// queue is swapped with `into` instead of moved item by item: the two
+    /// keep their capacities, and the driver hands its emptied one back
+    /// on the next call.
+    pub(crate) fn take(&mut self, room: usize, into: &mut VecDeque<Out>) {
+        debug_assert!(into.is_empty());
+        if self.bytes <= room {
+            // The loop below would take every item too.
+            std::mem::swap(&mut self.queue, into);
+            self.bytes = 0;
+            return;
+        }
         let mut taken = 0;
         while let Some(front) = self.queue.front() {
             let size = front.size();
@@ -259,7 +276,7 @@ mod tests {
             assert!(next.slow_action().is_some(), "{policy:?}: {next:?}");
             assert!(q.len().0 <= 1000, "{policy:?}");
             // Once the driver took it, the next large one is queued again.
-            let mut out = Vec::new();
+            let mut out = VecDeque::new();
             q.take(10, &mut out);
             if !q.is_closing() {
                 assert!(q.is_empty(), "{policy:?}");
@@ -286,7 +303,7 @@ mod tests {
         for _ in 0..4 {
             q.push(msg(1000), &l);
         }
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         q.take(10, &mut out);
         assert_eq!(out.len(), 1);
         out.clear();
@@ -299,6 +316,38 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_item_stays_small() {
+        // Every queued broadcast is one item per subscriber, moved into the
+        // driver's batch: the shared frame is behind an `Arc` (it was 72
+        // bytes inline), so an item is no larger than a message.
+        assert!(std::mem::size_of::<Out>() <= std::mem::size_of::<Message>() + 8, "{}", std::mem::size_of::<Out>());
+    }
+
+    #[test]
+    fn take_of_everything_keeps_order_and_empties_the_queue() {
+        let mut q = Outbox::new();
+        let l = Limits { bytes: 1 << 20, messages: 100, policy: SlowPolicy::DropNewest };
+        for n in 1..=3 {
+            q.push(msg(n), &l);
+        }
+        q.push_close(CloseCode::NORMAL, String::new());
+        let mut out = VecDeque::new();
+        q.take(6, &mut out);
+        let sizes: Vec<usize> = out.iter().map(Out::size).collect();
+        assert_eq!(sizes, [1, 2, 3, 0]);
+        assert!(matches!(out.back(), Some(Out::Close(..))));
+        assert!(q.is_empty());
+        assert_eq!(q.len(), (0, 0));
+        // Closing: nothing more; a fresh queue wakes its driver again.
+        assert_eq!(q.push(msg(1), &l), Pushed::Closed);
+        let mut q = Outbox::new();
+        q.push(msg(5), &l);
+        out.clear();
+        q.take(5, &mut out);
+        assert_eq!(q.push(msg(5), &l), Pushed::Queued);
+    }
+
+    #[test]
     fn regression_close_taken_when_the_socket_is_full() {
         // The close policy queued a close while the protocol's output was
         // at its high-water mark: it must still be taken, or the closing
@@ -307,8 +356,8 @@ mod tests {
         let l = Limits { bytes: 10, messages: 100, policy: SlowPolicy::Close(CloseCode::POLICY_VIOLATION) };
         q.push(msg(8), &l);
         assert_eq!(q.push(msg(8), &l), Pushed::Closing(CloseCode::POLICY_VIOLATION));
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         q.take(0, &mut out);
-        assert!(matches!(out.as_slice(), [Out::Close(..)]));
+        assert!(matches!(out.make_contiguous(), [Out::Close(..)]));
     }
 }

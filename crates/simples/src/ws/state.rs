@@ -282,7 +282,7 @@ pub(crate) struct Recovering {
 }
 
 pub(crate) struct Buffer {
-    pub(crate) frames: Vec<(u64, PreparedFrame)>,
+    pub(crate) frames: Vec<(u64, Arc<PreparedFrame>)>,
     pub(crate) overflowed: bool,
     pub(crate) cap: usize,
     /// Set once the recovery is over, with the store: live messages up to

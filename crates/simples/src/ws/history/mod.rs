@@ -199,7 +199,7 @@ pub(crate) async fn recent(host: &WsShared, name: &str, limit: usize) -> Result<
 }
 
 /// Queues a frame on `conn` (a leaf lock), returning the outcome.
-pub(crate) fn push_frame(host: &WsShared, conn: &WsConn, frame: &PreparedFrame) -> Pushed {
+pub(crate) fn push_frame(host: &WsShared, conn: &WsConn, frame: &Arc<PreparedFrame>) -> Pushed {
     conn.inner.outbox().push(Out::Frame(frame.clone()), &host.limits)
 }
 

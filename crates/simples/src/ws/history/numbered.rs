@@ -4,6 +4,8 @@
 //! recovering. Used by both backends (`mod.rs`'s memory publication and
 //! `store`), so below both.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use simples_ws::{Message, PreparedFrame, Utf8Bytes};
 
@@ -71,7 +73,7 @@ pub(crate) fn deliver_all<'a>(
     host: &WsShared,
     channel: &str,
     offset: u64,
-    frame: &PreparedFrame,
+    frame: &Arc<PreparedFrame>,
     targets: impl Iterator<Item = &'a WsConn>,
     slow: &mut Vec<(WsConn, SlowAction)>,
 ) -> usize {

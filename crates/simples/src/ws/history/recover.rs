@@ -46,7 +46,7 @@ impl Recovering {
         conn: &WsConn,
         channel: &str,
         offset: u64,
-        frame: &PreparedFrame,
+        frame: &Arc<PreparedFrame>,
     ) -> Option<Pushed> {
         if self.active.load(Ordering::SeqCst) > 0 {
             let mut buffers = lock(&self.buffers);
