@@ -112,6 +112,13 @@
 //! reset), up to the close timeout, and only then closes the socket and
 //! frees the slot.
 //!
+//! Writes never raise SIGPIPE: the loop writes with `send`/`sendmsg` and
+//! `MSG_NOSIGNAL` (not `writev`), so a peer that reset its connection gives
+//! an `EPIPE` error for that connection, even in a program that did not
+//! ignore the signal (a C or Node host; Rust's `main` ignores it). Tested
+//! in a child process with the signal at its default action
+//! (`tests/event_loop_sigpipe.rs`).
+//!
 //! ## Stopping
 //!
 //! [`Handle::stop`] makes [`EventLoop::run`] return and leaves the
@@ -130,7 +137,9 @@
 //! or whose deadline is no longer the armed one, is skipped when it comes
 //! up; a deadline that moved later fires early and is re-armed. Only
 //! handshaking connections (the handshake timeout), closing connections
-//! and connections with `ping_interval` / `idle_timeout` use it.
+//! and connections with `ping_interval` / `idle_timeout` use it, and, for a
+//! second after a control frame, the window of
+//! [`Config::max_control_frames_per_second`](crate::Config::max_control_frames_per_second).
 //!
 //! ## Not supported (yet)
 //!
