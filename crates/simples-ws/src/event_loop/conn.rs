@@ -82,6 +82,26 @@ impl Conn {
             _ => None,
         }
     }
+
+    /// True when a frame of `len` bytes fits in the output under `max`
+    /// ([`super::Options::max_queued`]; an empty output takes one frame of
+    /// any size). Over it, first writes what the socket takes now: a
+    /// reader that is only behind within this iteration (a burst of
+    /// broadcasts, written at its end) is not mistaken for a slow one.
+    pub fn fits(&mut self, len: usize, max: usize) -> bool {
+        let ConnState::Open(p) = &mut self.state else { return false };
+        if !over_limit(p.output().len(), len, max) {
+            return true;
+        }
+        // An error shows again at the connection's next write or event.
+        let _ = write_output(&mut self.stream, p.output());
+        !over_limit(p.output().len(), len, max)
+    }
+}
+
+/// A frame of `len` bytes does not fit behind `queued` bytes under `max`.
+fn over_limit(queued: usize, len: usize, max: usize) -> bool {
+    queued > 0 && queued + len > max
 }
 
 /// Writes as much of `out` as the socket takes: `Ok(true)` once empty,
