@@ -9,12 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::ws::{closed_with, connect, send, text};
+use common::ws::{connect, send, text};
+use common::ws_extra::ping_flood;
 use simples::ws::WsOptions;
 use simples::ServerOptions;
-use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::connect_with;
-use simples_ws::{Config, Message};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 async fn echo_server() -> simples::Running {
@@ -73,16 +71,7 @@ async fn ping_flood_is_closed_with_1008_by_default() {
     let running = echo_server().await;
     let addr = running.local_addr();
     let mut good = connect(addr, "/ws").await;
-    // The flooder's own limit is off, so it reads every pong it is sent.
-    let config = Config { max_control_frames_per_second: None, ..Config::default() };
-    let (mut flood, _) = connect_with(&format!("ws://{addr}/ws"), &ClientConfig::default(), config).await.unwrap();
-    for i in 0..2000u32 {
-        if flood.feed(Message::Ping(i.to_string().into())).await.is_err() {
-            break;
-        }
-    }
-    let _ = flood.flush().await;
-    assert_eq!(closed_with(&mut flood).await, 1008);
+    assert_eq!(ping_flood(addr, "/ws", 2000).await, 1008);
     send(&mut good, "still served").await;
     assert_eq!(text(&mut good).await, "still served");
 }

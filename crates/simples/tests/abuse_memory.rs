@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ws::{closed_with, connect, send, stalled_client, text, Client};
+use common::ws_extra::{ping_flood, raw_ws};
 use simples::ws::{CloseCode, DeflateConfig, Message, SlowAction, WsOptions};
 use simples::ServerOptions;
 use simples_ws::handshake::client::ClientConfig;
-use simples_ws::tokio::{connect_with, connect_with_deflate};
+use simples_ws::tokio::connect_with_deflate;
 use simples_ws::Config;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -108,22 +109,6 @@ async fn raw_close_code(tcp: &mut TcpStream) -> u16 {
     }
 }
 
-/// Completes a raw WebSocket handshake on `/ws`.
-async fn raw_ws(addr: std::net::SocketAddr) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(tcp.read_u8().await.unwrap());
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    tcp
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_abuse_at_once_stays_under_the_computed_memory_bound() {
     let server_options = ServerOptions { header_read_timeout: HEADER_READ_TIMEOUT, ..ServerOptions::default() };
@@ -205,21 +190,7 @@ async fn every_abuse_at_once_stays_under_the_computed_memory_bound() {
     };
 
     // Ping floods: 1008 past 1,000 control frames a second.
-    let floods: Vec<_> = (0..PING_FLOODS)
-        .map(|_| {
-            tokio::spawn(async move {
-                let config = Config { max_control_frames_per_second: None, ..Config::default() };
-                let (mut ws, _) = connect_with(&format!("ws://{addr}/ws"), &ClientConfig::default(), config).await.unwrap();
-                for i in 0..3000u32 {
-                    if ws.feed(Message::Ping(i.to_string().into())).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = ws.flush().await;
-                closed_with(&mut ws).await
-            })
-        })
-        .collect();
+    let floods: Vec<_> = (0..PING_FLOODS).map(|_| tokio::spawn(ping_flood(addr, "/ws", 3000))).collect();
 
     // Inflation bombs: 8 MiB of zeros, a few KiB on the wire; 1009 past
     // max_message_size (1 MiB) of inflated bytes.
@@ -241,7 +212,7 @@ async fn every_abuse_at_once_stays_under_the_computed_memory_bound() {
     let storms: Vec<_> = (0..STORMS)
         .map(|_| {
             tokio::spawn(async move {
-                let mut tcp = raw_ws(addr).await;
+                let mut tcp = raw_ws(addr, "/ws").await;
                 let mut storm = frame(false, 0x2, &[1u8; 16]);
                 for _ in 0..(1 << 16) + 10 {
                     storm.extend_from_slice(&frame(false, 0x0, &[2u8; 16]));

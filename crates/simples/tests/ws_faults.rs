@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::ws::{connect, send, text, wait_for};
+use common::ws_extra::raw_ws;
 use simples::ws::{CloseCode, Message, WsOptions};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -37,22 +38,6 @@ async fn server() -> (simples::Running, simples::WsHost, Arc<Mutex<Vec<(u64, Opt
         }
     });
     (common::start(server).await, host, closes)
-}
-
-/// A raw client that completed the handshake on `/ws`.
-async fn raw_ws(addr: std::net::SocketAddr) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(tcp.read_u8().await.unwrap());
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    tcp
 }
 
 /// A masked (zero key) client frame header for `len` payload bytes.
@@ -97,7 +82,7 @@ async fn half_open_client_is_found_by_the_keepalive_within_the_idle_timeout() {
     let (running, host, closes) = server().await;
     let addr = running.local_addr();
     // The half-open client: it never reads nor writes again.
-    let mut silent = raw_ws(addr).await;
+    let silent = raw_ws(addr, "/ws").await;
     wait_for(&host, 1).await;
     // Just past the idle timeout: the server pinged at half of it, got
     // nothing, and sent 1001 (read now: the client only peeks).
@@ -121,7 +106,7 @@ async fn reset_in_the_middle_of_a_frame_is_cleaned_up() {
     let addr = running.local_addr();
     let mut good = connect(addr, "/ws").await;
     for i in 0..10 {
-        let mut tcp = raw_ws(addr).await;
+        let mut tcp = raw_ws(addr, "/ws").await;
         wait_for(&host, 2).await;
         // Half of a 1000-byte frame, then a reset.
         let mut half = header(0x2, 1000);
@@ -147,7 +132,7 @@ async fn client_vanishing_during_the_closing_handshake_is_cleaned_up() {
     let mut good = connect(addr, "/ws").await;
 
     // The client starts the closing handshake and resets before the reply.
-    let mut tcp = raw_ws(addr).await;
+    let mut tcp = raw_ws(addr, "/ws").await;
     wait_for(&host, 2).await;
     let mut close = header(0x8, 2);
     close.extend_from_slice(&1000u16.to_be_bytes());
@@ -160,7 +145,7 @@ async fn client_vanishing_during_the_closing_handshake_is_cleaned_up() {
 
     // The server starts it (`bye`) and the client resets instead of
     // answering.
-    let mut tcp = raw_ws(addr).await;
+    let mut tcp = raw_ws(addr, "/ws").await;
     wait_for(&host, 2).await;
     let mut bye = header(0x1, 3);
     bye.extend_from_slice(b"bye");
