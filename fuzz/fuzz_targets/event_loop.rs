@@ -75,9 +75,9 @@ const PONG_BACKLOG: usize = 64 << 10;
 /// Largest message a handler sends (`q` with second byte 255).
 const MAX_SENT: usize = 255 * 256;
 /// What a connection may have queued: a send is refused once the output
-/// reaches `max_queued` (so one message may go over it), broadcasts never go
-/// over it, pongs stop at the pong backlog; plus the 101 response and a few
-/// control frames.
+/// reaches `max_queued` (so one message may go over it), broadcasts go over
+/// it only into an empty output (one frame), pongs stop at the pong
+/// backlog; plus the 101 response and a few control frames.
 const QUEUE_BOUND: usize = (if MAX_QUEUED > PONG_BACKLOG { MAX_QUEUED } else { PONG_BACKLOG }) + MAX_SENT + 14 + 4 * 131 + 1024;
 /// How long the final checks wait for the loop (wall time; normally a few
 /// iterations suffice: loopback delivery is synchronous).

@@ -186,3 +186,51 @@ async fn our_client_enforces_its_own_limit() {
     })
     .await
 }
+
+#[tokio::test]
+async fn ping_flood_is_failed_with_1008() {
+    bounded(async {
+        let config = Config { max_control_frames_per_second: Some(50), ..Config::default() };
+        let (mut server, mut tcp) = echo_server_and_raw_client(limited(config)).await;
+        let flood: Vec<u8> = (0..200).flat_map(|_| client_frame(true, OP_PING, b"flood")).collect();
+        tcp.write_all(&flood).await.unwrap();
+        // The first 50 are answered, then the close frame.
+        let mut pongs = 0;
+        let close = loop {
+            let f = expect_frame(&mut tcp).await;
+            if f.opcode != OP_PONG {
+                break f;
+            }
+            pongs += 1;
+        };
+        assert_eq!((close.opcode, close.close_code()), (OP_CLOSE, Some(1008)), "{:?}", close.close_reason());
+        assert_eq!(pongs, 50);
+        expect_closed(&mut tcp).await;
+        expect_server_error(&mut server, tcp, |e| {
+            matches!(e, Error::Protocol(ProtocolError::ControlFrameFlood { max: 50 }))
+        })
+        .await;
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn pings_under_the_limit_keep_the_connection_open() {
+    bounded(async {
+        let config = Config { max_control_frames_per_second: Some(50), ..Config::default() };
+        let (_server, mut tcp) = echo_server_and_raw_client(limited(config)).await;
+        // 40 pings a second for five seconds of the paused clock.
+        for _ in 0..5 {
+            let burst: Vec<u8> = (0..40).flat_map(|_| client_frame(true, OP_PING, b"ok")).collect();
+            tcp.write_all(&burst).await.unwrap();
+            for _ in 0..40 {
+                assert_eq!(expect_frame(&mut tcp).await.opcode, OP_PONG);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        tcp.write_all(&client_frame(true, OP_TEXT, b"still here")).await.unwrap();
+        let f = expect_frame(&mut tcp).await;
+        assert_eq!((f.opcode, f.payload), (OP_TEXT, b"still here".to_vec()));
+    })
+    .await
+}

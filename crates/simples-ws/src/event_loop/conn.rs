@@ -3,7 +3,7 @@
 use crate::proto::{Output, Protocol};
 use bytes::{Bytes, BytesMut};
 use mio::net::TcpStream;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::time::Instant;
 
 /// Slices gathered for one vectored write.
@@ -82,6 +82,26 @@ impl Conn {
             _ => None,
         }
     }
+
+    /// True when a frame of `len` bytes fits in the output under `max`
+    /// ([`super::Options::max_queued`]; an empty output takes one frame of
+    /// any size). Over it, first writes what the socket takes now: a
+    /// reader that is only behind within this iteration (a burst of
+    /// broadcasts, written at its end) is not mistaken for a slow one.
+    pub fn fits(&mut self, len: usize, max: usize) -> bool {
+        let ConnState::Open(p) = &mut self.state else { return false };
+        if !over_limit(p.output().len(), len, max) {
+            return true;
+        }
+        // An error shows again at the connection's next write or event.
+        let _ = write_output(&mut self.stream, p.output());
+        !over_limit(p.output().len(), len, max)
+    }
+}
+
+/// A frame of `len` bytes does not fit behind `queued` bytes under `max`.
+fn over_limit(queued: usize, len: usize, max: usize) -> bool {
+    queued > 0 && queued + len > max
 }
 
 /// Writes as much of `out` as the socket takes: `Ok(true)` once empty,
@@ -92,7 +112,7 @@ pub(super) fn write_output(stream: &mut TcpStream, out: &mut Output) -> io::Resu
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let count = out.io_slices(&mut slices);
             let asked: usize = slices[..count].iter().map(|s| s.len()).sum();
-            let res = if count == 1 { stream.write(&slices[0]) } else { stream.write_vectored(&slices[..count]) };
+            let res = send(stream, &slices[..count]);
             match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => (n, asked),
@@ -111,10 +131,24 @@ pub(super) fn write_output(stream: &mut TcpStream, out: &mut Output) -> io::Resu
     Ok(true)
 }
 
+/// One `send` (one slice) or `sendmsg` (several) with `MSG_NOSIGNAL`: a
+/// write to a connection the peer reset fails with `EPIPE` instead of
+/// raising SIGPIPE, which kills a process that did not ignore it (Rust's
+/// `main` ignores it; a C or Node host embedding the loop may not).
+/// `writev`, which `Write::write_vectored` calls, takes no flags. Same
+/// system call cost: `sendmsg` takes the same iovec array as `writev`.
+fn send(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(stream);
+    match slices {
+        [one] => socket.send_with_flags(one, libc::MSG_NOSIGNAL),
+        _ => socket.send_vectored_with_flags(slices, libc::MSG_NOSIGNAL),
+    }
+}
+
 /// Writes a plain byte buffer (an HTTP error response).
 pub(super) fn write_bytes(stream: &mut TcpStream, out: &mut Bytes) -> io::Result<bool> {
     while !out.is_empty() {
-        match stream.write(out) {
+        match send(stream, &[IoSlice::new(out)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes::Buf::advance(out, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),

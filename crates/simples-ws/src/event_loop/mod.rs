@@ -85,12 +85,15 @@
 //! mark plus what one read's messages produce; a paused connection's bytes
 //! wait in the kernel, not in the server.
 //!
-//! Each connection may also have [`Options::max_queued`] bytes (default 16 MiB)
-//! waiting to be written:
+//! Each connection may also have [`Options::max_queued`] bytes (default
+//! 256 KiB: 10,000 clients that never read under a broadcast hold at most
+//! 2.44 GiB) waiting to be written:
 //! - [`Ctx::send_prepared`] and [`Ctx::broadcast`] drop the frame for a
 //!   connection past that (returning `false` / counting it), so a slow
 //!   subscriber never stalls the publisher or the other subscribers, and its
-//!   memory stays bounded;
+//!   memory stays bounded. Before dropping, the loop writes what the socket
+//!   takes right away: a reader that is only behind within one iteration
+//!   (a burst of broadcasts, normally written at its end) is not dropped;
 //! - [`Ctx::send`] on a connection already past the limit does not queue
 //!   the message: it starts the closing handshake with 1008 (policy
 //!   violation) and returns `false`. A peer that does not read its replies
@@ -112,6 +115,13 @@
 //! reset), up to the close timeout, and only then closes the socket and
 //! frees the slot.
 //!
+//! Writes never raise SIGPIPE: the loop writes with `send`/`sendmsg` and
+//! `MSG_NOSIGNAL` (not `writev`), so a peer that reset its connection gives
+//! an `EPIPE` error for that connection, even in a program that did not
+//! ignore the signal (a C or Node host; Rust's `main` ignores it). Tested
+//! in a child process with the signal at its default action
+//! (`tests/event_loop_sigpipe.rs`).
+//!
 //! ## Stopping
 //!
 //! [`Handle::stop`] makes [`EventLoop::run`] return and leaves the
@@ -130,7 +140,9 @@
 //! or whose deadline is no longer the armed one, is skipped when it comes
 //! up; a deadline that moved later fires early and is re-armed. Only
 //! handshaking connections (the handshake timeout), closing connections
-//! and connections with `ping_interval` / `idle_timeout` use it.
+//! and connections with `ping_interval` / `idle_timeout` use it, and, for a
+//! second after a control frame, the window of
+//! [`Config::max_control_frames_per_second`](crate::Config::max_control_frames_per_second).
 //!
 //! ## Not supported (yet)
 //!
@@ -172,7 +184,22 @@ pub struct Options {
     /// error response to leave). Default: 10 s.
     pub handshake_timeout: Duration,
     /// Bytes that may wait to be written on one connection (see the
-    /// module's "Back-pressure"). Default: 16 MiB.
+    /// module's "Back-pressure"): past it, broadcasts and
+    /// [`Ctx::send_prepared`] skip the connection and [`Ctx::send`] closes
+    /// it with 1008. An empty output takes one frame of any size.
+    /// Default: 256 KiB.
+    ///
+    /// The computation: replies to a client's own requests never reach it
+    /// (reading pauses at [`Options::read_high_water`], so they stay under
+    /// 64 KiB + one read's replies, 128 KiB); only what the server pushes
+    /// (broadcasts, notifications) piles up at a client that does not read.
+    /// A connection then holds at most `max_queued` bytes, plus one message
+    /// when a [`Ctx::send`] lands on a queue just under the limit (counted
+    /// as if copied; a broadcast frame is in fact shared `Bytes`). So
+    /// 10,000 clients that never read, under a broadcast, hold at most
+    /// 10,000 × 256 KiB = 2.44 GiB of queued output (with the previous
+    /// 16 MiB default: 156 GiB), on top of their kernel socket buffers.
+    /// A fast reader is unaffected: its output is written every iteration.
     pub max_queued: usize,
     /// Pending output above which the loop stops reading a connection
     /// (TCP back-pressure on a peer that sends without reading its
@@ -200,7 +227,7 @@ impl Default for Options {
             protocols: Vec::new(),
             config: Config::default(),
             handshake_timeout: Duration::from_secs(10),
-            max_queued: 16 << 20,
+            max_queued: 256 << 10,
             read_high_water: 64 << 10,
             read_low_water: 16 << 10,
             events: 1024,

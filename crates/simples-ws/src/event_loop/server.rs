@@ -647,11 +647,15 @@ impl Core {
         }
     }
 
-    fn live(&mut self, id: ConnId) -> Option<(&mut Protocol, &mut u8)> {
+    /// The connection `id` names, if it is still there and not over for
+    /// the application.
+    fn live_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
         let c = self.conns.get_mut(id.key as usize)?;
-        if c.gen != id.gen || c.flags & (TERMINAL | DEAD) != 0 {
-            return None;
-        }
+        (c.gen == id.gen && c.flags & (TERMINAL | DEAD) == 0).then_some(c)
+    }
+
+    fn live(&mut self, id: ConnId) -> Option<(&mut Protocol, &mut u8)> {
+        let c = self.live_conn(id)?;
         match &mut c.state {
             ConnState::Open(p) => Some((p, &mut c.flags)),
             _ => None,
@@ -693,13 +697,15 @@ impl Ctx<'_> {
 
     /// Queues a pre-encoded frame on `id`; `false` when it was dropped:
     /// the connection is gone or closing, or its output would exceed
-    /// [`Options::max_queued`] (a slow reader).
+    /// [`Options::max_queued`] (a slow reader; an empty output takes one
+    /// frame of any size).
     pub fn send_prepared(&mut self, id: ConnId, frame: &PreparedFrame) -> bool {
         let max = self.core.options.max_queued;
-        let Some((p, _)) = self.core.live(id) else { return false };
-        if p.output().len() + frame.as_bytes().len() > max {
+        let Some(c) = self.core.live_conn(id) else { return false };
+        if !c.fits(frame.as_bytes().len(), max) {
             return false;
         }
+        let Some(p) = c.live_proto() else { return false };
         let ok = p.send_prepared(frame).is_ok();
         self.core.mark(id.key as usize);
         ok
@@ -721,10 +727,11 @@ impl Ctx<'_> {
             if p.state() != crate::State::Open || !filter(ConnId { key: key as u32, gen }) {
                 continue;
             }
-            if p.output().len() + len > max {
+            if !c.fits(len, max) {
                 result.dropped += 1;
                 continue;
             }
+            let Some(p) = c.live_proto() else { continue };
             if p.send_prepared(frame).is_err() {
                 continue;
             }

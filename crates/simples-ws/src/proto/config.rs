@@ -47,6 +47,17 @@ pub struct Config {
     /// nothing is given up this long after its last progress.
     /// Default: 5 seconds.
     pub close_timeout: Duration,
+    /// Most control frames (pings and pongs) accepted from the peer per
+    /// second; one more fails the connection with 1008 (policy violation).
+    /// A ping flood costs a parse, a pong and a message to the application
+    /// per frame (its memory is bounded anyway: pongs are not queued behind
+    /// a backlog). Counted in one-second windows of the driver's clock
+    /// (a window starts at the first clock reading after a control frame,
+    /// and frames are checked as they are parsed), so a peer gets at most
+    /// twice the limit in any second; the cost is one timer wake-up a second
+    /// after a control frame opens a window. Default: `Some(1000)`; `None` for no
+    /// limit.
+    pub max_control_frames_per_second: Option<u32>,
 }
 
 impl Default for Config {
@@ -59,6 +70,7 @@ impl Default for Config {
             ping_interval: None,
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
+            max_control_frames_per_second: Some(1000),
         }
     }
 }

@@ -57,6 +57,12 @@ pub enum ProtocolError {
         /// The close code to fail the connection with.
         code: CloseCode,
     },
+    /// The peer sent more control frames (pings and pongs) in one second
+    /// than `Config::max_control_frames_per_second`. Close 1008.
+    ControlFrameFlood {
+        /// `Config::max_control_frames_per_second`.
+        max: u32,
+    },
     /// The peer closed the TCP connection without a closing handshake
     /// (abnormal closure, 1006: nothing is sent).
     ConnectionReset,
@@ -88,6 +94,7 @@ impl ProtocolError {
             InvalidUtf8 | InvalidClose(ClosePayloadError::InvalidUtf8) => CloseCode::INVALID_PAYLOAD,
             InvalidClose(_) => CloseCode::PROTOCOL_ERROR,
             Extension { code, .. } => *code,
+            ControlFrameFlood { .. } => CloseCode::POLICY_VIOLATION,
             IdleTimeout => CloseCode::GOING_AWAY,
             ConnectionReset | CloseTimeout | SendAfterClose | InvalidSend(_) => return None,
         })
@@ -128,6 +135,7 @@ impl fmt::Display for ProtocolError {
             InvalidClose(ClosePayloadError::InvalidCode(c)) => write!(f, "close code {c} is not allowed on the wire"),
             InvalidClose(ClosePayloadError::InvalidUtf8) => f.write_str("close reason is not valid UTF-8"),
             Extension { reason, .. } => write!(f, "extension error: {reason}"),
+            ControlFrameFlood { max } => write!(f, "more than {max} control frames in one second"),
             ConnectionReset => f.write_str("connection closed without a closing handshake"),
             IdleTimeout => f.write_str("idle timeout"),
             CloseTimeout => f.write_str("peer did not complete the closing handshake in time"),

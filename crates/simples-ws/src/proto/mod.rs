@@ -225,9 +225,14 @@ impl Protocol {
 
     /// True when some timer may be running, so the driver must read the
     /// clock and call [`Protocol::poll_timeout`]; false for a connection
-    /// without keepalive or idle timeout that is not closing.
+    /// without keepalive or idle timeout that is not closing and has not
+    /// received a control frame in the last second (the window of
+    /// [`Config::max_control_frames_per_second`] needs the time to end).
     pub fn needs_clock(&self) -> bool {
-        self.close_sent || self.config.ping_interval.is_some() || self.config.idle_timeout.is_some()
+        self.close_sent
+            || self.config.ping_interval.is_some()
+            || self.config.idle_timeout.is_some()
+            || self.timers.counting_control()
     }
 
     /// Tells the state machine the time, read from the driver's clock:

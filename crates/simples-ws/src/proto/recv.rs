@@ -303,6 +303,9 @@ impl Protocol {
     }
 
     fn control_frame(&mut self, opcode: OpCode, payload: Bytes) -> Result<Step, ProtocolError> {
+        if matches!(opcode, OpCode::Ping | OpCode::Pong) {
+            self.timers.count_control(&self.config)?;
+        }
         match opcode {
             OpCode::Ping => {
                 // RFC 6455 §5.5.2/§5.5.3: answer a ping with a pong carrying

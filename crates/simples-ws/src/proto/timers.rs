@@ -8,8 +8,11 @@
 //! batch of I/O, not one per message. The connection's timers start at the
 //! first call.
 
-use super::Config;
-use std::time::Instant;
+use super::{Config, ProtocolError};
+use std::time::{Duration, Instant};
+
+/// The window of `Config::max_control_frames_per_second`.
+const CONTROL_WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub(super) struct Timers {
@@ -26,6 +29,12 @@ pub(super) struct Timers {
     pub close_expired: bool,
     /// The closing handshake was started by the idle timeout.
     pub idle_closing: bool,
+    /// Control frames received in the current window
+    /// (`Config::max_control_frames_per_second`).
+    control_count: u32,
+    /// When the current control-frame window started; `None` until the
+    /// first clock reading after a control frame.
+    control_window: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,11 +62,38 @@ impl Timers {
         if close_sent && !self.close_expired && (self.close_deadline.is_none() || (wrote && !due)) {
             self.close_deadline = Some(now + config.close_timeout);
         }
+        // The control-frame window: opened at the first reading after a
+        // control frame, closed (count back to zero) at the first reading
+        // a window later; `next_deadline` asks for that reading.
+        match self.control_window {
+            Some(start) if now >= start + CONTROL_WINDOW => {
+                self.control_window = None;
+                self.control_count = 0;
+            }
+            None if self.control_count > 0 => self.control_window = Some(now),
+            _ => {}
+        }
         let marks = self.marks.get_or_insert(Marks { last_rx: now, last_ping: now });
         if std::mem::take(&mut self.rx_flag) {
             marks.last_rx = now;
         }
         marks
+    }
+
+    /// Counts one control frame received from the peer; the error once
+    /// the current window holds more than the configured limit.
+    pub fn count_control(&mut self, config: &Config) -> Result<(), ProtocolError> {
+        self.control_count = self.control_count.saturating_add(1);
+        match config.max_control_frames_per_second {
+            Some(max) if self.control_count > max => Err(ProtocolError::ControlFrameFlood { max }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A control-frame window is open: the driver must tell the time so it
+    /// can end.
+    pub fn counting_control(&self) -> bool {
+        self.control_count > 0
     }
 
     /// The earliest deadline that matters; keepalive and idle deadlines
@@ -75,9 +111,7 @@ impl Timers {
         }
         let idle = config.idle_timeout.map(|t| marks.last_rx + t);
         let ping = config.ping_interval.map(|t| marks.last_rx.max(marks.last_ping) + t);
-        match (idle, ping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let window = self.control_window.map(|start| start + CONTROL_WINDOW);
+        [idle, ping, window].into_iter().flatten().min()
     }
 }

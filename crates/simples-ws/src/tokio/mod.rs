@@ -15,6 +15,14 @@
 //!
 //! No queue is unbounded: the send queue is limited in bytes, and the
 //! receive side reads only when the application asks for a message.
+//!
+//! **SIGPIPE**: the driver writes through the transport's `AsyncWrite`;
+//! for a tokio `TcpStream` several frames go out with `writev`, which
+//! raises SIGPIPE when the peer reset the connection. Rust's `main` ignores
+//! SIGPIPE, so a Rust program is not affected; a program that embeds the
+//! driver and restores the signal's default action must ignore it itself
+//! (`signal(SIGPIPE, SIG_IGN)`), or it is killed by a peer's reset. (The
+//! mio event loop writes with `MSG_NOSIGNAL` and needs nothing.)
 
 mod accept;
 mod connect;

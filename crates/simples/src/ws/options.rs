@@ -131,6 +131,12 @@ pub struct WsOptions {
     /// relay, across nodes (one backplane write per bind and unbind).
     /// Default: `false`.
     pub presence: bool,
+    /// Most control frames (pings and pongs) accepted from a client per
+    /// second; a ping flood over it closes the connection with 1008
+    /// (policy violation). Default: `Some(1000)` (a browser sends none; a
+    /// client measuring its round-trip time a few per second). `None`: no
+    /// limit (a flood's memory is bounded anyway, its CPU is not).
+    pub max_control_frames_per_second: Option<u32>,
     /// Most connections this host holds at once (those being upgraded
     /// included); a handshake over it is refused with `503 Service
     /// Unavailable` and the reason. Default: `None` (no limit: the process's
@@ -162,6 +168,7 @@ impl Default for WsOptions {
             max_pending_messages: 16,
             relay: None,
             presence: false,
+            max_control_frames_per_second: Some(1000),
             max_connections: None,
             max_connections_per_ip: None,
         }
@@ -182,6 +189,7 @@ impl WsOptions {
             idle_timeout: self.idle_timeout,
             ping_interval: self.idle_timeout.map(|t| t / 2),
             close_timeout: self.close_timeout,
+            max_control_frames_per_second: self.max_control_frames_per_second,
             ..simples_ws::Config::default()
         }
     }

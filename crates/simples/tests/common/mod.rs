@@ -268,6 +268,39 @@ pub mod ws_extra {
         }
     }
 
+    /// A raw client that completed the handshake to `path` on `addr` (the
+    /// 101 head read, nothing more).
+    pub async fn raw_ws(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        tcp
+    }
+
+    /// A ping flood of `pings` pings on `path` (the flooder's own control
+    /// frame limit off, so it reads every pong); the server's close code.
+    pub async fn ping_flood(addr: SocketAddr, path: &str, pings: u32) -> u16 {
+        let config = simples_ws::Config { max_control_frames_per_second: None, ..simples_ws::Config::default() };
+        let url = format!("ws://{addr}{path}");
+        let (mut ws, _) = simples_ws::tokio::connect_with(&url, &ClientConfig::default(), config).await.unwrap();
+        for i in 0..pings {
+            if ws.feed(simples_ws::Message::Ping(i.to_string().into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws.flush().await;
+        super::ws::closed_with(&mut ws).await
+    }
+
     /// A valid upgrade request to `path` (`Host: localhost`), for hyper's
     /// client: refusals come back as ordinary responses.
     pub fn upgrade_req(path: &str) -> http::request::Builder {
