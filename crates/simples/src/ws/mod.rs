@@ -20,6 +20,8 @@
 //!              channel members)
 //!   conn       WsConn: the request it came with, the session shared with
 //!              HTTP, sends through the bounded outbox, requests with acks
+//!   request    what a connection keeps of its handshake request, in one
+//!              compact allocation (parsed on demand)
 //!   outbox     the bounded per-connection queue and the slow policy
 //!   driver     the task running one connection over simples-ws
 //!   signal     the lock-free wake-up of a connection's task
@@ -65,6 +67,7 @@ mod options;
 mod outbox;
 mod presence;
 mod relay;
+mod request;
 mod signal;
 
 pub use channel::{Channel, ChannelEvent};
