@@ -31,18 +31,19 @@ use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};
 use crate::handler::BoxFuture;
 
-/// Runs `conn` over `io` (the upgraded connection; `leftover`: bytes read
-/// past the handshake) until it ends.
+/// Runs `conn` over `io` (the upgraded transport; `leftover`: bytes read
+/// past the handshake, copied out of hyper's buffer) until it ends.
 pub(crate) async fn run<S>(
     io: S,
-    leftover: &[u8],
+    leftover: Vec<u8>,
     extension: Option<Box<simples_ws::deflate::DeflateExtension>>,
     conn: WsConn,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let host = conn.inner.host.clone();
-    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), leftover);
+    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), &leftover);
+    drop(leftover);
     if let Some(ext) = extension {
         ws.protocol_mut().set_extension(ext);
     }
@@ -82,6 +83,8 @@ pub(crate) async fn run<S>(
                     break None;
                 }
             },
+            // Polled only when every branch above waits (biased).
+            () = go_idle(&conn, &mut batch, &mut pending) => {}
         }
     };
 
@@ -126,6 +129,21 @@ where
             }
         }
     }
+}
+
+/// The connection waits (for the peer, a wake-up or its handler): frees
+/// the capacity its queues kept from the last burst, as the protocol frees
+/// its buffers, so that an idle connection holds none (a burst then costs
+/// an allocation or two again). Never resolves.
+async fn go_idle(conn: &WsConn, batch: &mut Vec<Out>, pending: &mut Pending) {
+    if batch.capacity() > 0 {
+        *batch = Vec::new();
+    }
+    if pending.jobs.is_empty() && pending.jobs.capacity() > 0 {
+        pending.jobs = VecDeque::new();
+    }
+    conn.inner.outbox().release_if_empty();
+    std::future::pending::<()>().await;
 }
 
 /// A data message arrived: acknowledgements resolve at once, refusals are
