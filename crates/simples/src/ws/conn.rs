@@ -57,12 +57,20 @@ pub(crate) struct ChannelList {
     left: bool,
 }
 
+/// Waiters of a connection's requests; the table is allocated by the
+/// first request (most connections make none).
 #[derive(Default)]
 pub(crate) struct Pending {
     pub(crate) next_id: u64,
-    pub(crate) waiting: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
+    pub(crate) waiting: Option<Box<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>,
     /// The connection ended: no new requests.
     pub(crate) closed: bool,
+}
+
+impl Pending {
+    fn remove(&mut self, id: u64) -> Option<oneshot::Sender<Result<Value, String>>> {
+        self.waiting.as_mut()?.remove(&id)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -259,11 +267,11 @@ impl WsConn {
             }
             pending.next_id += 1;
             let id = pending.next_id;
-            pending.waiting.insert(id, tx);
+            pending.waiting.get_or_insert_with(Box::default).insert(id, tx);
             id
         };
         let forget = || {
-            lock(&self.inner.pending).waiting.remove(&id);
+            lock(&self.inner.pending).remove(id);
         };
         let json = match object::event_json(event, data, Some(id)) {
             Ok(j) => j,
@@ -385,7 +393,7 @@ impl WsConn {
 
     /// The client acknowledged request `id`.
     pub(crate) fn resolve(&self, id: u64, result: Result<Value, String>) {
-        let waiter = lock(&self.inner.pending).waiting.remove(&id);
+        let waiter = lock(&self.inner.pending).remove(id);
         match waiter {
             Some(tx) => {
                 let _ = tx.send(result);
@@ -398,7 +406,7 @@ impl WsConn {
     pub(crate) fn end_requests(&self) {
         let mut pending = lock(&self.inner.pending);
         pending.closed = true;
-        pending.waiting.clear();
+        pending.waiting = None;
     }
 }
 
