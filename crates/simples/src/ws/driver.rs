@@ -16,6 +16,7 @@
 //! and memory stays bounded.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 
@@ -31,74 +32,89 @@ use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};
 use crate::handler::BoxFuture;
 
-/// Runs `conn` over `io` (the upgraded transport; `leftover`: bytes read
-/// past the handshake, copied out of hyper's buffer) until it ends.
-pub(crate) async fn run<S>(
+/// The connection over `io` (the upgraded transport; `leftover`: bytes
+/// read past the handshake), with the negotiated extension: what
+/// [`run`] takes.
+pub(crate) fn socket<S>(
     io: S,
-    leftover: Vec<u8>,
+    leftover: &[u8],
     extension: Option<Box<simples_ws::deflate::DeflateExtension>>,
-    conn: WsConn,
-) where
+    conn: &WsConn,
+) -> WebSocket<S>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let host = conn.inner.host.clone();
-    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), &leftover);
-    drop(leftover);
+    let mut ws = WebSocket::from_raw(io, Role::Server, conn.inner.host.config.clone(), leftover);
     if let Some(ext) = extension {
         ws.protocol_mut().set_extension(ext);
     }
-    host.register(&conn);
-    let (on_open, on_close) = host.lifecycle_handlers();
-    let max_pending = host.options.max_pending_messages.max(1);
-    let generation = host.force.load(Ordering::SeqCst);
-    let mut pending = Pending::default();
-    let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
-    let mut batch = Vec::new();
+    ws
+}
 
-    let close_frame: Option<CloseFrame> = loop {
-        if host.force.load(Ordering::SeqCst) != generation {
-            break None;
-        }
-        let backlog = pump(&mut ws, &conn, &mut batch);
-        if task.is_none() {
-            if let Some(job) = pending.pop() {
-                task = dispatch(&conn, job);
+/// Runs `conn` over `ws` until it ends. (The connection is built by
+/// [`socket`], outside this future: its arguments would stay in it for the
+/// connection's life.)
+pub(crate) fn run<S>(mut ws: WebSocket<S>, conn: WsConn) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Not an `async fn`: its arguments would be copied into locals of the
+    // future, holding the connection twice; the block uses them in place.
+    async move {
+        let host = conn.inner.host.clone();
+        host.register(&conn);
+        let (on_open, on_close) = host.lifecycle_handlers();
+        let max_pending = host.options.max_pending_messages.max(1);
+        let generation = host.force.load(Ordering::SeqCst);
+        let mut pending = Pending::default();
+        let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
+        let mut batch = Vec::new();
+
+        let close_frame: Option<CloseFrame> = loop {
+            if host.force.load(Ordering::SeqCst) != generation {
+                break None;
             }
-        }
-        // Stop reading while handlers lag: at most `max_pending` messages
-        // or one maximum-size message's worth of bytes wait.
-        let read = pending.jobs.len() < max_pending && pending.bytes < host.options.max_message_size;
-        let low_water = backlog.then_some(HIGH_WATER / 2);
-        tokio::select! {
-            biased;
-            _ = conn.inner.wake.wait() => {}
-            _ = async { task.as_mut().expect("guarded").await }, if task.is_some() => task = None,
-            step = ws.drive(read, low_water) => match step {
-                Ok(Drive::Writable) => {}
-                Ok(Drive::Message(Message::Close(frame))) => break frame,
-                Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => receive(&conn, m, &mut pending),
-                Ok(Drive::Message(_)) => {}
-                Err(e) => {
-                    tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
-                    break None;
+            let backlog = pump(&mut ws, &conn, &mut batch);
+            if task.is_none() {
+                if let Some(job) = pending.pop() {
+                    task = dispatch(&conn, job);
                 }
-            },
-            // Polled only when every branch above waits (biased).
-            () = go_idle(&conn, &mut batch, &mut pending) => {}
-        }
-    };
+            }
+            // Stop reading while handlers lag: at most `max_pending` messages
+            // or one maximum-size message's worth of bytes wait.
+            let read = pending.jobs.len() < max_pending && pending.bytes < host.options.max_message_size;
+            let low_water = backlog.then_some(HIGH_WATER / 2);
+            tokio::select! {
+                biased;
+                _ = conn.inner.wake.wait() => {}
+                _ = async { task.as_mut().expect("guarded").await }, if task.is_some() => task = None,
+                step = ws.drive(read, low_water) => match step {
+                    Ok(Drive::Writable) => {}
+                    Ok(Drive::Message(Message::Close(frame))) => break frame,
+                    Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => receive(&conn, m, &mut pending),
+                    Ok(Drive::Message(_)) => {}
+                    Err(e) => {
+                        tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
+                        break None;
+                    }
+                },
+                // Polled only when every branch above waits (biased).
+                () = go_idle(&conn, &mut batch, &mut pending) => {}
+            }
+        };
 
-    // Ended: refuse new messages, leave the registry and the channels, fail
-    // the waiting requests, then tell the application.
-    conn.inner.outbox().finish();
-    drop(task);
-    drop(ws);
-    host.unregister(&conn);
-    host.metrics().closed(close_frame.as_ref().map(|f| f.code.0));
-    leave_all(&host, &conn);
-    conn.end_requests();
-    if let Some(close) = on_close {
-        caught(close(conn.clone(), close_frame)).await;
+        // Ended: refuse new messages, leave the registry and the channels, fail
+        // the waiting requests, then tell the application.
+        conn.inner.outbox().finish();
+        drop(task);
+        drop(ws);
+        host.unregister(&conn);
+        host.metrics().closed(close_frame.as_ref().map(|f| f.code.0));
+        leave_all(&host, &conn);
+        conn.end_requests();
+        if let Some(close) = on_close {
+            caught(close(conn.clone(), close_frame)).await;
+        }
     }
 }
 

@@ -119,12 +119,18 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
 /// the driver inside the task took more than the two allocations).
 fn into_driver(upgraded: Upgraded, extension: Option<Box<DeflateExtension>>, conn: WsConn) -> BoxFuture<'static, ()> {
     let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => return Box::pin(driver::run(parts.io.into_inner(), parts.read_buf.to_vec(), extension, conn)),
+        Ok(parts) => {
+            let ws = driver::socket(parts.io.into_inner(), &parts.read_buf, extension, &conn);
+            return Box::pin(driver::run(ws, conn));
+        }
         Err(upgraded) => upgraded,
     };
     match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
-        Ok(parts) => Box::pin(driver::run(parts.io.into_inner(), parts.read_buf.to_vec(), extension, conn)),
-        Err(upgraded) => Box::pin(driver::run(TokioIo::new(upgraded), Vec::new(), extension, conn)),
+        Ok(parts) => {
+            let ws = driver::socket(parts.io.into_inner(), &parts.read_buf, extension, &conn);
+            Box::pin(driver::run(ws, conn))
+        }
+        Err(upgraded) => Box::pin(driver::run(driver::socket(TokioIo::new(upgraded), &[], extension, &conn), conn)),
     }
 }
 
