@@ -62,10 +62,13 @@ pub(crate) struct ChannelList {
 #[derive(Default)]
 pub(crate) struct Pending {
     pub(crate) next_id: u64,
-    pub(crate) waiting: Option<Box<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>,
+    pub(crate) waiting: Option<Box<Waiters>>,
     /// The connection ended: no new requests.
     pub(crate) closed: bool,
 }
+
+/// Who waits for each request's acknowledgement, by request id.
+type Waiters = HashMap<u64, oneshot::Sender<Result<Value, String>>>;
 
 impl Pending {
     fn remove(&mut self, id: u64) -> Option<oneshot::Sender<Result<Value, String>>> {

@@ -54,6 +54,7 @@ where
 /// Runs `conn` over `ws` until it ends. (The connection is built by
 /// [`socket`], outside this future: its arguments would stay in it for the
 /// connection's life.)
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
 pub(crate) fn run<S>(mut ws: WebSocket<S>, conn: WsConn) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
