@@ -35,7 +35,13 @@ static LIVE_ALLOCS: AtomicIsize = AtomicIsize::new(0);
 const SIZES: usize = 4096;
 static BY_SIZE: [AtomicIsize; SIZES + 1] = [const { AtomicIsize::new(0) }; SIZES + 1];
 
+/// Allocation calls (allocations and reallocations) since the start.
+static CALLS: AtomicIsize = AtomicIsize::new(0);
+
 fn count(size: usize, n: isize) {
+    if n > 0 {
+        CALLS.fetch_add(1, Relaxed);
+    }
     LIVE_BYTES.fetch_add(size as isize * n, Relaxed);
     LIVE_ALLOCS.fetch_add(n, Relaxed);
     BY_SIZE[size.min(SIZES)].fetch_add(n, Relaxed);
@@ -220,11 +226,20 @@ fn measure(name: &str, request: &[u8], build: impl FnOnce(&mut Server) -> WsHost
     }
     let after = settled();
     let sizes_after = by_size();
+    // What a message costs in allocator calls on a connection that was
+    // idle before it (its queues released): the server's whole round trip.
+    let calls = CALLS.load(Relaxed);
+    for c in &mut clients {
+        echo_once(c);
+    }
+    settled();
+    let calls_per_echo = (CALLS.load(Relaxed) - calls) as f64 / N as f64;
     let per = |a: (isize, isize)| ((a.0 - before.0) as f64 / N as f64, (a.1 - before.1) as f64 / N as f64);
     let ((idle_b, idle_a), (after_b, after_a)) = (per(idle), per(after));
     println!(
         "{name}: {idle_b:.0} B in {idle_a:.1} allocations per idle connection; \
-         {after_b:.0} B in {after_a:.1} after one message each\n  idle: {}\n  after one message: {}",
+         {after_b:.0} B in {after_a:.1} after one message each; \
+         {calls_per_echo:.1} allocator calls per echo of an idle connection\n  idle: {}\n  after one message: {}",
         breakdown(&sizes_before, &sizes_idle),
         breakdown(&sizes_before, &sizes_after),
     );
