@@ -20,6 +20,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 
+use futures_util::future::CatchUnwind;
 use futures_util::FutureExt as _;
 use simples_ws::tokio::{Drive, WebSocket};
 use simples_ws::{CloseFrame, Message, Role};
@@ -68,7 +69,7 @@ where
         let max_pending = host.options.max_pending_messages.max(1);
         let generation = host.force.load(Ordering::SeqCst);
         let mut pending = Pending::default();
-        let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
+        let mut task: Option<Handler> = on_open.map(|open| caught(open(conn.clone())));
         let mut batch = Vec::new();
 
         let close_frame: Option<CloseFrame> = loop {
@@ -88,11 +89,24 @@ where
             tokio::select! {
                 biased;
                 _ = conn.inner.wake.wait() => {}
-                _ = async { task.as_mut().expect("guarded").await }, if task.is_some() => task = None,
+                done = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
+                    task = None;
+                    report(done);
+                }
                 step = ws.drive(read, low_water) => match step {
                     Ok(Drive::Writable) => {}
                     Ok(Drive::Message(Message::Close(frame))) => break frame,
-                    Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => receive(&conn, m, &mut pending),
+                    Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                        if let Some((job, size)) = receive(&conn, m) {
+                            // Straight to its handler when none runs or
+                            // waits: the queue is not even allocated.
+                            if task.is_none() && pending.jobs.is_empty() {
+                                task = dispatch(&conn, job);
+                            } else {
+                                pending.push(job, size);
+                            }
+                        }
+                    }
                     Ok(Drive::Message(_)) => {}
                     Err(e) => {
                         tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
@@ -114,7 +128,7 @@ where
         leave_all(&host, &conn);
         conn.end_requests();
         if let Some(close) = on_close {
-            caught(close(conn.clone(), close_frame)).await;
+            report(caught(close(conn.clone(), close_frame)).await);
         }
     }
 }
@@ -164,16 +178,15 @@ async fn go_idle(conn: &WsConn, batch: &mut Vec<Out>, pending: &mut Pending) {
 }
 
 /// A data message arrived: acknowledgements resolve at once, refusals are
-/// answered at once, the rest waits for its handler.
-fn receive(conn: &WsConn, message: Message, pending: &mut Pending) {
+/// answered at once, the rest is a job for its handler (with its size).
+fn receive(conn: &WsConn, message: Message) -> Option<(Job, usize)> {
     let host = &conn.inner.host;
     let size = message.payload().len();
     let metrics = host.metrics();
     metrics.messages_in.increment(1);
     metrics.bytes_in.increment(size as u64);
     if host.options.mode == Mode::Plain {
-        pending.push(Job::Plain(message), size);
-        return;
+        return Some((Job::Plain(message), size));
     }
     let parsed = match &message {
         Message::Text(text) => object::parse(text.as_str(), host.options.max_json_depth),
@@ -183,11 +196,15 @@ fn receive(conn: &WsConn, message: Message, pending: &mut Pending) {
         }),
     };
     match parsed {
-        Ok(Incoming::Ack { id, result }) => conn.resolve(id, result),
-        Ok(Incoming::Event { event, data, id }) => pending.push(Job::Event { event, data, id }, size),
+        Ok(Incoming::Ack { id, result }) => {
+            conn.resolve(id, result);
+            None
+        }
+        Ok(Incoming::Event { event, data, id }) => Some((Job::Event { event, data, id }, size)),
         Err(refusal) => {
             tracing::debug!(id = conn.id(), code = refusal.code, "object-mode message refused");
             let _ = conn.send_text(refusal.to_event());
+            None
         }
     }
 }
@@ -218,8 +235,8 @@ enum Job {
     Event { event: String, data: serde_json::Value, id: Option<u64> },
 }
 
-/// The handler future for a message that waited its turn.
-fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
+/// The handler future for a message whose turn came.
+fn dispatch(conn: &WsConn, job: Job) -> Option<Handler> {
     let host = &conn.inner.host;
     let (event, data, id) = match job {
         Job::Plain(message) => {
@@ -230,7 +247,7 @@ fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
     };
     let handler = host.event_handler(&event);
     let conn = conn.clone();
-    Some(Box::pin(async move {
+    Some(caught(Box::pin(async move {
         let result = match handler {
             Some(handler) => match AssertUnwindSafe(handler(conn.clone(), data)).catch_unwind().await {
                 Ok(result) => result,
@@ -246,14 +263,21 @@ fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
         } else if let Err(e) = result {
             tracing::debug!(event, error = %e, "event handler failed");
         }
-    }))
+    })))
 }
 
-/// A handler future whose panic is logged instead of ending the task.
-fn caught(fut: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
-            tracing::error!("a WebSocket handler panicked; the connection goes on");
-        }
-    })
+/// A running handler: its panic is caught (and [`report`]ed) instead of
+/// ending the connection's task. No second allocation around the
+/// handler's own boxed future.
+type Handler = CatchUnwind<AssertUnwindSafe<BoxFuture<'static, ()>>>;
+
+fn caught(fut: BoxFuture<'static, ()>) -> Handler {
+    AssertUnwindSafe(fut).catch_unwind()
+}
+
+/// Logs a handler's panic; the connection goes on.
+fn report(done: std::thread::Result<()>) {
+    if done.is_err() {
+        tracing::error!("a WebSocket handler panicked; the connection goes on");
+    }
 }
