@@ -45,6 +45,26 @@ fn parse_q(v: &str) -> Option<u16> {
     }
 }
 
+/// The decoded `(name, value)` pairs of a query string (none when it is
+/// malformed).
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query).unwrap_or_default()
+}
+
+/// The cookies of every `Cookie` header, percent-decoded, or why they are
+/// malformed.
+pub(crate) fn cookies(headers: &http::HeaderMap) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for value in headers.get_all(http::header::COOKIE) {
+        let text = value.to_str().map_err(|_| "Cookie header is not text".to_string())?;
+        for c in cookie::Cookie::split_parse_encoded(text) {
+            let c = c.map_err(|e| format!("malformed Cookie header: {e}"))?;
+            out.push((c.name().to_string(), c.value().to_string()));
+        }
+    }
+    Ok(out)
+}
+
 /// The languages of an `Accept-Language` header, most preferred first
 /// (stable for equal q), without those at `q=0` and without `*`.
 pub(crate) fn languages(header: &str) -> Vec<String> {

@@ -53,6 +53,9 @@ pub struct Params {
     pub(crate) tail_raw: Option<String>,
 }
 
+/// No parameters, for whoever keeps `Option<Box<Params>>` to stay small.
+pub(crate) static NO_PARAMS: Params = Params { pairs: Vec::new(), tail_raw: None };
+
 impl Params {
     /// The value of parameter `name` (`"*"` for the wildcard tail).
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -115,10 +115,7 @@ impl Conn {
 
     /// All query parameters, decoded, in order (repeated names repeat).
     pub fn query_pairs(&self) -> &[(String, String)] {
-        self.query.get_or_init(|| {
-            let q = self.head.uri.query().unwrap_or("");
-            serde_urlencoded::from_str(q).unwrap_or_default()
-        })
+        self.query.get_or_init(|| headers::query_pairs(self.head.uri.query().unwrap_or("")))
     }
 
     /// The first value of query parameter `name`.
@@ -184,17 +181,7 @@ impl Conn {
     }
 
     fn parsed_cookies(&self) -> &Result<Vec<(String, String)>, String> {
-        self.cookies.get_or_init(|| {
-            let mut out = Vec::new();
-            for value in self.head.headers.get_all(http::header::COOKIE) {
-                let text = value.to_str().map_err(|_| "Cookie header is not text".to_string())?;
-                for c in cookie::Cookie::split_parse_encoded(text) {
-                    let c = c.map_err(|e| format!("malformed Cookie header: {e}"))?;
-                    out.push((c.name().to_string(), c.value().to_string()));
-                }
-            }
-            Ok(out)
-        })
+        self.cookies.get_or_init(|| headers::cookies(&self.head.headers))
     }
 
     /// The value of request cookie `name` (percent-decoded). A malformed

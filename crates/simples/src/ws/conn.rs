@@ -17,10 +17,17 @@ use tokio::sync::oneshot;
 use super::error::WsError;
 use super::object;
 use super::outbox::{Out, Outbox, Pushed};
+use super::request::RequestInfo;
 use super::signal::Signal;
-use super::state::{ChannelList, ConnInner, Pending, RequestInfo, WsConn, WsShared};
+use super::state::{ChannelList, ConnInner, Pending, WsConn, WsShared};
 use crate::router::Params;
 use crate::session::Session;
+
+impl Pending {
+    fn remove(&mut self, id: u64) -> Option<oneshot::Sender<Result<Value, String>>> {
+        self.waiting.as_mut()?.remove(&id)
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -83,91 +90,91 @@ impl WsConn {
 
     /// The request path of the handshake.
     pub fn path(&self) -> &str {
-        self.inner.request.head.uri.path()
+        self.inner.request.path()
     }
 
     /// A query string parameter of the handshake request (first value).
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.inner.request.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.inner.request.query_pairs().iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Every query string parameter, decoded, in order.
     pub fn query_pairs(&self) -> &[(String, String)] {
-        &self.inner.request.query
+        self.inner.request.query_pairs()
     }
 
     /// A route parameter (`/rooms/:room` gives `param("room")`).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.inner.request.params.get(name)
+        self.inner.request.params().get(name)
     }
 
     /// The route parameters.
     pub fn params(&self) -> &Params {
-        &self.inner.request.params
+        self.inner.request.params()
     }
 
     /// The handshake request's headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.inner.request.head.headers
+        self.inner.request.headers()
     }
 
     /// A request header as text (`None` if absent or not visible ASCII).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.inner.request.head.headers.get(name).and_then(|v| v.to_str().ok())
+        self.inner.request.header(name)
     }
 
     /// A cookie of the handshake request.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.inner.request.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.inner.request.cookies().iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The host name the client asked for (`Host` header, without port).
     pub fn host_name(&self) -> &str {
-        &self.inner.request.head.host
+        self.inner.request.host()
     }
 
     /// The client's IP address.
     pub fn ip(&self) -> IpAddr {
-        self.inner.request.head.peer.ip()
+        self.inner.request.peer().ip()
     }
 
     /// The client's address and port.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.inner.request.head.peer
+        self.inner.request.peer()
     }
 
     /// Whether the connection came over HTTPS (`wss://`).
     pub fn is_secure(&self) -> bool {
-        self.inner.request.head.secure
+        self.inner.request.is_secure()
     }
 
     /// The client's languages from `Accept-Language`, best first.
     pub fn languages(&self) -> &[String] {
-        &self.inner.request.languages
+        self.inner.request.languages()
     }
 
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
-        self.inner.request.protocol.as_deref()
+        self.inner.request.protocol()
     }
 
     /// A value a middleware or the host's `authorize` hook stored on the
     /// request with `Conn::set_data`.
     pub fn data<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
-        self.inner.request.data.get::<T>()
+        self.inner.request.data().get::<T>()
     }
 
     /// The session shared with HTTP (same cookie, same store), when the
     /// host has sessions. Changes are kept in memory for this connection;
     /// call [`save_session`](WsConn::save_session) to store them.
     pub fn session(&self) -> Option<&Session> {
-        self.inner.request.session.as_ref().map(|(s, _)| s)
+        self.inner.request.session().map(|(s, _)| s)
     }
 
     /// Writes the session to its store, so that the next HTTP request (and
     /// other connections) see the changes. Does nothing without sessions.
     pub async fn save_session(&self) -> crate::Result<()> {
-        match &self.inner.request.session {
+        match self.inner.request.session() {
             Some((session, config)) => crate::session::save(config, session).await,
             None => Ok(()),
         }
@@ -216,11 +223,11 @@ impl WsConn {
             }
             pending.next_id += 1;
             let id = pending.next_id;
-            pending.waiting.insert(id, tx);
+            pending.waiting.get_or_insert_with(Box::default).insert(id, tx);
             id
         };
         let forget = || {
-            lock(&self.inner.pending).waiting.remove(&id);
+            lock(&self.inner.pending).remove(id);
         };
         let json = match object::event_json(event, data, Some(id)) {
             Ok(j) => j,
@@ -342,7 +349,7 @@ impl WsConn {
 
     /// The client acknowledged request `id`.
     pub(crate) fn resolve(&self, id: u64, result: Result<Value, String>) {
-        let waiter = lock(&self.inner.pending).waiting.remove(&id);
+        let waiter = lock(&self.inner.pending).remove(id);
         match waiter {
             Some(tx) => {
                 let _ = tx.send(result);
@@ -355,7 +362,7 @@ impl WsConn {
     pub(crate) fn end_requests(&self) {
         let mut pending = lock(&self.inner.pending);
         pending.closed = true;
-        pending.waiting.clear();
+        pending.waiting = None;
     }
 }
 

@@ -16,9 +16,11 @@
 //! and memory stays bounded.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 
+use futures_util::future::CatchUnwind;
 use futures_util::FutureExt as _;
 use simples_ws::tokio::{Drive, WebSocket};
 use simples_ws::{CloseFrame, Message, Role};
@@ -31,71 +33,103 @@ use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};
 use crate::handler::BoxFuture;
 
-/// Runs `conn` over `io` (the upgraded connection; `leftover`: bytes read
-/// past the handshake) until it ends.
-pub(crate) async fn run<S>(
+/// The connection over `io` (the upgraded transport; `leftover`: bytes
+/// read past the handshake), with the negotiated extension: what
+/// [`run`] takes.
+pub(crate) fn socket<S>(
     io: S,
     leftover: &[u8],
     extension: Option<Box<simples_ws::deflate::DeflateExtension>>,
-    conn: WsConn,
-) where
+    conn: &WsConn,
+) -> WebSocket<S>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let host = conn.inner.host.clone();
-    let mut ws = WebSocket::from_raw(io, Role::Server, host.config.clone(), leftover);
+    let mut ws = WebSocket::from_raw(io, Role::Server, conn.inner.host.config.clone(), leftover);
     if let Some(ext) = extension {
         ws.protocol_mut().set_extension(ext);
     }
-    host.register(&conn);
-    let (on_open, on_close) = host.lifecycle_handlers();
-    let max_pending = host.options.max_pending_messages.max(1);
-    let generation = host.force.load(Ordering::SeqCst);
-    let mut pending = Pending::default();
-    let mut task: Option<BoxFuture<'static, ()>> = on_open.map(|open| caught(open(conn.clone())));
-    let mut batch = VecDeque::new();
+    ws
+}
 
-    let close_frame: Option<CloseFrame> = loop {
-        if host.force.load(Ordering::SeqCst) != generation {
-            break None;
-        }
-        let backlog = pump(&mut ws, &conn, &mut batch);
-        if task.is_none() {
-            if let Some(job) = pending.pop() {
-                task = dispatch(&conn, job);
+/// Runs `conn` over `ws` until it ends. (The connection is built by
+/// [`socket`], outside this future: its arguments would stay in it for the
+/// connection's life.)
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment inside
+pub(crate) fn run<S>(mut ws: WebSocket<S>, conn: WsConn) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Not an `async fn`: its arguments would be copied into locals of the
+    // future, holding the connection twice; the block uses them in place.
+    async move {
+        let host = conn.inner.host.clone();
+        host.register(&conn);
+        let (on_open, on_close) = host.lifecycle_handlers();
+        let max_pending = host.options.max_pending_messages.max(1);
+        let generation = host.force.load(Ordering::SeqCst);
+        let mut pending = Pending::default();
+        let mut task: Option<Handler> = on_open.map(|open| caught(open(conn.clone())));
+        let mut batch = VecDeque::new();
+
+        let close_frame: Option<CloseFrame> = loop {
+            if host.force.load(Ordering::SeqCst) != generation {
+                break None;
             }
-        }
-        // Stop reading while handlers lag: at most `max_pending` messages
-        // or one maximum-size message's worth of bytes wait.
-        let read = pending.jobs.len() < max_pending && pending.bytes < host.options.max_message_size;
-        let low_water = backlog.then_some(HIGH_WATER / 2);
-        tokio::select! {
-            biased;
-            _ = conn.inner.wake.wait() => {}
-            _ = async { task.as_mut().expect("guarded").await }, if task.is_some() => task = None,
-            step = ws.drive(read, low_water) => match step {
-                Ok(Drive::Writable) => {}
-                Ok(Drive::Message(Message::Close(frame))) => break frame,
-                Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => receive(&conn, m, &mut pending),
-                Ok(Drive::Message(_)) => {}
-                Err(e) => {
-                    tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
-                    break None;
+            let backlog = pump(&mut ws, &conn, &mut batch);
+            if task.is_none() {
+                if let Some(job) = pending.pop() {
+                    task = dispatch(&conn, job);
                 }
-            },
-        }
-    };
+            }
+            // Stop reading while handlers lag: at most `max_pending` messages
+            // or one maximum-size message's worth of bytes wait.
+            let read = pending.jobs.len() < max_pending && pending.bytes < host.options.max_message_size;
+            let low_water = backlog.then_some(HIGH_WATER / 2);
+            tokio::select! {
+                biased;
+                _ = conn.inner.wake.wait() => {}
+                done = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
+                    task = None;
+                    report(done);
+                }
+                step = ws.drive(read, low_water) => match step {
+                    Ok(Drive::Writable) => {}
+                    Ok(Drive::Message(Message::Close(frame))) => break frame,
+                    Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                        if let Some((job, size)) = receive(&conn, m) {
+                            // Straight to its handler when none runs or
+                            // waits: the queue is not even allocated.
+                            if task.is_none() && pending.jobs.is_empty() {
+                                task = dispatch(&conn, job);
+                            } else {
+                                pending.push(job, size);
+                            }
+                        }
+                    }
+                    Ok(Drive::Message(_)) => {}
+                    Err(e) => {
+                        tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
+                        break None;
+                    }
+                },
+                // Polled only when every branch above waits (biased).
+                () = go_idle(&conn, &mut batch, &mut pending) => {}
+            }
+        };
 
-    // Ended: refuse new messages, leave the registry and the channels, fail
-    // the waiting requests, then tell the application.
-    conn.inner.outbox().finish();
-    drop(task);
-    drop(ws);
-    host.unregister(&conn);
-    host.metrics().closed(close_frame.as_ref().map(|f| f.code.0));
-    leave_all(&host, &conn);
-    conn.end_requests();
-    if let Some(close) = on_close {
-        caught(close(conn.clone(), close_frame)).await;
+        // Ended: refuse new messages, leave the registry and the channels, fail
+        // the waiting requests, then tell the application.
+        conn.inner.outbox().finish();
+        drop(task);
+        drop(ws);
+        host.unregister(&conn);
+        host.metrics().closed(close_frame.as_ref().map(|f| f.code.0));
+        leave_all(&host, &conn);
+        conn.end_requests();
+        if let Some(close) = on_close {
+            report(caught(close(conn.clone(), close_frame)).await);
+        }
     }
 }
 
@@ -132,17 +166,31 @@ where
     }
 }
 
+/// The connection waits (for the peer, a wake-up or its handler): frees
+/// the capacity its queues kept from the last burst, as the protocol frees
+/// its buffers, so that an idle connection holds none (a burst then costs
+/// an allocation or two again). Never resolves.
+async fn go_idle(conn: &WsConn, batch: &mut VecDeque<Out>, pending: &mut Pending) {
+    if batch.capacity() > 0 {
+        *batch = VecDeque::new();
+    }
+    if pending.jobs.is_empty() && pending.jobs.capacity() > 0 {
+        pending.jobs = VecDeque::new();
+    }
+    conn.inner.outbox().release_if_empty();
+    std::future::pending::<()>().await;
+}
+
 /// A data message arrived: acknowledgements resolve at once, refusals are
-/// answered at once, the rest waits for its handler.
-fn receive(conn: &WsConn, message: Message, pending: &mut Pending) {
+/// answered at once, the rest is a job for its handler (with its size).
+fn receive(conn: &WsConn, message: Message) -> Option<(Job, usize)> {
     let host = &conn.inner.host;
     let size = message.payload().len();
     let metrics = host.metrics();
     metrics.messages_in.increment(1);
     metrics.bytes_in.increment(size as u64);
     if host.options.mode == Mode::Plain {
-        pending.push(Job::Plain(message), size);
-        return;
+        return Some((Job::Plain(message), size));
     }
     let parsed = match &message {
         Message::Text(text) => object::parse(text.as_str(), host.options.max_json_depth),
@@ -152,11 +200,15 @@ fn receive(conn: &WsConn, message: Message, pending: &mut Pending) {
         }),
     };
     match parsed {
-        Ok(Incoming::Ack { id, result }) => conn.resolve(id, result),
-        Ok(Incoming::Event { event, data, id }) => pending.push(Job::Event { event, data, id }, size),
+        Ok(Incoming::Ack { id, result }) => {
+            conn.resolve(id, result);
+            None
+        }
+        Ok(Incoming::Event { event, data, id }) => Some((Job::Event { event, data, id }, size)),
         Err(refusal) => {
             tracing::debug!(id = conn.id(), code = refusal.code, "object-mode message refused");
             let _ = conn.send_text(refusal.to_event());
+            None
         }
     }
 }
@@ -187,8 +239,8 @@ enum Job {
     Event { event: String, data: serde_json::Value, id: Option<u64> },
 }
 
-/// The handler future for a message that waited its turn.
-fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
+/// The handler future for a message whose turn came.
+fn dispatch(conn: &WsConn, job: Job) -> Option<Handler> {
     let host = &conn.inner.host;
     let (event, data, id) = match job {
         Job::Plain(message) => {
@@ -199,7 +251,7 @@ fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
     };
     let handler = host.event_handler(&event);
     let conn = conn.clone();
-    Some(Box::pin(async move {
+    Some(caught(Box::pin(async move {
         let result = match handler {
             Some(handler) => match AssertUnwindSafe(handler(conn.clone(), data)).catch_unwind().await {
                 Ok(result) => result,
@@ -215,14 +267,21 @@ fn dispatch(conn: &WsConn, job: Job) -> Option<BoxFuture<'static, ()>> {
         } else if let Err(e) = result {
             tracing::debug!(event, error = %e, "event handler failed");
         }
-    }))
+    })))
 }
 
-/// A handler future whose panic is logged instead of ending the task.
-fn caught(fut: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
-    Box::pin(async move {
-        if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
-            tracing::error!("a WebSocket handler panicked; the connection goes on");
-        }
-    })
+/// A running handler: its panic is caught (and [`report`]ed) instead of
+/// ending the connection's task. No second allocation around the
+/// handler's own boxed future.
+type Handler = CatchUnwind<AssertUnwindSafe<BoxFuture<'static, ()>>>;
+
+fn caught(fut: BoxFuture<'static, ()>) -> Handler {
+    AssertUnwindSafe(fut).catch_unwind()
+}
+
+/// Logs a handler's panic; the connection goes on.
+fn report(done: std::thread::Result<()>) {
+    if done.is_err() {
+        tracing::error!("a WebSocket handler panicked; the connection goes on");
+    }
 }

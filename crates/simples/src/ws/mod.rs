@@ -25,6 +25,8 @@
 //!              channel members)
 //!   conn       WsConn: the request it came with, the session shared with
 //!              HTTP, sends through the bounded outbox, requests with acks
+//!   request    what a connection keeps of its handshake request, in one
+//!              compact allocation (parsed on demand)
 //!   outbox     the bounded per-connection queue and the slow policy
 //!   driver     the task running one connection over simples-ws
 //!   signal     the lock-free wake-up of a connection's task
@@ -45,6 +47,16 @@
 //! in a `members` set whose snapshot broadcasts iterate with no lock
 //! held; each channel has its own lock (see `channel` for the order).
 //! A connection's outbox lock is a leaf.
+//!
+//! An idle connection holds 1,699 bytes of heap (counted by
+//! `tests/ws_memory_budget.rs`, which fails past its budget): the tokio
+//! task and I/O registration (512), the boxed driver with the protocol
+//! state (712), the `WsConn` (320) and the request head in one allocation
+//! (`request`, ~130). The task and the registration are the tokio model's
+//! floor: the decision to move plain-TCP connections to the event loop
+//! of `simples-ws` (HTTP, the handshake and TLS staying on tokio) for the
+//! 1 KiB target is written down, with its numbers, in `ARCHITECTURE.md`
+//! ("Memory per WebSocket connection").
 //!
 //! Memory per connection is bounded whatever the client does: incoming
 //! messages by `max_message_size` and `max_pending_messages`, outgoing by
@@ -71,6 +83,7 @@ mod options;
 mod outbox;
 mod presence;
 mod relay;
+mod request;
 mod signal;
 mod state;
 

@@ -196,6 +196,14 @@ impl Outbox {
         }
     }
 
+    /// Frees the queue's capacity if nothing waits (the connection is
+    /// idle).
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }

@@ -42,14 +42,12 @@ use super::metrics::Metrics;
 use super::options::{SlowAction, WsOptions};
 use super::outbox::{Limits, Outbox};
 use super::presence::PresenceEvent;
+use super::request::RequestInfo;
 use super::signal::Signal;
 use crate::backplane::HistoryStore;
 use crate::conn::Conn;
 use crate::error::Error;
 use crate::handler::BoxFuture;
-use crate::head::Head;
-use crate::router::Params;
-use crate::session::{Session, SessionConfig};
 use crate::template::TemplateEngine;
 
 // The host.
@@ -178,18 +176,6 @@ pub(crate) struct ConnInner {
     pub(crate) pending: Mutex<Pending>,
 }
 
-/// What the handshake request carried, kept for the connection's life.
-pub(crate) struct RequestInfo {
-    pub(crate) head: Arc<Head>,
-    pub(crate) params: Params,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) cookies: Vec<(String, String)>,
-    pub(crate) languages: Vec<String>,
-    pub(crate) protocol: Option<String>,
-    pub(crate) data: http::Extensions,
-    pub(crate) session: Option<(Session, SessionConfig)>,
-}
-
 /// The channels a connection is in, and whether it has left them all
 /// (ended): then it joins none any more.
 #[derive(Default)]
@@ -198,13 +184,18 @@ pub(crate) struct ChannelList {
     pub(crate) left: bool,
 }
 
+/// Waiters of a connection's requests; the table is allocated by the
+/// first request (most connections make none).
 #[derive(Default)]
 pub(crate) struct Pending {
     pub(crate) next_id: u64,
-    pub(crate) waiting: HashMap<u64, oneshot::Sender<Result<Value, String>>>,
+    pub(crate) waiting: Option<Box<Waiters>>,
     /// The connection ended: no new requests.
     pub(crate) closed: bool,
 }
+
+/// Who waits for each request's acknowledgement, by request id.
+pub(crate) type Waiters = HashMap<u64, oneshot::Sender<Result<Value, String>>>;
 
 // Sets of connections: the registry, the channels.
 

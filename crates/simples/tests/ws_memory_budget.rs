@@ -1,0 +1,155 @@
+//! What one idle WebSocket connection of a framework host (`server.ws(..)`)
+//! costs in heap memory, counted with a counting global allocator (not
+//! RSS: the figure is deterministic), so that the budget of the
+//! performance issue (≤ 1 KiB per idle connection, and after one message
+//! each) holds.
+//!
+//! A real server on 127.0.0.1 runs on its own runtime thread; the clients
+//! are plain `std::net::TcpStream`s that do the opening handshake by hand
+//! with a fixed request (the benchmark load generator's) and read the
+//! answer into stack buffers, so the client side allocates nothing per
+//! connection (their `Vec` is reserved before the first count): what is
+//! counted is the server's. Live bytes are `allocated − freed`; the figure
+//! per connection is the growth over `N` connections divided by `N`, and
+//! includes the connections' share of shared tables (the host's registry
+//! grows by doubling). Allocator overhead (malloc's headers and size
+//! classes) is not counted: RSS adds it.
+//!
+//! One test function: the counters are global to this binary.
+
+#[path = "../../simples-ws/tests/common/counting.rs"]
+mod counting;
+
+use std::net::TcpStream;
+use std::sync::atomic::Ordering::Relaxed;
+
+use counting::{breakdown, by_size, echo_once, open, settled, wait_until, CALLS, N, REQUEST};
+use simples::ws::WsOptions;
+use simples::{Server, WsHost};
+
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
+/// The budget per idle connection (live heap bytes), and after one
+/// message each. Measured at first (commit 7823af7): 2,862 B in 14
+/// allocations, 3,777 B in 18 after one message; with the request head
+/// in one compact allocation, 1,883 B in 5 (2,798 B in 9); with the
+/// driver's queues released while idle and no wrapper around the boxed
+/// driver, 1,859 B in 5 (1,878 B in 6); with the request table lazy and
+/// the driver's arguments held once, 1,699 B (1,718 B); with the default
+/// idle timeout (a timer per connection) 112 B more.
+const BUDGET: f64 = 1850.0;
+const BUDGET_AFTER_MESSAGE: f64 = 1850.0;
+
+/// What a browser sends (Chrome's headers, a session cookie): the request
+/// head the connection keeps for `WsConn::header` & co. is larger.
+const BROWSER_REQUEST: &[u8] = b"GET /echo?room=lobby HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+Pragma: no-cache\r\nCache-Control: no-cache\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n\
+Upgrade: websocket\r\nOrigin: http://localhost\r\nSec-WebSocket-Version: 13\r\n\
+Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9,fr;q=0.8\r\n\
+Cookie: theme=dark; simples_session=0123456789abcdef0123456789abcdef\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+
+/// Per-connection live bytes and allocations: idle after the handshake,
+/// then after one echoed message each.
+#[derive(Debug, Clone, Copy)]
+struct PerConn {
+    idle: f64,
+    idle_allocs: f64,
+    after_message: f64,
+    after_message_allocs: f64,
+}
+
+/// Opens `N` connections with `request` to the host `/echo` built by
+/// `build` and measures them.
+fn measure(name: &str, request: &[u8], build: impl FnOnce(&mut Server) -> WsHost) -> PerConn {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut server = Server::new("127.0.0.1:0");
+    let host = build(&mut server);
+    let running = runtime.block_on(server.start()).expect("server starts");
+    let addr = running.local_addr();
+    let mut clients: Vec<TcpStream> = Vec::with_capacity(N);
+    // Warm up: what is allocated once (the metric handles, thread-local
+    // buffers, the runtime's and hyper's first use) is not per connection.
+    for _ in 0..8 {
+        let mut c = open(addr, request);
+        echo_once(&mut c);
+    }
+    wait_until("the warm-up connections to end", || host.stats().connections == 0);
+    let before = settled();
+    let sizes_before = by_size();
+    for _ in 0..N {
+        clients.push(open(addr, request));
+    }
+    wait_until("every connection to register", || host.stats().connections == N);
+    let idle = settled();
+    let sizes_idle = by_size();
+    for c in &mut clients {
+        echo_once(c);
+    }
+    let after = settled();
+    let sizes_after = by_size();
+    // What a message costs in allocator calls on a connection that was
+    // idle before it (its queues released): the server's whole round trip.
+    let calls = CALLS.load(Relaxed);
+    for c in &mut clients {
+        echo_once(c);
+    }
+    settled();
+    let calls_per_echo = (CALLS.load(Relaxed) - calls) as f64 / N as f64;
+    let per = |a: (isize, isize)| ((a.0 - before.0) as f64 / N as f64, (a.1 - before.1) as f64 / N as f64);
+    let ((idle_b, idle_a), (after_b, after_a)) = (per(idle), per(after));
+    println!(
+        "{name}: {idle_b:.0} B in {idle_a:.1} allocations per idle connection; \
+         {after_b:.0} B in {after_a:.1} after one message each; \
+         {calls_per_echo:.1} allocator calls per echo of an idle connection\n  idle: {}\n  after one message: {}",
+        breakdown(&sizes_before, &sizes_idle),
+        breakdown(&sizes_before, &sizes_after),
+    );
+    drop(clients);
+    wait_until("the connections to end", || host.stats().connections == 0);
+    runtime.block_on(running.stop());
+    PerConn { idle: idle_b, idle_allocs: idle_a, after_message: after_b, after_message_allocs: after_a }
+}
+
+/// An echo host in plain mode.
+fn echo_host(server: &mut Server, options: WsOptions) -> WsHost {
+    let echo = server.ws("/echo", WsOptions { origins: simples::ws::Origins::Any, ..options }, |_| async {});
+    echo.on_message(|conn, message| {
+        let _ = conn.send(message);
+        async {}
+    });
+    echo
+}
+
+#[test]
+fn idle_connection_memory_stays_within_budget() {
+    // As the benchmark server (`bench/servers/simples-host`): no idle
+    // timeout, so no timer per connection.
+    let bench = measure("plain echo, no idle timeout", REQUEST, |s| {
+        echo_host(s, WsOptions { idle_timeout: None, ..WsOptions::default() })
+    });
+    // The defaults: a 30 s idle timeout (a ping every 15 s), so each
+    // connection has a timer.
+    let defaults = measure("plain echo, default options", REQUEST, |s| echo_host(s, WsOptions::default()));
+    // The same with a browser's request head kept for `WsConn::header`.
+    let browser = measure("plain echo, default options, browser request", BROWSER_REQUEST, |s| {
+        echo_host(s, WsOptions::default())
+    });
+    for (what, m) in [("no idle timeout", bench), ("default options", defaults)] {
+        assert!(m.idle <= BUDGET, "{what}: {:.0} B per idle connection (budget {BUDGET} B)", m.idle);
+        assert!(
+            m.after_message <= BUDGET_AFTER_MESSAGE,
+            "{what}: {:.0} B per connection after one message (budget {BUDGET_AFTER_MESSAGE} B)",
+            m.after_message
+        );
+    }
+    // The browser's request head costs what it holds, no more.
+    let head = (BROWSER_REQUEST.len() - REQUEST.len()) as f64;
+    assert!(browser.idle <= defaults.idle + head + 64.0, "browser request: {browser:?} vs {defaults:?}");
+    // Allocations per connection: the task, the I/O registration, the
+    // driver, the `WsConn`, the request head (and the timer).
+    assert!(bench.idle_allocs <= 5.0 && bench.after_message_allocs <= 6.0, "no idle timeout: {bench:?}");
+    assert!(defaults.idle_allocs <= 6.0 && defaults.after_message_allocs <= 7.0, "default options: {defaults:?}");
+}
