@@ -141,6 +141,7 @@
 mod conn;
 mod server;
 mod shutdown;
+mod uninit;
 
 pub use server::{Ctx, EventLoop, Handle};
 

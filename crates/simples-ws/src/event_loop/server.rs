@@ -1,7 +1,7 @@
 //! The loop: accept, read, dispatch, cork, close.
 
 use super::conn::{self, Conn, ConnState, Stamp, DEAD, PAUSED, PENDING, SHRINK, SHUTDOWN, TERMINAL};
-use super::{Accept, Broadcast, CloseReason, ConnId, EventHandler, Options};
+use super::{uninit, Accept, Broadcast, CloseReason, ConnId, EventHandler, Options};
 use crate::close::CloseCode;
 use crate::handshake::server::parse_request;
 use crate::handshake::{HandshakeError, HandshakeErrorKind, ServerPolicy};
@@ -366,7 +366,7 @@ impl Core {
                     (read_scratch(&mut c.stream, &mut self.scratch, |b| p.receive(b)), Step::Frames)
                 }
                 ConnState::Open(p) => {
-                    let res = conn::read_into(&mut c.stream, p.read_buf(), window);
+                    let res = uninit::read_into(&c.stream, p.read_buf(), window);
                     if let Ok((n, _)) = res {
                         if n > 0 {
                             p.notify_received(n);
