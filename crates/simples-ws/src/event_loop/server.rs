@@ -556,10 +556,6 @@ impl Core {
             // Closing the transport as the protocol says (RFC 6455 §7.1.1).
             loop {
                 let action = p.transport_action();
-                if flushed && action.shuts_down() && *flags & SHUTDOWN == 0 {
-                    let _ = c.stream.shutdown(Shutdown::Write);
-                    *flags |= SHUTDOWN;
-                }
                 let done = match action {
                     // The peer neither read our close nor closed: give up.
                     TransportAction::CloseNow => true,
@@ -567,8 +563,15 @@ impl Core {
                     _ => false,
                 };
                 if done {
+                    // Closing the socket sends the FIN after the output
+                    // written (a `shutdown` first would only cost a
+                    // system call per connection).
                     self.remove(key);
                     return;
+                }
+                if flushed && action.shuts_down() && *flags & SHUTDOWN == 0 {
+                    let _ = c.stream.shutdown(Shutdown::Write);
+                    *flags |= SHUTDOWN;
                 }
                 if action.reads_until_eof() && conn::drain(&mut c.stream, &mut self.scratch) {
                     p.notify_received(0);
@@ -641,10 +644,14 @@ impl Core {
         }
     }
 
+    /// Frees the slot and closes the socket. Closing the descriptor (never
+    /// duplicated) takes it out of the epoll set, so no `deregister`
+    /// (`epoll_ctl`) is made for it: one system call less per connection.
+    /// Its events already taken by this iteration's `epoll_wait` may still
+    /// reach a connection that reuses the slot; they are spurious readiness,
+    /// which edge-triggered reading treats as a read that finds nothing.
     pub(super) fn remove(&mut self, key: usize) {
-        if let Some(mut c) = self.conns.try_remove(key) {
-            let _ = self.registry.deregister(&mut c.stream);
-        }
+        self.conns.try_remove(key);
     }
 
     fn live(&mut self, id: ConnId) -> Option<(&mut Protocol, &mut u8)> {
