@@ -24,10 +24,6 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 /// The loop-wide buffer that reads between frames land in.
 const SCRATCH_SIZE: usize = 64 * 1024;
-/// First read window inside a large frame; doubled while reads fill it.
-const FIRST_WINDOW: usize = 64 * 1024;
-/// Largest read window inside a large frame.
-const MAX_WINDOW: usize = 1 << 20;
 /// Pause before retrying `accept` after an error such as EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// How long a connection must stay idle before its buffers are released.
@@ -328,7 +324,6 @@ impl Core {
             return;
         }
         self.mark(key);
-        let mut window = FIRST_WINDOW;
         loop {
             let Some(c) = self.conns.get_mut(key) else { return };
             if c.has(DEAD) {
@@ -366,13 +361,15 @@ impl Core {
                     (read_scratch(&mut c.stream, &mut self.scratch, |b| p.receive(b)), Step::Frames)
                 }
                 ConnState::Open(p) => {
-                    let res = uninit::read_into(&c.stream, p.read_buf(), window);
+                    // All the room `read_buf` offers (the rest of the frame,
+                    // up to 1 MiB): nothing to initialise, so no reason to
+                    // ask for less than the socket may hold.
+                    let res = uninit::read_into(&c.stream, p.read_buf());
                     if let Ok((n, _)) = res {
                         if n > 0 {
                             p.notify_received(n);
                         }
                     }
-                    window = (window * 2).min(MAX_WINDOW);
                     (res, Step::Frames)
                 }
             };

@@ -26,19 +26,20 @@ impl Protocol {
     /// [`Protocol::notify_received`].
     ///
     /// The room reserved grows with the frame being received (up to 1 MiB
-    /// at a time), so large frames arrive in few reads; never more than the
-    /// frame's remaining bytes beyond the minimum of 4 KiB. Once the room
-    /// holds the rest of the frame, it is not grown again: growing copies
-    /// the frame's buffered bytes.
+    /// at a time), so large frames arrive in few reads: the frame's
+    /// remaining bytes and 4 KiB more, so that the read that ends the frame
+    /// comes back short when nothing follows it (a driver's sign that the
+    /// socket is empty). Once the room holds that, it is not grown again:
+    /// growing copies the frame's buffered bytes.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let room = self.read.capacity() - self.read.len();
         let want = match self.reading {
             Reading::Payload { len, done, .. } => {
                 let missing = (len - done).saturating_sub(self.read.len());
-                if missing > 0 && room >= missing {
+                if missing > 0 && room > missing {
                     return &mut self.read;
                 }
-                missing.clamp(MIN_READ, MAX_READ_RESERVE)
+                (missing + MIN_READ).min(MAX_READ_RESERVE)
             }
             Reading::Header => MIN_READ,
         };
