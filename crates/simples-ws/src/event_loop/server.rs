@@ -116,7 +116,7 @@ impl<H: EventHandler> EventLoop<H> {
     /// Listens on `addr`.
     pub fn bind(addr: SocketAddr, options: Options) -> io::Result<EventLoop<H>> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
+        let mut listener = if options.reuse_port { bind_reuse_port(addr)? } else { TcpListener::bind(addr)? };
         let addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -661,6 +661,25 @@ impl Core {
             _ => None,
         }
     }
+}
+
+/// A listener with `SO_REUSEPORT`, as `TcpListener::bind` makes it
+/// otherwise (`SO_REUSEADDR`, non-blocking, a backlog of 1024).
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+fn bind_reuse_port(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+fn bind_reuse_port(_: SocketAddr) -> io::Result<TcpListener> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "SO_REUSEPORT is not available on this system"))
 }
 
 enum Step {
