@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{client_frame, server_frame, upgrade_request, OP_TEXT};
+use common::{client_frame, upgrade_request, OP_TEXT};
 use simples_ws::event_loop::{ConnId, Ctx, EventHandler, EventLoop, Options, Request};
 use simples_ws::handshake::HandshakeError;
 use simples_ws::Message;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -35,17 +35,6 @@ impl EventHandler for Echo {
 
 fn reuse() -> Options {
     Options { reuse_port: true, ..Options::default() }
-}
-
-/// Reads an HTTP response head.
-fn read_head(tcp: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).expect("response head");
-        head.push(byte[0]);
-    }
-    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// Two loops bound to one address: both accept (connections are spread by
@@ -74,7 +63,7 @@ fn two_loops_share_one_port() {
     println!("connections per loop: {} and {}", ha.opened, hb.opened);
     assert!(ha.opened > 0 && hb.opened > 0, "one loop got every connection: {} and {}", ha.opened, hb.opened);
     for (i, tcp) in clients.iter_mut().enumerate() {
-        let head = read_head(tcp);
+        let head = common::read_head_blocking(tcp);
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         tcp.write_all(&client_frame(true, OP_TEXT, format!("m{i}").as_bytes())).unwrap();
     }
@@ -82,12 +71,7 @@ fn two_loops_share_one_port() {
         a.run_once(&mut ha, Some(Duration::from_millis(5))).unwrap();
         b.run_once(&mut hb, Some(Duration::from_millis(5))).unwrap();
     }
-    for (i, tcp) in clients.iter_mut().enumerate() {
-        let want = server_frame(true, OP_TEXT, format!("m{i}").as_bytes());
-        let mut got = vec![0u8; want.len()];
-        tcp.read_exact(&mut got).unwrap();
-        assert_eq!(got, want, "echo of client {i}");
-    }
+    common::expect_numbered_echoes(&mut clients);
 }
 
 /// A port held by a listener without `SO_REUSEPORT` refuses a loop with
