@@ -1,8 +1,9 @@
 //! [`Utf8Bytes`]: shared bytes known to be UTF-8.
 //!
-//! This is the crate's only `unsafe` code. Text payloads are validated once,
-//! incrementally, as they arrive (see [`crate::utf8`]); validating them again
-//! to hand out a `&str` would double the cost of receiving text.
+//! One of the crate's two `unsafe` modules (the other is
+//! `event_loop/uninit.rs`). Text payloads are validated once, incrementally,
+//! as they arrive (see [`crate::utf8`]); validating them again to hand out a
+//! `&str` would double the cost of receiving text.
 
 use bytes::Bytes;
 use std::fmt;

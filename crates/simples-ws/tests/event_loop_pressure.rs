@@ -8,11 +8,11 @@
 
 mod common;
 
-use common::{client_frame, read_frame, server_frame, upgrade_request, LoopServer, OP_BINARY, OP_TEXT};
+use common::{client_frame, read_frame, upgrade_request, LoopServer, OP_BINARY, OP_TEXT};
 use simples_ws::event_loop::{ConnId, Ctx, EventLoop, EventHandler, Options, Request};
 use simples_ws::handshake::HandshakeError;
 use simples_ws::{CloseCode, Config, Message};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -210,17 +210,6 @@ async fn paused_connection_can_still_be_closed_and_leaves() {
     drop(server);
 }
 
-/// Reads one HTTP response head from a blocking socket.
-fn read_head(tcp: &mut std::net::TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(tcp.read(&mut b).expect("read the 101"), 1, "EOF inside the head");
-        head.push(b[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
-
 /// The loop walked a poll's events with `events.iter().nth(i)` (quadratic).
 /// 1,500 connections that all send at once: one `epoll_wait` (with room for
 /// 2,048 events) reports more than 1,024 of them, and every one is echoed.
@@ -251,7 +240,7 @@ fn more_than_1024_ready_connections_in_one_poll_are_all_served() {
             lp.run_once(&mut handler, Some(Duration::from_millis(50))).unwrap();
         }
         for tcp in &mut clients[batch] {
-            let head = read_head(tcp);
+            let head = common::read_head_blocking(tcp);
             assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         }
     }
@@ -269,12 +258,7 @@ fn more_than_1024_ready_connections_in_one_poll_are_all_served() {
     }
     println!("most messages served in one iteration: {most_in_one_poll}");
     assert!(most_in_one_poll > 1024, "at most {most_in_one_poll} connections were ready in one poll");
-    for (i, tcp) in clients.iter_mut().enumerate() {
-        let want = server_frame(true, OP_TEXT, format!("m{i}").as_bytes());
-        let mut got = vec![0u8; want.len()];
-        tcp.read_exact(&mut got).unwrap();
-        assert_eq!(got, want, "echo of client {i}");
-    }
+    common::expect_numbered_echoes(&mut clients);
 }
 
 /// `Options` keeps the back-pressure marks it documents.

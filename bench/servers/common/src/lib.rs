@@ -32,6 +32,21 @@ pub fn count_drop() {
     DROPS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Server threads from `BENCH_THREADS` (default 1: the comparison runs
+/// every server on one core). An unparsable or zero value is refused.
+pub fn threads() -> usize {
+    match std::env::var("BENCH_THREADS") {
+        Err(_) => 1,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("BENCH_THREADS={v:?}: expected a number of threads, at least 1");
+                std::process::exit(2);
+            }
+        },
+    }
+}
+
 /// The listen address from the one argument, a port.
 pub fn listen_addr() -> SocketAddr {
     let mut args = std::env::args().skip(1);
@@ -58,8 +73,9 @@ pub fn raise_nofile_limit() {
     }
 }
 
-/// Runs `server` on a current-thread runtime (inside a `LocalSet`, so
-/// servers may use `spawn_local` and `Rc`) until SIGINT or SIGTERM, then
+/// Runs `server` on a current-thread runtime (multi-thread with
+/// `BENCH_THREADS` > 1; see [`threads`]) inside a `LocalSet` (so servers
+/// may use `spawn_local` and `Rc`) until SIGINT or SIGTERM, then
 /// prints the drop count and exits.
 pub fn run<F>(name: &str, server: F) -> !
 where
@@ -77,7 +93,13 @@ where
     D: FnOnce() -> u64,
 {
     raise_nofile_limit();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    // `BENCH_THREADS=N` (N > 1): tokio's multi-thread runtime with N workers
+    // (spawned tasks run there; the `LocalSet` stays on this thread).
+    let runtime = match threads() {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    }
+    .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&runtime, async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

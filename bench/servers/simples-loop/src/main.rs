@@ -11,6 +11,9 @@
 //!
 //! The main thread only waits for SIGINT/SIGTERM (`common::run`, which
 //! prints the drop count and exits); the loop runs on its own thread.
+//! With `BENCH_THREADS=N` (N > 1), N loops on N threads share the port
+//! (`Options::reuse_port`); each has its own subscribers, so a broadcast
+//! reaches only those of the publisher's loop: for echo measurements only.
 
 use bench_server_common::{self as common, Role, MAX_MESSAGE, MAX_QUEUED};
 use simples_ws::event_loop::{Accept, CloseReason, ConnId, Ctx, EventLoop, EventHandler, Options, Request};
@@ -64,18 +67,22 @@ fn main() {
         max_queued: MAX_QUEUED,
         ..Options::default()
     };
-    let mut lp: EventLoop<Bench> = match EventLoop::bind(common::listen_addr(), options) {
-        Ok(lp) => lp,
-        Err(e) => {
-            eprintln!("simples-loop: {e}");
-            std::process::exit(1);
-        }
-    };
-    std::thread::spawn(move || {
-        if let Err(e) = lp.run(Bench { roles: Vec::new() }) {
-            eprintln!("simples-loop: {e}");
-            std::process::exit(1);
-        }
-    });
+    let threads = common::threads();
+    for _ in 0..threads {
+        let options = Options { reuse_port: threads > 1, ..options.clone() };
+        let mut lp: EventLoop<Bench> = match EventLoop::bind(common::listen_addr(), options) {
+            Ok(lp) => lp,
+            Err(e) => {
+                eprintln!("simples-loop: {e}");
+                std::process::exit(1);
+            }
+        };
+        std::thread::spawn(move || {
+            if let Err(e) = lp.run(Bench { roles: Vec::new() }) {
+                eprintln!("simples-loop: {e}");
+                std::process::exit(1);
+            }
+        });
+    }
     common::run("simples-loop", std::future::pending());
 }

@@ -173,19 +173,6 @@ pub(super) fn drain(stream: &mut TcpStream, scratch: &mut [u8]) -> bool {
     }
 }
 
-/// Reads into the free room of `buf` (at most `window` bytes), without
-/// unsafe code: the room is zero-filled first, then cut back to what was
-/// read. Returns `(read, asked)`.
-pub(super) fn read_into(stream: &mut TcpStream, buf: &mut BytesMut, window: usize) -> io::Result<(usize, usize)> {
-    let start = buf.len();
-    let asked = (buf.capacity() - start).min(window).max(1);
-    buf.resize(start + asked, 0);
-    let res = stream.read(&mut buf[start..]);
-    let n = *res.as_ref().unwrap_or(&0);
-    buf.truncate(start + n);
-    res.map(|n| (n, asked))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,17 @@
 //! second after a control frame, the window of
 //! [`Config::max_control_frames_per_second`](crate::Config::max_control_frames_per_second).
 //!
+//! ## Several cores
+//!
+//! One loop runs on one thread and serves its connections only. To use
+//! more cores, run one loop per thread, each bound to the same address
+//! with [`Options::reuse_port`]: the kernel (`SO_REUSEPORT`) hands each new
+//! connection to one of the listening loops, by a hash of its addresses,
+//! and a connection stays on its loop for its life. Loops share nothing: a
+//! broadcast reaches the connections of the loop it is called on, so an
+//! application that broadcasts across loops forwards the message to the
+//! other loops itself.
+//!
 //! ## Not supported (yet)
 //!
 //! permessage-deflate is not negotiated (connections open uncompressed);
@@ -153,6 +164,7 @@
 mod conn;
 mod server;
 mod shutdown;
+mod uninit;
 
 pub use server::{Ctx, EventLoop, Handle};
 
@@ -218,6 +230,13 @@ pub struct Options {
     /// Sets `TCP_NODELAY` on accepted sockets (the loop batches writes
     /// itself). Default: `true`.
     pub nodelay: bool,
+    /// Sets `SO_REUSEPORT` (and `SO_REUSEADDR`) on the listening socket
+    /// before it binds, so that several loops, one per thread, can listen
+    /// on the same address: the kernel spreads new connections across them
+    /// (see "Several cores" in the module docs). Binding fails with
+    /// `AddrInUse` if a socket without it already listens there, and with
+    /// `Unsupported` on systems without `SO_REUSEPORT`. Default: `false`.
+    pub reuse_port: bool,
 }
 
 impl Default for Options {
@@ -232,6 +251,7 @@ impl Default for Options {
             read_low_water: 16 << 10,
             events: 1024,
             nodelay: true,
+            reuse_port: false,
         }
     }
 }

@@ -26,14 +26,24 @@ impl Protocol {
     /// [`Protocol::notify_received`].
     ///
     /// The room reserved grows with the frame being received (up to 1 MiB
-    /// at a time), so large frames arrive in few reads; never more than the
-    /// frame's remaining bytes beyond the minimum of 4 KiB.
+    /// at a time), so large frames arrive in few reads: the frame's
+    /// remaining bytes and 4 KiB more, so that the read that ends the frame
+    /// comes back short when nothing follows it (a driver's sign that the
+    /// socket is empty). Once the room holds that, it is not grown again:
+    /// growing copies the frame's buffered bytes.
     pub fn read_buf(&mut self) -> &mut BytesMut {
+        let room = self.read.capacity() - self.read.len();
         let want = match self.reading {
-            Reading::Payload { len, done, .. } => (len - done).saturating_sub(self.read.len()).clamp(MIN_READ, MAX_READ_RESERVE),
+            Reading::Payload { len, done, .. } => {
+                let missing = (len - done).saturating_sub(self.read.len());
+                if missing > 0 && room > missing {
+                    return &mut self.read;
+                }
+                (missing + MIN_READ).min(MAX_READ_RESERVE)
+            }
             Reading::Header => MIN_READ,
         };
-        if self.read.capacity() - self.read.len() < want / 2 || self.read.capacity() == self.read.len() {
+        if room < want / 2 || room == 0 {
             self.read.reserve(want);
         }
         &mut self.read

@@ -323,6 +323,55 @@ fn read_buf_path_gives_the_same_messages_as_receive() {
     assert_eq!(msgs, vec![text("one"), Message::binary(vec![0u8; 5000]), Message::Ping(Bytes::from_static(b"p"))]);
 }
 
+/// `read_buf` asked for at least 4 KiB of room even when fewer bytes of
+/// the frame were missing, so near the end of a large frame it grew the
+/// buffer, and `Vec::reserve` doubled it: a copy of the whole buffered
+/// frame (1 MiB for a 1 MiB message) and twice its memory. Reads the way
+/// the event loop does (a first chunk copied in, then reads into all the
+/// room offered) and checks the buffered payload never moves once its room
+/// was reserved, and that the room reaches past the frame's end.
+#[test]
+fn read_buf_does_not_move_a_large_frame_near_its_end() {
+    for len in [1 << 20, (1 << 20) + 1000, 100_000, 70_000] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let input = cf(BIN, &payload);
+        let mut s = server();
+        let first = 64 * 1024;
+        s.receive(&input[..first]);
+        assert_eq!(poll_all(&mut s), (vec![], None));
+        let mut at = first;
+        let mut base: Option<*const u8> = None;
+        let mut reserved = 0;
+        while at < input.len() {
+            let buf = s.read_buf();
+            let room = buf.capacity() - buf.len();
+            assert!(room > 0, "read_buf offered no room");
+            // Room past the frame's end: the read that ends it comes back
+            // short when nothing follows (the event loop then stops reading).
+            assert!(room > input.len() - at, "len {len}: room {room} for the last {} bytes", input.len() - at);
+            if let Some(b) = base {
+                assert_eq!(b, buf.as_ptr(), "len {len}: the buffered frame moved at byte {at} of {}", input.len());
+            } else {
+                base = Some(buf.as_ptr());
+                reserved = buf.capacity();
+            }
+            let n = room.min(64 * 1024).min(input.len() - at);
+            buf.extend_from_slice(&input[at..at + n]);
+            s.notify_received(n);
+            at += n;
+            let (msgs, err) = poll_all(&mut s);
+            assert_eq!(err, None);
+            if at == input.len() {
+                assert_eq!(msgs, vec![Message::binary(payload.clone())]);
+            } else {
+                assert_eq!(msgs, vec![]);
+            }
+        }
+        // The frame, or twice the first chunk (`Vec`'s amortized growth).
+        assert!(reserved <= (len + 2 * 4096).max(2 * first), "len {len}: {reserved} bytes reserved");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Ping / pong
 // ---------------------------------------------------------------------------

@@ -614,3 +614,28 @@ impl Drop for LoopServer {
         }
     }
 }
+
+/// Reads an HTTP response head (through the blank line) from a blocking
+/// socket.
+pub fn read_head_blocking(tcp: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut b).expect("read the response head"), 1, "EOF inside the head");
+        head.push(b[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Client `i` sent the text `m{i}`: reads each client's echo (an unmasked
+/// text frame) and checks it.
+pub fn expect_numbered_echoes(clients: &mut [std::net::TcpStream]) {
+    use std::io::Read;
+    for (i, tcp) in clients.iter_mut().enumerate() {
+        let want = server_frame(true, OP_TEXT, format!("m{i}").as_bytes());
+        let mut got = vec![0u8; want.len()];
+        tcp.read_exact(&mut got).unwrap();
+        assert_eq!(got, want, "echo of client {i}");
+    }
+}
