@@ -107,9 +107,9 @@ enum Reading {
     Header,
     /// The header was consumed; its payload is arriving.
     Payload {
+        /// The header; its `len` is the payload's (checked in
+        /// `check_header` to fit a `usize`).
         hdr: FrameHeader,
-        /// Payload length.
-        len: usize,
         /// Payload bytes already handed out (streaming mode).
         done: usize,
         /// Bytes at the front of `read` already unmasked and validated.
@@ -123,8 +123,9 @@ struct Incoming {
     kind: DataKind,
     /// RSV bits of the first frame: which extension transform applies.
     rsv: u8,
-    /// Fragments received so far (unused in streaming mode).
-    data: BytesMut,
+    /// Fragments received so far (unused in streaming mode), boxed: most
+    /// messages are one frame and never need it.
+    fragments: Option<Box<BytesMut>>,
     /// Message bytes so far (after decoding), for `max_message_size`.
     size: u64,
     utf8: Utf8Validator,
@@ -200,7 +201,7 @@ impl Protocol {
 
     /// Capacity of the buffers held (receive, send and a partial message).
     pub fn buffered_capacity(&self) -> usize {
-        self.read.capacity() + self.incoming.as_ref().map_or(0, |m| m.data.capacity())
+        self.read.capacity() + self.incoming.as_ref().and_then(|m| m.fragments.as_ref()).map_or(0, |f| f.capacity())
     }
 
     /// Fails the connection (RFC 6455 §7.1.7): queues a close frame with
@@ -296,3 +297,14 @@ impl std::fmt::Debug for Protocol {
 
 #[cfg(test)]
 mod tests;
+
+/// Every connection holds a `Protocol` (the tokio driver's task, the event
+/// loop's slab): keep it small. 320 B before the fragment buffer was boxed
+/// and the payload length kept once (commit "Protocol: 320 -> 280 B").
+#[cfg(test)]
+#[test]
+fn protocol_stays_small() {
+    let size = std::mem::size_of::<Protocol>();
+    println!("size_of::<Protocol>() = {size}");
+    assert!(size <= 280, "Protocol is {size} bytes");
+}

@@ -27,8 +27,9 @@ pub struct Output {
     tail: BytesMut,
     len: usize,
     /// Most bytes held by `tail` at once since the last shrink: bounds the
-    /// size of its allocation (it grows by doubling from small).
-    peak: usize,
+    /// size of its allocation (it grows by doubling from small). Saturates
+    /// (only compared with `KEEP_SMALL`).
+    peak: u32,
     /// Bytes were written (advanced or taken) since the protocol last
     /// looked: the close timeout restarts (see `Timers::sync`).
     progress: bool,
@@ -113,7 +114,7 @@ impl Output {
     /// A small encoding buffer (see `KEEP_SMALL`) is kept for reuse.
     pub fn shrink(&mut self) {
         if self.len == 0 {
-            if self.peak > KEEP_SMALL || !self.chunks.is_empty() || self.chunks.capacity() > 0 {
+            if self.peak as usize > KEEP_SMALL || !self.chunks.is_empty() || self.chunks.capacity() > 0 {
                 self.tail = BytesMut::new();
                 self.chunks = VecDeque::new();
             }
@@ -142,7 +143,7 @@ impl Output {
     /// Accounts for bytes appended to the tail.
     pub(crate) fn commit(&mut self, n: usize) {
         self.len += n;
-        self.peak = self.peak.max(self.tail.len());
+        self.peak = self.peak.max(u32::try_from(self.tail.len()).unwrap_or(u32::MAX));
     }
 
     /// Queues shared bytes after everything already waiting.

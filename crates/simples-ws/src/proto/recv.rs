@@ -34,8 +34,9 @@ impl Protocol {
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let room = self.read.capacity() - self.read.len();
         let want = match self.reading {
-            Reading::Payload { len, done, .. } => {
-                let missing = (len - done).saturating_sub(self.read.len());
+            Reading::Payload { hdr, done, .. } => {
+                let missing = hdr.len as usize - done;
+                let missing = missing.saturating_sub(self.read.len());
                 if missing > 0 && room > missing {
                     return &mut self.read;
                 }
@@ -139,12 +140,10 @@ impl Protocol {
         };
         self.check_header(&hdr)?;
         bytes::Buf::advance(&mut self.read, n);
-        // Limits were checked against usize-sized values in `check_header`.
-        let len = hdr.len as usize;
-        self.reading = Reading::Payload { hdr, len, done: 0, ready: 0 };
+        self.reading = Reading::Payload { hdr, done: 0, ready: 0 };
         if matches!(hdr.opcode, OpCode::Text | OpCode::Binary) {
             let kind = if hdr.opcode == OpCode::Text { DataKind::Text } else { DataKind::Binary };
-            self.incoming = Some(Incoming { kind, rsv: hdr.rsv, data: BytesMut::new(), size: 0, utf8: Utf8Validator::new() });
+            self.incoming = Some(Incoming { kind, rsv: hdr.rsv, fragments: None, size: 0, utf8: Utf8Validator::new() });
         }
         Ok(Step::Continue)
     }
@@ -200,9 +199,11 @@ impl Protocol {
     }
 
     fn read_payload(&mut self) -> Result<Step, ProtocolError> {
-        let Reading::Payload { hdr, len, mut done, mut ready } = self.reading else {
+        let Reading::Payload { hdr, mut done, mut ready } = self.reading else {
             return Ok(Step::Continue);
         };
+        // Limits were checked against usize-sized values in `check_header`.
+        let len = hdr.len as usize;
         let avail = (len - done).min(self.read.len());
         if avail > ready {
             if let Some(key) = hdr.mask {
@@ -222,12 +223,12 @@ impl Protocol {
         let complete = done + ready == len;
         if self.config.stream_messages && !hdr.opcode.is_control() {
             if ready == 0 && !(complete && hdr.fin) {
-                self.reading = Reading::Payload { hdr, len, done, ready };
+                self.reading = Reading::Payload { hdr, done, ready };
                 return Ok(if complete { self.end_frame() } else { Step::NeedMore });
             }
             let piece = self.read.split_to(ready).freeze();
             done += ready;
-            self.reading = Reading::Payload { hdr, len, done, ready: 0 };
+            self.reading = Reading::Payload { hdr, done, ready: 0 };
             let last = complete && hdr.fin;
             let msg = self.data_piece(piece, last)?;
             if complete {
@@ -235,7 +236,7 @@ impl Protocol {
             }
             return Ok(Step::Message(msg));
         }
-        self.reading = Reading::Payload { hdr, len, done, ready };
+        self.reading = Reading::Payload { hdr, done, ready };
         if !complete {
             return Ok(Step::NeedMore);
         }
@@ -295,14 +296,15 @@ impl Protocol {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         if !fin {
-            msg.data.extend_from_slice(&data);
+            msg.fragments.get_or_insert_default().extend_from_slice(&data);
             return Ok(Step::Continue);
         }
-        let data = if msg.data.is_empty() {
-            data
-        } else {
-            msg.data.extend_from_slice(&data);
-            std::mem::take(&mut msg.data).freeze()
+        let data = match msg.fragments.take() {
+            Some(mut fragments) if !fragments.is_empty() => {
+                fragments.extend_from_slice(&data);
+                (*fragments).freeze()
+            }
+            _ => data,
         };
         let kind = msg.kind;
         self.incoming = None;
