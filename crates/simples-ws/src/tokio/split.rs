@@ -289,7 +289,9 @@ pub struct Receiver<S> {
     io: ReadHalf<S>,
     shared: Arc<Shared>,
     timer: Timer,
-    terminal: Option<Result<Message, Error>>,
+    /// Boxed: set only once the connection ends, and a `Result<Message,
+    /// Error>` is 48 B every idle connection would carry.
+    terminal: Option<Box<Result<Message, Error>>>,
     finished: bool,
 }
 
@@ -331,12 +333,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             }
             match step {
                 Step::Message(Message::Close(frame)) => {
-                    self.terminal = Some(Ok(Message::Close(frame)));
+                    self.terminal = Some(Box::new(Ok(Message::Close(frame))));
                     continue;
                 }
                 Step::Message(msg) => return Poll::Ready(Ok(msg)),
                 Step::End(end) => {
-                    self.terminal = Some(end);
+                    self.terminal = Some(Box::new(end));
                     continue;
                 }
                 // Bytes (or the end of stream) arrived: parse them.
@@ -386,7 +388,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
             };
             if done {
                 self.finished = true;
-                return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
+                return Poll::Ready(self.terminal.take().map_or(Err(Error::Closed), |t| *t));
             }
             if action.reads_until_eof() {
                 if let Poll::Ready(res) = poll_discard(&mut self.io, cx) {

@@ -34,7 +34,9 @@ pub struct WebSocket<S> {
     proto: Protocol,
     timer: Timer,
     /// What `recv` returns once the transport is closed properly.
-    terminal: Option<Result<Message, Error>>,
+    /// Boxed: set only once the connection ends, and a `Result<Message,
+    /// Error>` is 48 B every idle connection would carry.
+    terminal: Option<Box<Result<Message, Error>>>,
     shutdown_done: bool,
     finished: bool,
 }
@@ -172,19 +174,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let step = if read { self.proto.poll_message() } else { Ok(None) };
             match step {
                 Ok(Some(Message::Close(frame))) => {
-                    self.terminal = Some(Ok(Message::Close(frame)));
+                    self.terminal = Some(Box::new(Ok(Message::Close(frame))));
                     continue;
                 }
                 Ok(Some(msg)) => return Poll::Ready(Ok(Drive::Message(msg))),
                 Ok(None) => {}
                 Err(e) => {
-                    self.terminal = Some(Err(Error::Protocol(e)));
+                    self.terminal = Some(Box::new(Err(Error::Protocol(e))));
                     continue;
                 }
             }
             if self.proto.transport_action() != TransportAction::KeepOpen {
                 // Closed by a timeout with no message to report.
-                self.terminal = Some(Err(Error::Closed));
+                self.terminal = Some(Box::new(Err(Error::Closed)));
                 continue;
             }
             // Every buffered message was handed out: write what was queued
@@ -263,7 +265,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             };
             if done {
                 self.finished = true;
-                return Poll::Ready(self.terminal.take().unwrap_or(Err(Error::Closed)));
+                return Poll::Ready(self.terminal.take().map_or(Err(Error::Closed), |t| *t));
             }
             if action.reads_until_eof() {
                 match poll_discard(&mut self.io, cx) {
