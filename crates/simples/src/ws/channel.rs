@@ -9,8 +9,8 @@
 //! snapshot of the members with no lock held, so a filter may consult
 //! (or even bind to) any channel.
 //!
-//! Lock order: the table, then a room, then a connection's channel list;
-//! no path holds two of them except in that order.
+//! Lock order: the table, then a room, then a connection's channel list
+//! (its `Extras`); no path holds two of them except in that order.
 
 use std::sync::Arc;
 

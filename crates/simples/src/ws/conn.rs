@@ -19,13 +19,17 @@ use super::object;
 use super::outbox::{Out, Outbox, Pushed};
 use super::request::RequestInfo;
 use super::signal::Signal;
-use super::state::{ChannelList, ConnInner, Pending, WsConn, WsShared};
+use super::state::{ConnInner, Extras, Used, WsConn, WsShared};
 use crate::router::Params;
 use crate::session::Session;
 
-impl Pending {
-    fn remove(&mut self, id: u64) -> Option<oneshot::Sender<Result<Value, String>>> {
-        self.waiting.as_mut()?.remove(&id)
+impl Extras {
+    fn used(&mut self) -> &mut Used {
+        self.used.get_or_insert_with(Box::default)
+    }
+
+    fn remove_request(&mut self, id: u64) -> Option<oneshot::Sender<Result<Value, String>>> {
+        self.used.as_mut()?.waiting.as_mut()?.remove(&id)
     }
 }
 
@@ -40,25 +44,27 @@ impl ConnInner {
 
     /// Records channel `name`; `false` once the connection has ended.
     pub(crate) fn join_channel(&self, name: &str) -> bool {
-        let mut list = lock(&self.channels);
-        if list.left || self.outbox().is_finished() {
+        let mut extras = lock(&self.extras);
+        if extras.left || self.outbox().is_finished() {
             return false;
         }
-        list.names.push(name.to_string());
+        extras.used().names.push(name.to_string());
         true
     }
 
     /// Forgets channel `name`.
     pub(crate) fn leave_channel(&self, name: &str) {
-        lock(&self.channels).names.retain(|c| c != name);
+        if let Some(used) = lock(&self.extras).used.as_mut() {
+            used.names.retain(|c| c != name);
+        }
     }
 
     /// The connection ended: it joins no channel any more; returns the
     /// channels it was in.
     pub(crate) fn leave_all_channels(&self) -> Vec<String> {
-        let mut list = lock(&self.channels);
-        list.left = true;
-        std::mem::take(&mut list.names)
+        let mut extras = lock(&self.extras);
+        extras.left = true;
+        extras.used.as_mut().map(|used| std::mem::take(&mut used.names)).unwrap_or_default()
     }
 }
 
@@ -71,9 +77,8 @@ impl WsConn {
                 request,
                 outbox: Mutex::new(Outbox::new()),
                 wake: Signal::default(),
-                channels: Mutex::new(ChannelList::default()),
                 dropped: AtomicU64::new(0),
-                pending: Mutex::new(Pending::default()),
+                extras: Mutex::new(Extras::default()),
             }),
         }
     }
@@ -217,17 +222,18 @@ impl WsConn {
     ) -> Result<Value, WsError> {
         let (tx, rx) = oneshot::channel();
         let id = {
-            let mut pending = lock(&self.inner.pending);
-            if pending.closed {
+            let mut extras = lock(&self.inner.extras);
+            if extras.closed {
                 return Err(WsError::Closed);
             }
-            pending.next_id += 1;
-            let id = pending.next_id;
-            pending.waiting.get_or_insert_with(Box::default).insert(id, tx);
+            let used = extras.used();
+            used.next_id += 1;
+            let id = used.next_id;
+            used.waiting.get_or_insert_with(Box::default).insert(id, tx);
             id
         };
         let forget = || {
-            lock(&self.inner.pending).remove(id);
+            lock(&self.inner.extras).remove_request(id);
         };
         let json = match object::event_json(event, data, Some(id)) {
             Ok(j) => j,
@@ -301,7 +307,7 @@ impl WsConn {
 
     /// The channels this connection is bound to.
     pub fn channels(&self) -> Vec<String> {
-        lock(&self.inner.channels).names.clone()
+        lock(&self.inner.extras).used.as_ref().map(|used| used.names.clone()).unwrap_or_default()
     }
 
     /// `(bytes, messages)` waiting in the outgoing queue.
@@ -349,7 +355,7 @@ impl WsConn {
 
     /// The client acknowledged request `id`.
     pub(crate) fn resolve(&self, id: u64, result: Result<Value, String>) {
-        let waiter = lock(&self.inner.pending).remove(id);
+        let waiter = lock(&self.inner.extras).remove_request(id);
         match waiter {
             Some(tx) => {
                 let _ = tx.send(result);
@@ -360,9 +366,11 @@ impl WsConn {
 
     /// The connection ended: fail the waiting requests, refuse new ones.
     pub(crate) fn end_requests(&self) {
-        let mut pending = lock(&self.inner.pending);
-        pending.closed = true;
-        pending.waiting = None;
+        let mut extras = lock(&self.inner.extras);
+        extras.closed = true;
+        if let Some(used) = extras.used.as_mut() {
+            used.waiting = None;
+        }
     }
 }
 
