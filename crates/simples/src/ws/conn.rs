@@ -166,7 +166,7 @@ impl WsConn {
     /// A value a middleware or the host's `authorize` hook stored on the
     /// request with `Conn::set_data`.
     pub fn data<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
-        self.inner.request.data().get::<T>()
+        self.inner.request.data()?.get::<T>()
     }
 
     /// The session shared with HTTP (same cookie, same store), when the
