@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use futures_util::future::CatchUnwind;
 use futures_util::FutureExt as _;
@@ -66,7 +67,6 @@ where
         let host = conn.inner.host.clone();
         host.register(&conn);
         let (on_open, on_close) = host.lifecycle_handlers();
-        let max_pending = host.options.max_pending_messages.max(1);
         let generation = host.force.load(Ordering::SeqCst);
         let mut pending = Pending::default();
         let mut task: Option<Handler> = on_open.map(|open| caught(open(conn.clone())));
@@ -82,9 +82,10 @@ where
                     task = dispatch(&conn, job);
                 }
             }
-            // Stop reading while handlers lag: at most `max_pending` messages
+            // Stop reading while handlers lag: at most `max_pending_messages`
             // or one maximum-size message's worth of bytes wait.
-            let read = pending.jobs.len() < max_pending && pending.bytes < host.options.max_message_size;
+            let read = pending.jobs.len() < host.options.max_pending_messages.max(1)
+                && pending.bytes < host.options.max_message_size;
             let low_water = backlog.then_some(HIGH_WATER / 2);
             tokio::select! {
                 biased;
@@ -169,16 +170,19 @@ where
 /// The connection waits (for the peer, a wake-up or its handler): frees
 /// the capacity its queues kept from the last burst, as the protocol frees
 /// its buffers, so that an idle connection holds none (a burst then costs
-/// an allocation or two again). Never resolves.
-async fn go_idle(conn: &WsConn, batch: &mut VecDeque<Out>, pending: &mut Pending) {
-    if batch.capacity() > 0 {
-        *batch = VecDeque::new();
-    }
-    if pending.jobs.is_empty() && pending.jobs.capacity() > 0 {
-        pending.jobs = VecDeque::new();
-    }
-    conn.inner.outbox().release_if_empty();
-    std::future::pending::<()>().await;
+/// an allocation or two again). Never resolves. (A poll function, not an
+/// `async fn`: the driver holds just the three references.)
+fn go_idle<'a>(conn: &'a WsConn, batch: &'a mut VecDeque<Out>, pending: &'a mut Pending) -> impl Future<Output = ()> + 'a {
+    std::future::poll_fn(move |_| {
+        if batch.capacity() > 0 {
+            *batch = VecDeque::new();
+        }
+        if pending.jobs.is_empty() && pending.jobs.capacity() > 0 {
+            pending.jobs = VecDeque::new();
+        }
+        conn.inner.outbox().release_if_empty();
+        Poll::Pending
+    })
 }
 
 /// A data message arrived: acknowledgements resolve at once, refusals are
