@@ -296,7 +296,7 @@ impl Protocol {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         if !fin {
-            msg.fragments.get_or_insert_default().extend_from_slice(&data);
+            msg.fragments.get_or_insert_with(Box::default).extend_from_slice(&data);
             return Ok(Step::Continue);
         }
         let data = match msg.fragments.take() {

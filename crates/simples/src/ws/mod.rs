@@ -48,10 +48,10 @@
 //! held; each channel has its own lock (see `channel` for the order).
 //! A connection's outbox lock is a leaf.
 //!
-//! An idle connection holds 1,699 bytes of heap (counted by
+//! An idle connection holds 1,507 bytes of heap (counted by
 //! `tests/ws_memory_budget.rs`, which fails past its budget): the tokio
 //! task and I/O registration (512), the boxed driver with the protocol
-//! state (712), the `WsConn` (320) and the request head in one allocation
+//! state (600), the `WsConn` (240) and the request head in one allocation
 //! (`request`, ~130). The task and the registration are the tokio model's
 //! floor: the decision to move plain-TCP connections to the event loop
 //! of `simples-ws` (HTTP, the handshake and TLS staying on tokio) for the
