@@ -277,7 +277,7 @@ impl Future for FirstPoll<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let FirstPoll(task, wake) = &mut *self;
         if task.is_some() {
-            if let Poll::Ready(done) = Pin::new(&mut Running { task: &mut **task, wake }).poll(cx) {
+            if let Poll::Ready(done) = Pin::new(&mut Running { task, wake }).poll(cx) {
                 **task = None;
                 report(done);
             }
