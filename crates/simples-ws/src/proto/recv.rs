@@ -240,7 +240,15 @@ impl Protocol {
         if !complete {
             return Ok(Step::NeedMore);
         }
-        let payload = self.read.split_to(len).freeze();
+        let payload = if self.read.len() == len && self.read.capacity() == len {
+            // The buffer holds this payload and has no room left (a small
+            // message read alone, copied in by `receive`): hand the buffer
+            // out whole. A split would make it shared, one allocation more
+            // per message, to keep a buffer with no room to read into.
+            std::mem::take(&mut self.read).freeze()
+        } else {
+            self.read.split_to(len).freeze()
+        };
         self.reading = Reading::Header;
         if hdr.opcode.is_control() {
             return self.control_frame(hdr.opcode, payload);

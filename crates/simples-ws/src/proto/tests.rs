@@ -1448,3 +1448,24 @@ fn timers_start_at_the_first_clock_reading() {
     s.handle_timeout(t0 + secs(9));
     assert_eq!(s.state(), State::Open);
 }
+
+/// A small message read alone (`receive` copies it into a buffer of its
+/// exact size) was split off its buffer: the split made the buffer shared,
+/// one allocation more per message (K=1 echo, issue 14). It is now handed
+/// out whole: the payload owns its bytes, nothing is left behind.
+#[test]
+fn regression_a_message_read_alone_is_not_split_off_its_buffer() {
+    let mut s = server();
+    s.receive(&cf(BIN, b"sixteen bytes!!!"));
+    let msg = s.poll_message().unwrap().expect("a message");
+    let Message::Binary(payload) = msg else { panic!("{msg:?}") };
+    assert_eq!(&payload[..], b"sixteen bytes!!!");
+    assert!(payload.is_unique(), "the payload shares its buffer");
+    assert_eq!(s.buffered_capacity(), 0);
+    // Two frames in one read: the first is split off, the second still
+    // arrives whole.
+    s.receive(&cat(&[&cf(BIN, b"one"), &cf(TEXT, b"two")]));
+    let (msgs, err) = poll_all(&mut s);
+    assert_eq!(err, None);
+    assert_eq!(msgs, vec![Message::binary(b"one".to_vec()), text("two")]);
+}

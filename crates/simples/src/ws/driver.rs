@@ -18,8 +18,9 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures_util::future::CatchUnwind;
 use futures_util::FutureExt as _;
@@ -32,6 +33,7 @@ use super::state::WsConn;
 use super::object::{self, Incoming};
 use super::options::Mode;
 use super::outbox::{Out, HIGH_WATER};
+use super::signal::Signal;
 use crate::handler::BoxFuture;
 
 /// The connection over `io` (the upgraded transport; `leftover`: bytes
@@ -73,11 +75,16 @@ where
         let mut batch = VecDeque::new();
 
         let close_frame: Option<CloseFrame> = loop {
+            // Whatever the notification announced (a forced shutdown, queued
+            // items) is looked at below; a later one sets it again.
+            conn.inner.wake.take();
             if host.force.load(Ordering::SeqCst) != generation {
                 break None;
             }
             let backlog = pump(&mut ws, &conn, &mut batch);
             if task.is_none() {
+                // Polled first by the `select!` below (a first poll here
+                // would save no turn: its reply waits for the next `pump`).
                 if let Some(job) = pending.pop() {
                     task = dispatch(&conn, job);
                 }
@@ -87,35 +94,46 @@ where
             let read = pending.jobs.len() < host.options.max_pending_messages.max(1)
                 && pending.bytes < host.options.max_message_size;
             let low_water = backlog.then_some(HIGH_WATER / 2);
-            tokio::select! {
+            // A message for its handler at once (started after the
+            // `select!`, whose futures would otherwise share the task's
+            // memory with the handler's first poll).
+            let fresh = tokio::select! {
                 biased;
-                _ = conn.inner.wake.wait() => {}
-                done = async { task.as_mut().expect("guarded").await }, if task.is_some() => {
+                _ = conn.inner.wake.wait() => None,
+                done = Running { task: &mut task, wake: &conn.inner.wake }, if task.is_some() => {
                     task = None;
                     report(done);
+                    None
                 }
                 step = ws.drive(read, low_water) => match step {
-                    Ok(Drive::Writable) => {}
+                    Ok(Drive::Writable) => None,
                     Ok(Drive::Message(Message::Close(frame))) => break frame,
                     Ok(Drive::Message(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                        if let Some((job, size)) = receive(&conn, m) {
+                        match receive(&conn, m) {
                             // Straight to its handler when none runs or
                             // waits: the queue is not even allocated.
-                            if task.is_none() && pending.jobs.is_empty() {
-                                task = dispatch(&conn, job);
-                            } else {
+                            Some((job, _)) if task.is_none() && pending.jobs.is_empty() => Some(job),
+                            Some((job, size)) => {
                                 pending.push(job, size);
+                                None
                             }
+                            None => None,
                         }
                     }
-                    Ok(Drive::Message(_)) => {}
+                    Ok(Drive::Message(_)) => None,
                     Err(e) => {
                         tracing::debug!(id = conn.id(), error = %e, "WebSocket connection ended");
                         break None;
                     }
                 },
                 // Polled only when every branch above waits (biased).
-                () = go_idle(&conn, &mut batch, &mut pending) => {}
+                () = go_idle(&conn, &mut batch, &mut pending) => None,
+            }
+            // (Moved out before the `await`: the task's future would keep
+            // room for a job across it.)
+            .map(|job| start(&conn, job, &mut task));
+            if let Some(first) = fresh {
+                first.await;
             }
         };
 
@@ -243,13 +261,45 @@ enum Job {
     Event { event: String, data: serde_json::Value, id: Option<u64> },
 }
 
+/// Polls the handler just started (if any) once, at once: most finish
+/// there (an echo; it is then dropped and [`report`]ed), so the next turn
+/// of the loop moves the reply out and waits, instead of a turn to see the
+/// handler finish first. Polled with this task's waker (a handler that
+/// waits is woken as from the `select!`); never waits itself.
+struct FirstPoll<'a>(&'a mut Option<Handler>, &'a Signal);
+
+/// Starts the handler of a message whose turn came (see [`FirstPoll`]).
+fn start<'a>(conn: &'a WsConn, job: Job, task: &'a mut Option<Handler>) -> FirstPoll<'a> {
+    *task = dispatch(conn, job);
+    FirstPoll(task, &conn.inner.wake)
+}
+
+impl Future for FirstPoll<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let FirstPoll(task, wake) = &mut *self;
+        if task.is_some() {
+            if let Poll::Ready(done) = Pin::new(&mut Running { task, wake }).poll(cx) {
+                **task = None;
+                report(done);
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
 /// The handler future for a message whose turn came.
 fn dispatch(conn: &WsConn, job: Job) -> Option<Handler> {
     let host = &conn.inner.host;
     let (event, data, id) = match job {
         Job::Plain(message) => {
             let handler = host.message_handler()?;
-            return Some(caught(handler(conn.clone(), message)));
+            // The handler's first, synchronous part may send (an echo
+            // often sends before it returns its future): this task runs and
+            // looks at its signal next, so that send needs no wake-up.
+            let (future, _) = conn.inner.wake.running(|| handler(conn.clone(), message));
+            return Some(caught(future));
         }
         Job::Event { event, data, id } => (event, data, id),
     };
@@ -272,6 +322,33 @@ fn dispatch(conn: &WsConn, job: Job) -> Option<Handler> {
             tracing::debug!(event, error = %e, "event handler failed");
         }
     })))
+}
+
+/// Polls the connection's handler marked as running (`Signal::running`):
+/// its `conn.send` queues without waking this task, which moves the
+/// outbox into the protocol right after the handler returns (the loop's
+/// `pump`). A handler that sent and now waits for something else leaves a
+/// notification unseen: the task then wakes itself (rare), as a
+/// notification from another thread meanwhile would have.
+struct Running<'a> {
+    /// `Some` (the branch's condition): `select!` builds the future
+    /// before it looks at the condition.
+    task: &'a mut Option<Handler>,
+    wake: &'a Signal,
+}
+
+impl Future for Running<'_> {
+    type Output = std::thread::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let task = this.task.as_mut().expect("guarded");
+        let (poll, notified) = this.wake.running(|| Pin::new(task).poll(cx));
+        if notified && poll.is_pending() {
+            cx.waker().wake_by_ref();
+        }
+        poll
+    }
 }
 
 /// A running handler: its panic is caught (and [`report`]ed) instead of

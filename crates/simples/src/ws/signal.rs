@@ -1,39 +1,77 @@
 //! [`Signal`]: wakes a connection's task, lock-free.
 //!
-//! A flag and an `AtomicWaker`: `notify` sets the flag and wakes the task
-//! if it was not set; `wait` resolves once the flag is set, clearing it.
-//! Notifications while the task runs coalesce into one. Cheaper than
-//! `tokio::sync::Notify`, whose waiter list takes a lock on every wait.
+//! One atomic state and an `AtomicWaker`: `notify` sets the `SET` bit and
+//! wakes the task if the bit was clear and the task is not running its
+//! handler; `wait` resolves once the bit is set, clearing it.
+//! Notifications while the task waits to run coalesce into one. Cheaper
+//! than `tokio::sync::Notify`, whose waiter list takes a lock on every
+//! wait.
+//!
+//! A handler's `conn.send` runs inside the connection's own task, which
+//! looks at its outbox right after the handler anyway: waking it would
+//! only poll it once more for nothing. So the task marks the time it
+//! polls its handler ([`Signal::running`]); a notification meanwhile (from
+//! the handler or from another thread) only sets the bit, and `running`
+//! reports it, for the task to act on (see `driver.rs`). Both bits live in
+//! one atomic, changed by read-modify-writes only, so that a notification
+//! either sees the task running (and the task then sees its bit) or wakes
+//! it: none is lost.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
 
+/// Notified since the last `wait` or `take`.
+const SET: u8 = 1;
+/// The task is polling its handler: a notification needs no wake-up.
+const RUNNING: u8 = 2;
+
 #[derive(Default)]
 pub(crate) struct Signal {
-    set: AtomicBool,
+    state: AtomicU8,
     waker: AtomicWaker,
 }
 
 impl Signal {
-    /// Wakes the waiting task (or the next `wait`).
+    /// Wakes the waiting task (or the next `wait`), unless the task is
+    /// [`running`](Signal::running) its handler.
     pub(crate) fn notify(&self) {
-        if !self.set.swap(true, Ordering::AcqRel) {
+        if self.state.fetch_or(SET, Ordering::AcqRel) == 0 {
             self.waker.wake();
         }
     }
 
-    /// Resolves once notified since the last `wait` resolved. Cancel-safe.
+    /// Clears the notification; `true` if there was one. The task calls it
+    /// before it looks at what notifications announce (its outbox): one
+    /// that comes later sets the bit again.
+    pub(crate) fn take(&self) -> bool {
+        self.state.fetch_and(!SET, Ordering::AcqRel) & SET != 0
+    }
+
+    /// Runs `poll` (the task polling its handler) marked as running: a
+    /// notification meanwhile does not wake the task. Returns `poll`'s
+    /// result and whether the bit is set at the end (a notification came
+    /// meanwhile, or is still pending): the task must then look at its
+    /// outbox before it waits (or wake itself).
+    pub(crate) fn running<T>(&self, poll: impl FnOnce() -> T) -> (T, bool) {
+        self.state.fetch_or(RUNNING, Ordering::AcqRel);
+        let result = poll();
+        let notified = self.state.fetch_and(!RUNNING, Ordering::AcqRel) & SET != 0;
+        (result, notified)
+    }
+
+    /// Resolves once notified since the last `wait` resolved (or `take`).
+    /// Cancel-safe.
     pub(crate) async fn wait(&self) {
         poll_fn(|cx| {
-            if self.set.swap(false, Ordering::AcqRel) {
+            if self.take() {
                 return Poll::Ready(());
             }
             self.waker.register(cx.waker());
             // A notify between the check and the registration.
-            if self.set.swap(false, Ordering::AcqRel) {
+            if self.take() {
                 return Poll::Ready(());
             }
             Poll::Pending
@@ -45,6 +83,8 @@ impl Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -61,5 +101,36 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         s.notify();
         tokio::time::timeout(Duration::from_secs(1), waiter).await.expect("woken").unwrap();
+    }
+
+    /// Counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_notify_while_running_wakes_nobody_and_is_reported() {
+        let s = Signal::default();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut wait = Box::pin(s.wait());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        // The task's own handler sends: no wake-up, but the task learns it.
+        let ((), notified) = s.running(|| s.notify());
+        assert!(notified);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        // The task takes it before it looks at its outbox.
+        assert!(s.take());
+        let ((), notified) = s.running(|| ());
+        assert!(!notified);
+        // Outside `running`, a notification wakes the task again.
+        s.notify();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
     }
 }
