@@ -56,7 +56,8 @@ pub struct Config {
     /// and frames are checked as they are parsed), so a peer gets at most
     /// twice the limit in any second; the cost is one timer wake-up a second
     /// after a control frame opens a window. Default: `Some(1000)`; `None` for no
-    /// limit.
+    /// limit. `Some(0)` refuses every ping and pong (the pong answering a
+    /// keepalive ping too): use it only with keepalive off.
     pub max_control_frames_per_second: Option<u32>,
 }
 

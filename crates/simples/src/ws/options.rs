@@ -136,6 +136,8 @@ pub struct WsOptions {
     /// (policy violation). Default: `Some(1000)` (a browser sends none; a
     /// client measuring its round-trip time a few per second). `None`: no
     /// limit (a flood's memory is bounded anyway, its CPU is not).
+    /// `Some(0)` refuses every ping and pong, the client's answer to the
+    /// keepalive ping too: use it only with `idle_timeout: None`.
     pub max_control_frames_per_second: Option<u32>,
     /// Most connections this host holds at once (those being upgraded
     /// included); a handshake over it is refused with `503 Service

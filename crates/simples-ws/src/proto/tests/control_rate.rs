@@ -31,6 +31,12 @@ fn the_default_limit_is_1000_per_second() {
 }
 
 #[test]
+fn zero_refuses_the_first_control_frame() {
+    let err = expect_failure(Role::Server, Config { max_control_frames_per_second: Some(0), ..Config::default() }, &cf(PING, b"x"), 1008);
+    assert_eq!(err, ProtocolError::ControlFrameFlood { max: 0 });
+}
+
+#[test]
 fn pongs_count_too() {
     let input: Vec<u8> = (0..4).flat_map(|_| cf(PONG, b"")).collect();
     expect_failure(Role::Server, Config { max_control_frames_per_second: Some(3), ..Config::default() }, &input, 1008);
