@@ -23,7 +23,17 @@ pub(super) const DEAD: u8 = 8;
 pub(super) const SHRINK: u8 = 16;
 /// Reading is paused: the pending output is over the high-water mark
 /// (readable events are ignored until it drains to the low-water mark).
+/// Also set to read the connection again at the end of the iteration
+/// (`settle` resumes it once the output is at the low-water mark): after
+/// [`super::Ctx::adopt`] and when the application resumes reading.
 pub(super) const PAUSED: u8 = 32;
+/// The application paused reading ([`super::Ctx::pause_reading`]); reading
+/// happens only when neither this nor `PAUSED` holds.
+pub(super) const READ_PAUSED: u8 = 64;
+/// [`super::Ctx::notify_drained`] asked for one
+/// [`super::EventHandler::on_drained`] once the output is at or below the
+/// low-water mark.
+pub(super) const DRAIN: u8 = 128;
 
 /// One connection: kept small, most of it is the protocol.
 pub(super) struct Conn {

@@ -161,6 +161,7 @@
 //! sends from [`EventHandler::on_open`] are refused (the connection opens after
 //! it returns); TLS.
 
+mod adopt;
 mod conn;
 mod server;
 mod shutdown;
@@ -317,6 +318,22 @@ pub trait EventHandler {
     /// every connection `on_open` accepted. `id` is dead afterwards.
     fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
         let _ = (ctx, id, reason);
+    }
+
+    /// [`Handle::wake`] was called (once or more) since the last call:
+    /// the place to take work handed over from other threads, e.g.
+    /// connections to [`Ctx::adopt`]. Called from the loop's thread, after
+    /// the iteration's readiness events and before its writes. Default:
+    /// nothing.
+    fn on_wake(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
+    }
+
+    /// The output of `id` drained to [`Options::read_low_water`] or below,
+    /// after [`Ctx::notify_drained`] asked for it (once per request). Not
+    /// called for a connection that ended first. Default: nothing.
+    fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        let _ = (ctx, id);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The loop: accept, read, dispatch, cork, close.
 
-use super::conn::{self, Conn, ConnState, Stamp, DEAD, PAUSED, PENDING, SHRINK, SHUTDOWN, TERMINAL};
+use super::conn::{self, Conn, ConnState, Stamp, DEAD, DRAIN, PAUSED, PENDING, READ_PAUSED, SHRINK, SHUTDOWN, TERMINAL};
 use super::{uninit, Accept, Broadcast, CloseReason, ConnId, EventHandler, Options};
 use crate::close::CloseCode;
 use crate::handshake::server::parse_request;
@@ -31,10 +31,13 @@ const SHRINK_DELAY: Duration = Duration::from_secs(1);
 /// Largest slab index: `ConnId` keeps it in 32 bits, tokens above are ours.
 const MAX_CONNS: usize = u32::MAX as usize;
 
-/// Stops a running [`EventLoop`] from any thread.
+/// Stops or wakes a running [`EventLoop`] from any thread.
 #[derive(Clone, Debug)]
 pub struct Handle {
     stop: Arc<AtomicBool>,
+    /// Set by [`Handle::wake`], swapped back by the loop before it calls
+    /// [`EventHandler::on_wake`]: several wakes give one call.
+    woken: Arc<AtomicBool>,
     /// Set by [`Handle::shutdown`]: `run` shuts down gracefully, with this
     /// deadline, before it returns.
     pub(super) graceful: Arc<Mutex<Option<Duration>>>,
@@ -49,6 +52,19 @@ impl Handle {
         let _ = self.waker.wake();
     }
 
+    /// Makes the loop call [`EventHandler::on_wake`] once, soon: in its
+    /// next iteration, or in the current one if it has not yet passed that
+    /// point (after the readiness events, before the end-of-iteration
+    /// writes). Wakes that come before the loop gets there give one call;
+    /// a wake during `on_wake` gives another call. Callable from any thread
+    /// and from the loop's own callbacks; no allocation, and at most one
+    /// system call (an `eventfd` write) per batch of coalesced wakes.
+    pub fn wake(&self) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+
     /// Makes [`EventLoop::run`] stop gracefully: it runs
     /// [`EventLoop::shutdown`] with `timeout`, then returns.
     pub fn shutdown(&self, timeout: Duration) {
@@ -57,15 +73,16 @@ impl Handle {
     }
 }
 
-/// The event loop: a listening socket and every connection it accepted,
-/// driven from one thread (see the module documentation).
+/// The event loop: a listening socket (none for [`EventLoop::unbound`]) and
+/// every connection it accepted or adopted ([`Ctx::adopt`]), driven from
+/// one thread (see the module documentation).
 pub struct EventLoop<H> {
     poll: Poll,
     events: Events,
     /// `None` once [`EventLoop::shutdown`] closed it.
     pub(super) listener: Option<TcpListener>,
-    /// The address listened on.
-    addr: SocketAddr,
+    /// The address listened on (`None`: [`EventLoop::unbound`]).
+    addr: Option<SocketAddr>,
     pub(super) core: Core,
     handle: Handle,
     pub(super) accepting: Accepting,
@@ -95,12 +112,12 @@ pub(super) struct Core {
     /// When the shrink list is swept next.
     shrink_at: Instant,
     scratch: Box<[u8]>,
-    options: Options,
+    pub(super) options: Options,
     /// `options.config`, shared by every connection (not copied into each).
     config: Arc<Config>,
     pub(super) registry: Registry,
     /// The iteration's time.
-    now: Instant,
+    pub(super) now: Instant,
     /// When the loop started (for [`Stamp`]s).
     epoch: Instant,
 }
@@ -115,16 +132,34 @@ pub struct Ctx<'a> {
 impl<H: EventHandler> EventLoop<H> {
     /// Listens on `addr`.
     pub fn bind(addr: SocketAddr, options: Options) -> io::Result<EventLoop<H>> {
+        let listener = if options.reuse_port { bind_reuse_port(addr)? } else { TcpListener::bind(addr)? };
+        EventLoop::new(Some(listener), options)
+    }
+
+    /// A loop without a listening socket: its connections come only from
+    /// [`Ctx::adopt`] (connections whose handshake was done elsewhere,
+    /// handed over through [`Handle::wake`] and [`EventHandler::on_wake`];
+    /// see "Adopting connections" in the module docs).
+    /// [`EventLoop::local_addr`] fails on it with `NotConnected`.
+    pub fn unbound(options: Options) -> io::Result<EventLoop<H>> {
+        EventLoop::new(None, options)
+    }
+
+    fn new(mut listener: Option<TcpListener>, options: Options) -> io::Result<EventLoop<H>> {
         let poll = Poll::new()?;
-        let mut listener = if options.reuse_port { bind_reuse_port(addr)? } else { TcpListener::bind(addr)? };
-        let addr = listener.local_addr()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let addr = match &mut listener {
+            Some(l) => {
+                poll.registry().register(l, LISTENER, Interest::READABLE)?;
+                Some(l.local_addr()?)
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let registry = poll.registry().try_clone()?;
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(options.events.max(1)),
-            listener: Some(listener),
+            listener,
             addr,
             core: Core {
                 conns: Slab::new(),
@@ -140,18 +175,19 @@ impl<H: EventHandler> EventLoop<H> {
                 now: Instant::now(),
                 epoch: Instant::now(),
             },
-            handle: Handle { stop: Arc::new(AtomicBool::new(false)), graceful: Arc::default(), waker },
+            handle: Handle { stop: Arc::default(), woken: Arc::default(), graceful: Arc::default(), waker },
             accepting: Accepting::default(),
             _handler: PhantomData,
         })
     }
 
-    /// The address listened on.
+    /// The address listened on; an error of kind `NotConnected` for an
+    /// [`EventLoop::unbound`] loop.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
+        self.addr.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "an unbound event loop listens on no address"))
     }
 
-    /// A handle that stops [`EventLoop::run`] from another thread.
+    /// A handle that stops or wakes [`EventLoop::run`] from another thread.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
@@ -193,7 +229,7 @@ impl<H: EventHandler> EventLoop<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let EventLoop { events, listener, core, accepting, .. } = self;
+        let EventLoop { events, listener, core, accepting, handle, .. } = self;
         core.now = Instant::now();
         core.fire_timers(handler);
         if accepting.retry.is_some_and(|t| t <= core.now) {
@@ -220,6 +256,10 @@ impl<H: EventHandler> EventLoop<H> {
                     }
                 }
             }
+        }
+        if handle.woken.load(Ordering::Acquire) && handle.woken.swap(false, Ordering::AcqRel) {
+            // Cleared before the call: a wake during `on_wake` gives another.
+            handler.on_wake(&mut Ctx { core });
         }
         core.settle_dirty(handler);
         core.sweep_idle();
@@ -254,28 +294,31 @@ impl Core {
         }
     }
 
-    fn add(&mut self, mut stream: TcpStream) {
+    fn add(&mut self, stream: TcpStream) {
+        let deadline = self.now.max(Instant::now()) + self.options.handshake_timeout;
+        let _ = self.insert(stream, ConnState::Handshaking { buf: BytesMut::new() }, 0, Some(deadline));
+    }
+
+    /// Registers `stream` (readable and writable, edge-triggered) and puts
+    /// it in the slab with `state` and `flags`, its timer armed at
+    /// `deadline`. On an error the stream is dropped (closed).
+    pub(super) fn insert(&mut self, mut stream: TcpStream, state: ConnState, flags: u8, deadline: Option<Instant>) -> io::Result<ConnId> {
         if self.conns.vacant_key() >= MAX_CONNS {
-            return;
+            return Err(io::Error::other("the event loop holds its maximum number of connections"));
         }
         if self.options.nodelay {
             let _ = stream.set_nodelay(true);
         }
         let key = self.conns.vacant_key();
-        if self.registry.register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE).is_err() {
-            return;
-        }
+        self.registry.register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)?;
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
-        let deadline = self.now.max(Instant::now()) + self.options.handshake_timeout;
-        self.conns.insert(Conn {
-            stream,
-            gen,
-            flags: 0,
-            armed: Some(Stamp::new(self.epoch, deadline)),
-            state: ConnState::Handshaking { buf: BytesMut::new() },
-        });
-        self.timers.push(Reverse((deadline, key, gen)));
+        let armed = deadline.map(|d| Stamp::new(self.epoch, d));
+        self.conns.insert(Conn { stream, gen, flags, armed, state });
+        if let Some(d) = deadline {
+            self.timers.push(Reverse((d, key, gen)));
+        }
+        Ok(ConnId { key: key as u32, gen })
     }
 
     /// Adds a connection to the end-of-iteration list.
@@ -319,14 +362,16 @@ impl Core {
     /// `read_closed`: read until the socket is empty (see "Reading
     /// (edge-triggered)" in the module docs).
     fn on_readable<H: EventHandler>(&mut self, handler: &mut H, key: usize, read_closed: bool) {
-        if self.conns.get(key).is_some_and(|c| c.has(PAUSED)) {
-            // Back-pressure: `settle` reads it again once its output drains.
+        if self.conns.get(key).is_some_and(|c| c.has(PAUSED | READ_PAUSED)) {
+            // Back-pressure (`settle` reads it again once its output
+            // drains), or the application paused it (`Ctx::pause_reading`).
             return;
         }
         self.mark(key);
         loop {
             let Some(c) = self.conns.get_mut(key) else { return };
-            if c.has(DEAD) {
+            if c.has(DEAD | READ_PAUSED) {
+                // READ_PAUSED: set by a handler during this read's messages.
                 return;
             }
             let terminal = c.has(TERMINAL);
@@ -467,7 +512,13 @@ impl Core {
         loop {
             let Some(c) = self.conns.get_mut(key) else { return };
             let id = ConnId { key: key as u32, gen: c.gen };
+            let paused = c.has(READ_PAUSED);
             let Some(p) = c.live_proto() else { return };
+            if paused && p.transport_action() == TransportAction::KeepOpen {
+                // `Ctx::pause_reading`: held until resumed (an ending
+                // connection still reports its end).
+                return;
+            }
             let reason = match p.poll_message() {
                 Ok(Some(Message::Close(frame))) => CloseReason::Closed(frame),
                 Ok(Some(msg)) => {
@@ -549,6 +600,11 @@ impl Core {
         if resume {
             *flags &= !PAUSED;
         }
+        // `Ctx::notify_drained`: one call, for a live connection.
+        let drained = *flags & (DRAIN | TERMINAL) == DRAIN && p.output().len() <= low;
+        if drained {
+            *flags &= !DRAIN;
+        }
         if *flags & TERMINAL != 0 {
             // Closing the transport as the protocol says (RFC 6455 §7.1.1).
             loop {
@@ -594,10 +650,18 @@ impl Core {
             *flags |= SHRINK;
             self.shrink.push((key, c.gen));
         }
+        let id = ConnId { key: key as u32, gen: c.gen };
         if resume {
             // What arrived while paused raised no edge that was acted on:
+            // deliver what the protocol holds (an adopted connection's
+            // leftover bytes, messages held by `Ctx::pause_reading`), then
             // read until the socket is empty.
+            self.mark(key);
+            self.dispatch(handler, key);
             self.on_readable(handler, key, true);
+        }
+        if drained && self.live_conn(id).is_some() {
+            handler.on_drained(&mut Ctx { core: self }, id);
         }
     }
 
@@ -653,12 +717,12 @@ impl Core {
 
     /// The connection `id` names, if it is still there and not over for
     /// the application.
-    fn live_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
+    pub(super) fn live_conn(&mut self, id: ConnId) -> Option<&mut Conn> {
         let c = self.conns.get_mut(id.key as usize)?;
         (c.gen == id.gen && c.flags & (TERMINAL | DEAD) == 0).then_some(c)
     }
 
-    fn live(&mut self, id: ConnId) -> Option<(&mut Protocol, &mut u8)> {
+    pub(super) fn live(&mut self, id: ConnId) -> Option<(&mut Protocol, &mut u8)> {
         let c = self.live_conn(id)?;
         match &mut c.state {
             ConnState::Open(p) => Some((p, &mut c.flags)),
@@ -770,9 +834,14 @@ impl Ctx<'_> {
     /// Starts the closing handshake on `id` (RFC 6455 §7.1.2); the
     /// connection's [`EventHandler::on_close`] comes with the peer's answer (or
     /// the close timeout). `false` if it is gone or already closing.
+    /// Resumes reading a connection paused by [`Ctx::pause_reading`].
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> bool {
-        let Some((p, _)) = self.core.live(id) else { return false };
+        let Some((p, flags)) = self.core.live(id) else { return false };
         let ok = p.close(code, reason).is_ok();
+        if *flags & READ_PAUSED != 0 {
+            // The peer's answer must be read (`Ctx::pause_reading`).
+            self.core.resume_reading(id.key as usize);
+        }
         self.core.mark(id.key as usize);
         ok
     }
@@ -783,7 +852,10 @@ impl Ctx<'_> {
     }
 
     /// True while reading `id` is paused because its output is over
-    /// [`Options::read_high_water`] (see the module's "Back-pressure").
+    /// [`Options::read_high_water`] (see the module's "Back-pressure"), or
+    /// waits for the end of the iteration to be read again (just adopted,
+    /// or resumed by [`Ctx::pause_reading`]). Pauses by
+    /// [`Ctx::pause_reading`] are not reported here.
     pub fn is_paused(&mut self, id: ConnId) -> bool {
         self.core.live(id).is_some_and(|(_, flags)| *flags & PAUSED != 0)
     }

@@ -1,7 +1,7 @@
 //! Graceful shutdown: stop accepting, close every connection with 1001,
 //! wait for the closing handshakes up to a deadline.
 
-use super::conn::{ConnState, TERMINAL};
+use super::conn::{ConnState, READ_PAUSED, TERMINAL};
 use super::server::{Accepting, Core, Ctx, EventLoop};
 use super::{CloseReason, ConnId, EventHandler};
 use crate::close::CloseCode;
@@ -70,6 +70,10 @@ impl Core {
                 _ => continue,
             }
             self.mark(key);
+            if self.conns[key].has(READ_PAUSED) {
+                // The peer's answer must be read.
+                self.resume_reading(key);
+            }
         }
     }
 
