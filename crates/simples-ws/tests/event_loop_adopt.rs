@@ -15,7 +15,7 @@ use simples_ws::handshake::server::{parse_request, ServerConfig};
 use simples_ws::handshake::ServerPolicy;
 use simples_ws::{CloseCode, Config, Message, Protocol, Role};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -58,6 +58,9 @@ struct Srv {
 
 impl EventHandler for Srv {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message) {
+        if msg == text("pause-me") {
+            assert!(ctx.pause_reading(id, true));
+        }
         if self.echo && msg.is_data() {
             assert!(ctx.send(id, msg.clone()));
         }
@@ -99,7 +102,6 @@ struct Server {
     handle: Handle,
     cmds: mpsc::Sender<Cmd>,
     events: mpsc::Receiver<Ev>,
-    wakes: Arc<AtomicUsize>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -110,10 +112,9 @@ impl Server {
         let handle = lp.handle();
         let (cmd_tx, cmds) = mpsc::channel();
         let (ev_tx, events) = mpsc::channel();
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let srv = Srv { cmds, events: ev_tx, wakes: wakes.clone(), echo, rewake: None };
+        let srv = Srv { cmds, events: ev_tx, wakes: Arc::default(), echo, rewake: None };
         let thread = thread::spawn(move || lp.run(srv).unwrap());
-        Server { handle, cmds: cmd_tx, events, wakes, thread: Some(thread) }
+        Server { handle, cmds: cmd_tx, events, thread: Some(thread) }
     }
 
     fn cmd(&self, cmd: Cmd) {
@@ -200,11 +201,12 @@ impl Client {
     fn recv(&mut self) -> io::Result<Message> {
         let mut buf = [0u8; 4096];
         loop {
-            match self.proto.poll_message() {
-                Ok(Some(Message::Ping(_))) => {
-                    let out = self.proto.output().take_all().concat();
-                    self.stream.write_all(&out)?;
-                }
+            let polled = self.proto.poll_message();
+            // Pongs and the close reply the protocol queued.
+            let out = self.proto.output().take_all().concat();
+            self.stream.write_all(&out)?;
+            match polled {
+                Ok(Some(Message::Ping(_))) => {}
                 Ok(Some(m)) => return Ok(m),
                 Ok(None) => {}
                 Err(e) => return Err(io::Error::other(e)),
@@ -232,6 +234,11 @@ fn text(s: &str) -> Message {
 /// Returns the server's socket and protocol (holding the bytes read past
 /// the head) and the client.
 fn handshake(listener: &TcpListener, early: impl FnOnce(&mut Client) -> Vec<u8>) -> (TcpStream, Protocol, Client) {
+    handshake_with(listener, Config::default(), early)
+}
+
+/// [`handshake`], the server's protocol with `config`.
+fn handshake_with(listener: &TcpListener, config: Config, early: impl FnOnce(&mut Client) -> Vec<u8>) -> (TcpStream, Protocol, Client) {
     let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     stream.set_read_timeout(Some(STEP)).unwrap();
     let mut client = Client { stream, proto: Protocol::new(Role::Client, Config::default()) };
@@ -253,7 +260,7 @@ fn handshake(listener: &TcpListener, early: impl FnOnce(&mut Client) -> Vec<u8>)
     };
     let response = ServerPolicy::default().decide(&request).unwrap().response_bytes();
     server.write_all(&response).unwrap();
-    let mut proto = Protocol::new(Role::Server, Config::default());
+    let mut proto = Protocol::new(Role::Server, config);
     proto.receive(&buf[consumed..]);
 
     // The client reads the 101 (nothing else comes before it is adopted).
@@ -302,4 +309,293 @@ fn adopted_connection_delivers_leftover_bytes_then_socket_bytes_in_order() {
     assert!(matches!(client.recv().unwrap(), Message::Close(_)));
     assert!(server.close_reason(id).starts_with("Closed"));
     server.quiet(Duration::from_millis(100));
+}
+
+/// An adopted connection with no leftover bytes, echoing: the common case.
+fn adopted(server: &Server, l: &TcpListener) -> (ConnId, Client) {
+    let (stream, proto, client) = handshake(l, |_| Vec::new());
+    (server.adopt(stream, proto).unwrap(), client)
+}
+
+/// Frames the client sent before the adoption wait in the socket: the
+/// registration raises no edge for them unless the loop looks, so it
+/// reads the socket once after adopting.
+#[test]
+fn data_already_in_the_socket_when_adopted_is_read() {
+    let server = Server::start(Options::default(), true);
+    let l = listener();
+    let (stream, proto, mut client) = handshake(&l, |_| Vec::new());
+    client.send(&[text("early"), text("bird")]);
+    // Both frames are in the server socket's receive queue before it is adopted.
+    let mut peek = [0u8; 64];
+    stream.set_read_timeout(Some(STEP)).unwrap();
+    while stream.peek(&mut peek).unwrap() < 2 * (2 + 4) + 5 + 4 {}
+    let id = server.adopt(stream, proto).unwrap();
+    assert_eq!(server.message(id), text("early"));
+    assert_eq!(server.message(id), text("bird"));
+    assert_eq!(client.recv().unwrap(), text("early"));
+    assert_eq!(client.recv().unwrap(), text("bird"));
+}
+
+/// A loop driven by hand (`run_once`), for the wake tests.
+fn manual() -> (EventLoop<Srv>, Srv, mpsc::Receiver<Ev>) {
+    let lp = EventLoop::unbound(Options::default()).unwrap();
+    let (_, cmds) = mpsc::channel();
+    let (tx, events) = mpsc::channel();
+    let srv = Srv { cmds, events: tx, wakes: Arc::default(), echo: false, rewake: None };
+    (lp, srv, events)
+}
+
+#[test]
+fn wake_from_another_thread_calls_on_wake() {
+    let (mut lp, mut srv, _events) = manual();
+    let handle = lp.handle();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        handle.wake();
+    });
+    // Blocks until the wake (no timer, no connection).
+    lp.run_once(&mut srv, Some(STEP)).unwrap();
+    assert_eq!(srv.wakes.load(Ordering::SeqCst), 1);
+    t.join().unwrap();
+    lp.run_once(&mut srv, Some(Duration::from_millis(20))).unwrap();
+    assert_eq!(srv.wakes.load(Ordering::SeqCst), 1, "one wake, one call");
+}
+
+#[test]
+fn thousand_wakes_before_the_loop_runs_give_one_on_wake() {
+    let (mut lp, mut srv, _events) = manual();
+    let handle = lp.handle();
+    for _ in 0..1000 {
+        handle.wake();
+    }
+    for _ in 0..3 {
+        lp.run_once(&mut srv, Some(Duration::from_millis(20))).unwrap();
+    }
+    assert_eq!(srv.wakes.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn wake_during_on_wake_is_not_lost() {
+    let (mut lp, mut srv, _events) = manual();
+    let handle = lp.handle();
+    srv.rewake = Some(handle.clone());
+    handle.wake();
+    lp.run_once(&mut srv, Some(STEP)).unwrap();
+    assert_eq!(srv.wakes.load(Ordering::SeqCst), 1);
+    // The wake made inside on_wake gives another call, without waiting.
+    let t = std::time::Instant::now();
+    lp.run_once(&mut srv, Some(STEP)).unwrap();
+    assert_eq!(srv.wakes.load(Ordering::SeqCst), 2);
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn paused_connection_gets_no_message_until_resumed_then_all_in_order() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+    assert!(server.done(Cmd::Pause(id, true)));
+    let msgs: Vec<Message> = (0..50).map(|i| text(&format!("m{i}"))).collect();
+    client.send(&msgs);
+    server.quiet(Duration::from_millis(150));
+    assert!(server.done(Cmd::Pause(id, false)));
+    for m in &msgs {
+        assert_eq!(&server.message(id), m);
+    }
+    // Reading goes on as usual afterwards.
+    client.send(&[text("after")]);
+    assert_eq!(server.message(id), text("after"));
+    // A dead id: false.
+    client.proto.close(CloseCode::NORMAL, "").unwrap();
+    client.send(&[]);
+    assert!(server.close_reason(id).starts_with("Closed"));
+    assert!(!server.done(Cmd::Pause(id, true)));
+    assert!(!server.done(Cmd::NotifyDrained(id)));
+}
+
+/// The case that matters: the peer resets while reading is paused. No
+/// edge will come again for it; on_close must come, at the latest when
+/// reading resumes.
+#[test]
+fn peer_reset_while_paused_gives_on_close_after_resume() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+    let (other, mut other_client) = adopted(&server, &l);
+    assert!(server.done(Cmd::Pause(id, true)));
+    client.send(&[text("unread")]);
+    // Unread data in the client's receive queue: closing it sends a reset.
+    assert!(server.done(Cmd::Send(id, text("never read"))));
+    thread::sleep(Duration::from_millis(50));
+    drop(client);
+    server.quiet(Duration::from_millis(100));
+    assert!(server.done(Cmd::Pause(id, false)));
+    // The message read before the reset is delivered, then the end.
+    match server.event() {
+        Ev::Msg(got, m) => {
+            assert_eq!((got, m), (id, text("unread")));
+            let reason = server.close_reason(id);
+            assert!(reason.contains("ConnectionReset") || reason.starts_with("Io"), "{reason}");
+        }
+        Ev::Close(got, reason) => {
+            assert_eq!(got, id);
+            assert!(reason.contains("ConnectionReset") || reason.starts_with("Io"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    server.quiet(Duration::from_millis(50));
+    // The other connection was not disturbed.
+    other_client.send(&[text("still here")]);
+    assert_eq!(server.message(other), text("still here"));
+}
+
+/// Timers run while paused: the idle timeout closes a paused connection
+/// that sends nothing (its close frame is sent; the peer's answer would
+/// wait unread, so the close timeout ends it).
+#[test]
+fn idle_timeout_closes_a_paused_connection() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let config = Config { idle_timeout: Some(Duration::from_millis(200)), close_timeout: Duration::from_millis(200), ..Config::default() };
+    let (stream, proto, mut client) = handshake_with(&l, config, |_| Vec::new());
+    let id = server.adopt(stream, proto).unwrap();
+    assert!(server.done(Cmd::Pause(id, true)));
+    let t = std::time::Instant::now();
+    // The client gets the server's 1001.
+    match client.recv().unwrap() {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::GOING_AWAY),
+        other => panic!("{other:?}"),
+    }
+    let reason = server.close_reason(id);
+    assert!(reason.contains("IdleTimeout") || reason.starts_with("Closed"), "{reason}");
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+}
+
+#[test]
+fn on_drained_comes_at_once_when_the_output_is_already_low() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (id, _client) = adopted(&server, &l);
+    assert!(server.done(Cmd::NotifyDrained(id)));
+    assert!(matches!(server.event(), Ev::Drained(got) if got == id));
+    server.quiet(Duration::from_millis(50));
+}
+
+/// A client that does not read: the output stays over the low-water mark
+/// and on_drained waits; once the client reads everything, one call.
+#[test]
+fn on_drained_comes_once_after_a_slow_reader_catches_up() {
+    let options = Options { max_queued: 64 << 20, ..Options::default() };
+    let server = Server::start(options, false);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+    // 32 MiB: more than the loopback socket buffers take.
+    let big = Message::binary(vec![1u8; 1 << 20]);
+    for _ in 0..32 {
+        assert!(server.done(Cmd::Send(id, big.clone())));
+    }
+    assert!(server.done(Cmd::NotifyDrained(id)));
+    assert!(server.done(Cmd::NotifyDrained(id)), "asking twice gives one call");
+    server.quiet(Duration::from_millis(100));
+    for _ in 0..32 {
+        assert_eq!(client.recv().unwrap(), big);
+    }
+    assert!(matches!(server.event(), Ev::Drained(got) if got == id));
+    server.quiet(Duration::from_millis(50));
+}
+
+/// An unbound loop's shutdown closes adopted connections with 1001.
+#[test]
+fn unbound_shutdown_closes_adopted_connections_with_going_away() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+    let (paused, mut paused_client) = adopted(&server, &l);
+    assert!(server.done(Cmd::Pause(paused, true)));
+    server.handle.shutdown(Duration::from_secs(2));
+    for c in [&mut client, &mut paused_client] {
+        match c.recv().unwrap() {
+            Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::GOING_AWAY),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut closed = vec![];
+    for _ in 0..2 {
+        match server.event() {
+            Ev::Close(got, reason) => {
+                assert!(reason.starts_with("Closed"), "{reason}");
+                closed.push(got);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    closed.sort();
+    let mut want = vec![id, paused];
+    want.sort();
+    assert_eq!(closed, want);
+    server.shutdown(Duration::ZERO);
+}
+
+/// A socket with a pending reset and a descriptor that is not a socket are
+/// refused with an error; the loop goes on serving the others.
+#[test]
+fn adopting_a_bad_socket_fails_without_disturbing_the_others() {
+    let server = Server::start(Options::default(), true);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+
+    // Reset by the peer before the adoption.
+    let (stream, proto, gone) = handshake(&l, |_| Vec::new());
+    let mut s2 = stream.try_clone().unwrap();
+    s2.write_all(b"unread").unwrap();
+    thread::sleep(Duration::from_millis(30));
+    drop(gone);
+    thread::sleep(Duration::from_millis(30));
+    drop(s2);
+    assert_eq!(server.adopt(stream, proto).unwrap_err(), io::ErrorKind::ConnectionReset);
+
+    // Not a socket (epoll takes no regular file).
+    let file = std::fs::File::open(env!("CARGO_MANIFEST_PATH")).unwrap();
+    let fake = TcpStream::from(std::os::fd::OwnedFd::from(file));
+    let err = server.adopt(fake, Protocol::new(Role::Server, Config::default())).unwrap_err();
+    println!("adopting a regular file: {err:?}");
+
+    client.send(&[text("fine")]);
+    assert_eq!(server.message(id), text("fine"));
+    assert_eq!(client.recv().unwrap(), text("fine"));
+    server.quiet(Duration::from_millis(50));
+}
+
+/// `Ctx::close` on a paused connection resumes reading: the peer's answer
+/// is read and the closing handshake completes (instead of waiting for the
+/// close timeout, 5 s, with the answer unread in the kernel).
+#[test]
+fn close_resumes_reading_a_paused_connection() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+    assert!(server.done(Cmd::Pause(id, true)));
+    let t = std::time::Instant::now();
+    assert!(server.done(Cmd::Close(id)));
+    // The client answers the close (`recv` writes the reply).
+    assert!(matches!(client.recv().unwrap(), Message::Close(Some(f)) if f.code == CloseCode::NORMAL));
+    assert!(server.close_reason(id).starts_with("Closed"));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+/// A handler that pauses a connection from its `on_message` stops the
+/// messages behind it, even those decoded from the same read.
+#[test]
+fn pause_from_on_message_holds_the_rest_of_the_read() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (id, mut client) = adopted(&server, &l);
+    client.send(&[text("a"), text("pause-me"), text("b"), text("c")]);
+    assert_eq!(server.message(id), text("a"));
+    assert_eq!(server.message(id), text("pause-me"));
+    server.quiet(Duration::from_millis(150));
+    assert!(server.done(Cmd::Pause(id, false)));
+    assert_eq!(server.message(id), text("b"));
+    assert_eq!(server.message(id), text("c"));
 }
