@@ -29,7 +29,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
 /// What the loop's thread is asked to do (in `on_wake`).
 enum Cmd {
-    Adopt(TcpStream, Protocol),
+    Adopt(TcpStream, Box<Protocol>),
     Pause(ConnId, bool),
     Send(ConnId, Message),
     NotifyDrained(ConnId),
@@ -79,7 +79,7 @@ impl EventHandler for Srv {
         while let Ok(cmd) = self.cmds.try_recv() {
             let done = match cmd {
                 Cmd::Adopt(stream, proto) => {
-                    let _ = self.events.send(Ev::Adopted(ctx.adopt(stream, proto).map_err(|e| e.kind())));
+                    let _ = self.events.send(Ev::Adopted(ctx.adopt(stream, *proto).map_err(|e| e.kind())));
                     continue;
                 }
                 Cmd::Pause(id, paused) => ctx.pause_reading(id, paused),
@@ -135,7 +135,7 @@ impl Server {
     }
 
     fn adopt(&self, stream: TcpStream, proto: Protocol) -> Result<ConnId, io::ErrorKind> {
-        self.cmd(Cmd::Adopt(stream, proto));
+        self.cmd(Cmd::Adopt(stream, Box::new(proto)));
         match self.event() {
             Ev::Adopted(r) => r,
             other => panic!("expected the adoption, got {other:?}"),
@@ -317,6 +317,14 @@ fn adopted(server: &Server, l: &TcpListener) -> (ConnId, Client) {
     (server.adopt(stream, proto).unwrap(), client)
 }
 
+/// A server with one adopted connection.
+fn setup(options: Options, echo: bool) -> (Server, TcpListener, ConnId, Client) {
+    let server = Server::start(options, echo);
+    let l = listener();
+    let (id, client) = adopted(&server, &l);
+    (server, l, id, client)
+}
+
 /// Frames the client sent before the adoption wait in the socket: the
 /// registration raises no edge for them unless the loop looks, so it
 /// reads the socket once after adopting.
@@ -392,9 +400,7 @@ fn wake_during_on_wake_is_not_lost() {
 
 #[test]
 fn paused_connection_gets_no_message_until_resumed_then_all_in_order() {
-    let server = Server::start(Options::default(), false);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, _, id, mut client) = setup(Options::default(), false);
     assert!(server.done(Cmd::Pause(id, true)));
     let msgs: Vec<Message> = (0..50).map(|i| text(&format!("m{i}"))).collect();
     client.send(&msgs);
@@ -419,9 +425,7 @@ fn paused_connection_gets_no_message_until_resumed_then_all_in_order() {
 /// reading resumes.
 #[test]
 fn peer_reset_while_paused_gives_on_close_after_resume() {
-    let server = Server::start(Options::default(), false);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, l, id, mut client) = setup(Options::default(), false);
     let (other, mut other_client) = adopted(&server, &l);
     assert!(server.done(Cmd::Pause(id, true)));
     client.send(&[text("unread")]);
@@ -474,9 +478,7 @@ fn idle_timeout_closes_a_paused_connection() {
 
 #[test]
 fn on_drained_comes_at_once_when_the_output_is_already_low() {
-    let server = Server::start(Options::default(), false);
-    let l = listener();
-    let (id, _client) = adopted(&server, &l);
+    let (server, _, id, _client) = setup(Options::default(), false);
     assert!(server.done(Cmd::NotifyDrained(id)));
     assert!(matches!(server.event(), Ev::Drained(got) if got == id));
     server.quiet(Duration::from_millis(50));
@@ -487,9 +489,7 @@ fn on_drained_comes_at_once_when_the_output_is_already_low() {
 #[test]
 fn on_drained_comes_once_after_a_slow_reader_catches_up() {
     let options = Options { max_queued: 64 << 20, ..Options::default() };
-    let server = Server::start(options, false);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, _, id, mut client) = setup(options, false);
     // 32 MiB: more than the loopback socket buffers take.
     let big = Message::binary(vec![1u8; 1 << 20]);
     for _ in 0..32 {
@@ -508,9 +508,7 @@ fn on_drained_comes_once_after_a_slow_reader_catches_up() {
 /// An unbound loop's shutdown closes adopted connections with 1001.
 #[test]
 fn unbound_shutdown_closes_adopted_connections_with_going_away() {
-    let server = Server::start(Options::default(), false);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, l, id, mut client) = setup(Options::default(), false);
     let (paused, mut paused_client) = adopted(&server, &l);
     assert!(server.done(Cmd::Pause(paused, true)));
     server.handle.shutdown(Duration::from_secs(2));
@@ -541,9 +539,7 @@ fn unbound_shutdown_closes_adopted_connections_with_going_away() {
 /// refused with an error; the loop goes on serving the others.
 #[test]
 fn adopting_a_bad_socket_fails_without_disturbing_the_others() {
-    let server = Server::start(Options::default(), true);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, l, id, mut client) = setup(Options::default(), true);
 
     // Reset by the peer before the adoption.
     let (stream, proto, gone) = handshake(&l, |_| Vec::new());
@@ -572,9 +568,7 @@ fn adopting_a_bad_socket_fails_without_disturbing_the_others() {
 /// close timeout, 5 s, with the answer unread in the kernel).
 #[test]
 fn close_resumes_reading_a_paused_connection() {
-    let server = Server::start(Options::default(), false);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, _, id, mut client) = setup(Options::default(), false);
     assert!(server.done(Cmd::Pause(id, true)));
     let t = std::time::Instant::now();
     assert!(server.done(Cmd::Close(id)));
@@ -588,9 +582,7 @@ fn close_resumes_reading_a_paused_connection() {
 /// messages behind it, even those decoded from the same read.
 #[test]
 fn pause_from_on_message_holds_the_rest_of_the_read() {
-    let server = Server::start(Options::default(), false);
-    let l = listener();
-    let (id, mut client) = adopted(&server, &l);
+    let (server, _, id, mut client) = setup(Options::default(), false);
     client.send(&[text("a"), text("pause-me"), text("b"), text("c")]);
     assert_eq!(server.message(id), text("a"));
     assert_eq!(server.message(id), text("pause-me"));

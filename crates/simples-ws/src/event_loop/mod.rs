@@ -38,12 +38,55 @@
 //!    every complete message to [`EventHandler::on_message`]. Whatever the
 //!    handlers send (to any connection) is only queued in that connection's
 //!    [`Output`](crate::proto::Output) and the connection is marked dirty;
-//! 4. "corking", as uWebSockets: every dirty connection's output is written
+//! 4. if [`Handle::wake`] was called: [`EventHandler::on_wake`] (once);
+//! 5. "corking", as uWebSockets: every dirty connection's output is written
 //!    with one `writev` (so a burst of replies, or a broadcast, costs one
 //!    system call per connection and iteration); its timer is re-armed; its
 //!    buffers are released when it is idle
 //!    ([`Protocol::shrink_buffers`](crate::Protocol::shrink_buffers)); closed
-//!    connections leave the slab.
+//!    connections leave the slab. Connections adopted or resumed during the
+//!    iteration are read here ("Adopting connections"), and
+//!    [`EventHandler::on_drained`] is called for those that asked for it.
+//!
+//! ## Adopting connections
+//!
+//! A loop can serve connections whose HTTP and WebSocket handshakes were
+//! done elsewhere (a hyper server, say): [`Ctx::adopt`] takes the socket
+//! and a ready [`Protocol`](crate::Protocol), built by the caller with its
+//! own [`Config`] (and extension), holding the bytes read
+//! past the handshake (fed with
+//! [`Protocol::receive`](crate::Protocol::receive)) and any queued output.
+//! From then on the connection is served like one the loop accepted:
+//! timers, back-pressure, closing, [`EventHandler::on_close`] exactly once,
+//! shutdown. [`EventHandler::on_open`] is not called for it.
+//!
+//! The hand-over, from the threads that do the handshakes: put the
+//! `(TcpStream, Protocol)` in a queue the handler owns (a channel), call
+//! [`Handle::wake`], and adopt in [`EventHandler::on_wake`]. Wakes are
+//! coalesced: many before the loop gets to them give one `on_wake`
+//! (drain the whole queue there), and a wake during `on_wake` gives
+//! another call. [`EventLoop::unbound`] makes a loop with no listening
+//! socket, for connections that arrive only this way; N of them, one per
+//! core, with the connections spread by the application.
+//!
+//! The adopted connection is read at the end of the iteration (never
+//! re-entrantly, from inside the callback that adopts): the messages the
+//! protocol can already decode are delivered, then the socket is read
+//! until empty, so bytes that arrived before the registration are not
+//! missed (no edge would report them), and its output is written.
+//!
+//! Two controls let an application that queues work per connection keep
+//! its own queues bounded:
+//! - [`Ctx::pause_reading`]: stop reading a connection while its handlers
+//!   lag (its bytes wait in the kernel, its timers run); resuming delivers
+//!   what was held and reads the socket. A peer's reset while paused is
+//!   noticed when reading resumes, or when a timeout ends the connection.
+//!   It is independent of the loop's own pause on output (below): reading
+//!   happens when neither holds. [`Ctx::close`] and shutdown resume it, to
+//!   read the peer's close;
+//! - [`Ctx::notify_drained`]: one [`EventHandler::on_drained`] once the
+//!   connection's output is at or below [`Options::read_low_water`], to
+//!   move more of the application's queue into the protocol.
 //!
 //! ## Reading (edge-triggered)
 //!
@@ -157,7 +200,9 @@
 //!
 //! ## Not supported (yet)
 //!
-//! permessage-deflate is not negotiated (connections open uncompressed);
+//! permessage-deflate is not negotiated by the loop's own handshake
+//! (connections it accepts open uncompressed; an adopted protocol may
+//! carry an extension);
 //! sends from [`EventHandler::on_open`] are refused (the connection opens after
 //! it returns); TLS.
 
@@ -298,9 +343,14 @@ pub enum CloseReason {
 }
 
 /// The application: called by the loop for each connection's events.
-/// Every callback gets a [`Ctx`] to send to (or close) any connection.
+/// Every callback gets a [`Ctx`] to send to (or close, adopt, pause) any
+/// connection. Callbacks run on the loop's thread, one at a time, never
+/// re-entrantly: what they cause (messages of an adopted or resumed
+/// connection, on_close of a connection they close) comes in later calls.
+/// Only [`EventHandler::on_message`] has no default.
 pub trait EventHandler {
-    /// A client's opening handshake passed validation: accept it (and
+    /// A client's opening handshake passed validation (connections the loop
+    /// accepted itself; not called for [`Ctx::adopt`]ed ones): accept it (and
     /// choose its subprotocol, headers, settings), or refuse it with an
     /// HTTP status ([`crate::handshake::server::reject`]), which is sent
     /// before the socket is closed. Sends to `id` are refused until this
@@ -315,7 +365,8 @@ pub trait EventHandler {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: crate::Message);
 
     /// The connection is over for the application; called exactly once for
-    /// every connection `on_open` accepted. `id` is dead afterwards.
+    /// every connection `on_open` accepted or [`Ctx::adopt`] took. `id` is
+    /// dead afterwards.
     fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
         let _ = (ctx, id, reason);
     }
