@@ -591,3 +591,24 @@ fn pause_from_on_message_holds_the_rest_of_the_read() {
     assert_eq!(server.message(id), text("b"));
     assert_eq!(server.message(id), text("c"));
 }
+
+/// A connection handed over while the loop shuts down (the hand-over
+/// raced the shutdown) is closed with 1001 too, not left open until the
+/// deadline.
+#[test]
+fn connection_adopted_during_shutdown_is_closed_with_going_away() {
+    // A client that never reads or answers keeps the shutdown running.
+    let (server, l, _, mut silent) = setup(Options::default(), false);
+    server.handle.shutdown(Duration::from_secs(1));
+    // Its close frame has left: the shutdown is under way (read raw, so
+    // that no reply ends it).
+    let mut raw = [0u8; 64];
+    assert!(silent.stream.read(&mut raw).unwrap() > 0);
+    let (stream, proto, mut late) = handshake(&l, |_| Vec::new());
+    let id = server.adopt(stream, proto).unwrap();
+    match late.recv().unwrap() {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::GOING_AWAY),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.close_reason(id).starts_with("Closed"));
+}

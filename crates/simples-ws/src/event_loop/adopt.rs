@@ -4,6 +4,7 @@
 use super::conn::{ConnState, DRAIN, PAUSED, READ_PAUSED};
 use super::server::Ctx;
 use super::ConnId;
+use crate::close::CloseCode;
 use crate::proto::Protocol;
 use mio::net::TcpStream;
 use std::io;
@@ -23,10 +24,13 @@ impl Ctx<'_> {
     /// through [`super::EventHandler::on_message`], and reads what waits in
     /// the socket.
     ///
+    /// During [`super::EventLoop::shutdown`] (and after it), the connection
+    /// is adopted and closed at once with 1001, as the others were.
+    ///
     /// Fails, closing the stream and leaving nothing in the loop, when the
     /// socket has a pending error or is not connected (`NotConnected`), or
     /// cannot be made non-blocking or registered with epoll.
-    pub fn adopt(&mut self, stream: std::net::TcpStream, protocol: Protocol) -> io::Result<ConnId> {
+    pub fn adopt(&mut self, stream: std::net::TcpStream, mut protocol: Protocol) -> io::Result<ConnId> {
         if let Some(e) = stream.take_error()? {
             return Err(e);
         }
@@ -34,6 +38,11 @@ impl Ctx<'_> {
         stream.peer_addr()?;
         stream.set_nonblocking(true)?;
         let stream = TcpStream::from_std(stream);
+        if self.core.shutting_down {
+            // Too late to serve it: it gets the others' 1001 (an error
+            // only means it is already closing).
+            let _ = protocol.close(CloseCode::GOING_AWAY, super::shutdown::REASON);
+        }
         // PAUSED: `settle` reads it (and delivers what the protocol holds)
         // once the queued output is written down to the low-water mark.
         let id = self.core.insert(stream, ConnState::Open(protocol), PAUSED, None)?;

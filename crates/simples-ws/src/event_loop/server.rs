@@ -120,6 +120,9 @@ pub(super) struct Core {
     pub(super) now: Instant,
     /// When the loop started (for [`Stamp`]s).
     epoch: Instant,
+    /// [`EventLoop::shutdown`] started: connections adopted from now on are
+    /// closed with 1001 at once.
+    pub(super) shutting_down: bool,
 }
 
 /// What a [`EventHandler`] callback can do: send to, close or inspect any
@@ -174,6 +177,7 @@ impl<H: EventHandler> EventLoop<H> {
                 registry,
                 now: Instant::now(),
                 epoch: Instant::now(),
+                shutting_down: false,
             },
             handle: Handle { stop: Arc::default(), woken: Arc::default(), graceful: Arc::default(), waker },
             accepting: Accepting::default(),

@@ -11,7 +11,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 /// The reason sent with the close frames of a shutdown.
-const REASON: &str = "server shutting down";
+pub(super) const REASON: &str = "server shutting down";
 
 impl<H: EventHandler> EventLoop<H> {
     /// Stops gracefully, within `timeout`:
@@ -26,7 +26,8 @@ impl<H: EventHandler> EventLoop<H> {
     ///    runs from the last write, so a peer still reading its backlog is
     ///    not cut off) or the deadline passes; messages that arrive meanwhile still reach
     ///    [`EventHandler::on_message`] (replies to them are refused: the close
-    ///    frame is sent);
+    ///    frame is sent); connections adopted meanwhile ([`Ctx::adopt`]) are
+    ///    closed with 1001 at once;
     /// 5. connections left at the deadline are dropped, with
     ///    [`EventHandler::on_close`] (`CloseReason::Io`, `TimedOut`) for those
     ///    it is owed to.
@@ -39,6 +40,7 @@ impl<H: EventHandler> EventLoop<H> {
             let _ = self.core.registry.deregister(&mut listener);
         }
         self.accepting = Accepting::default();
+        self.core.shutting_down = true;
         self.core.close_all();
         while !self.core.conns.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
