@@ -208,6 +208,7 @@
 
 mod adopt;
 mod conn;
+mod ctx;
 mod server;
 mod shutdown;
 mod uninit;

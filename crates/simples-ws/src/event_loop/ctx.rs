@@ -1,0 +1,131 @@
+//! What the handlers can do through [`Ctx`]: send, broadcast, close,
+//! inspect (adoption and the application's flow control: `adopt.rs`).
+
+use super::conn::{ConnState, DEAD, PAUSED, PENDING, READ_PAUSED, TERMINAL};
+use super::server::{Core, Ctx};
+use super::{Broadcast, ConnId};
+use crate::close::CloseCode;
+use crate::message::Message;
+use crate::proto::PreparedFrame;
+
+impl Ctx<'_> {
+    /// Queues a message on `id`; `false` if the connection is gone or
+    /// closing. Past [`Options::max_queued`](super::Options::max_queued), the message is not queued and
+    /// the connection is closed with 1008 (see the module's
+    /// "Back-pressure").
+    pub fn send(&mut self, id: ConnId, msg: Message) -> bool {
+        let max = self.core.options.max_queued;
+        let Some((p, _)) = self.core.live(id) else { return false };
+        let ok = if p.output().len() >= max {
+            tracing::debug!("send queue over its limit: closing with 1008");
+            let _ = p.close(CloseCode::POLICY_VIOLATION, "send queue limit exceeded");
+            false
+        } else {
+            p.send(msg).is_ok()
+        };
+        self.core.mark(id.key as usize);
+        ok
+    }
+
+    /// Queues a pre-encoded frame on `id`; `false` when it was dropped:
+    /// the connection is gone or closing, or its output would exceed
+    /// [`Options::max_queued`](super::Options::max_queued) (a slow reader; an empty output takes one
+    /// frame of any size).
+    pub fn send_prepared(&mut self, id: ConnId, frame: &PreparedFrame) -> bool {
+        let max = self.core.options.max_queued;
+        let Some(c) = self.core.live_conn(id) else { return false };
+        if !c.fits(frame.as_bytes().len(), max) {
+            return false;
+        }
+        let Some(p) = c.live_proto() else { return false };
+        let ok = p.send_prepared(frame).is_ok();
+        self.core.mark(id.key as usize);
+        ok
+    }
+
+    /// Queues `frame` on every open connection `filter` selects, skipping
+    /// (and counting) those whose output would exceed
+    /// [`Options::max_queued`](super::Options::max_queued). No wake-up, lock or copy per connection:
+    /// small frames are appended to each output, large ones shared.
+    pub fn broadcast(&mut self, frame: &PreparedFrame, mut filter: impl FnMut(ConnId) -> bool) -> Broadcast {
+        let max = self.core.options.max_queued;
+        let len = frame.as_bytes().len();
+        let mut result = Broadcast::default();
+        let Core { conns, dirty, .. } = &mut *self.core;
+        for (key, c) in conns.iter_mut() {
+            let gen = c.gen;
+            let flags = c.flags;
+            let Some(p) = c.live_proto() else { continue };
+            if p.state() != crate::State::Open || !filter(ConnId { key: key as u32, gen }) {
+                continue;
+            }
+            if !c.fits(len, max) {
+                result.dropped += 1;
+                continue;
+            }
+            let Some(p) = c.live_proto() else { continue };
+            if p.send_prepared(frame).is_err() {
+                continue;
+            }
+            result.sent += 1;
+            if flags & PENDING == 0 {
+                c.flags |= PENDING;
+                dirty.push(key);
+            }
+        }
+        result
+    }
+
+    /// Starts the closing handshake on `id` (RFC 6455 §7.1.2); the
+    /// connection's [`EventHandler::on_close`](super::EventHandler::on_close) comes with the peer's answer (or
+    /// the close timeout). `false` if it is gone or already closing.
+    /// Resumes reading a connection paused by [`Ctx::pause_reading`].
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> bool {
+        let Some((p, flags)) = self.core.live(id) else { return false };
+        let ok = p.close(code, reason).is_ok();
+        if *flags & READ_PAUSED != 0 {
+            // The peer's answer must be read (`Ctx::pause_reading`).
+            self.core.resume_reading(id.key as usize);
+        }
+        self.core.mark(id.key as usize);
+        ok
+    }
+
+    /// Bytes waiting to be written on `id` (`None`: gone).
+    pub fn queued(&mut self, id: ConnId) -> Option<usize> {
+        self.core.live(id).map(|(p, _)| p.output().len())
+    }
+
+    /// True while reading `id` is paused because its output is over
+    /// [`Options::read_high_water`](super::Options::read_high_water) (see the module's "Back-pressure"), or
+    /// waits for the end of the iteration to be read again (just adopted,
+    /// or resumed by [`Ctx::pause_reading`]). Pauses by
+    /// [`Ctx::pause_reading`] are not reported here.
+    pub fn is_paused(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some_and(|(_, flags)| *flags & PAUSED != 0)
+    }
+
+    /// True while `id` is open (not closed, not gone).
+    pub fn is_open(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some()
+    }
+
+    /// Calls `f` with every open connection (those that have finished
+    /// their handshake and are not over); `f` may send, close, etc.
+    pub fn for_each(&mut self, mut f: impl FnMut(&mut Ctx<'_>, ConnId)) {
+        let end = self.core.conns.capacity();
+        for key in 0..end {
+            let Some(c) = self.core.conns.get(key) else { continue };
+            if c.flags & (TERMINAL | DEAD) != 0 || !matches!(c.state, ConnState::Open(_)) {
+                continue;
+            }
+            let id = ConnId { key: key as u32, gen: c.gen };
+            f(self, id);
+        }
+    }
+
+    /// Connections in the loop (handshaking, open and closing).
+    pub fn connections(&self) -> usize {
+        self.core.conns.len()
+    }
+}
