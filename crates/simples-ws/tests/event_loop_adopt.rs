@@ -613,3 +613,22 @@ fn connection_adopted_during_shutdown_is_closed_with_going_away() {
     }
     assert!(server.close_reason(id).starts_with("Closed"));
 }
+
+/// Regression: `shutdown` queued its 1001 close frames but wrote them only
+/// after the next `epoll_wait` returned, so with quiet connections (no
+/// event coming) they left at the deadline, and the shutdown always took
+/// its whole timeout. They leave at once now.
+#[test]
+fn shutdown_close_frames_waited_for_the_deadline_on_quiet_connections() {
+    let (server, _, id, mut client) = setup(Options::default(), false);
+    let t = std::time::Instant::now();
+    server.handle.shutdown(Duration::from_secs(3));
+    match client.recv().unwrap() {
+        Message::Close(Some(f)) => assert_eq!(f.code, CloseCode::GOING_AWAY),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "the close frame left after {:?}", t.elapsed());
+    assert!(server.close_reason(id).starts_with("Closed"));
+    server.shutdown(Duration::ZERO);
+    assert!(t.elapsed() < Duration::from_secs(1), "the shutdown took {:?}", t.elapsed());
+}

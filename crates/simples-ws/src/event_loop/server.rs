@@ -553,7 +553,7 @@ impl Core {
 
     /// The end of an iteration: every dirty connection is written,
     /// re-armed, shrunk or closed.
-    fn settle_dirty<H: EventHandler>(&mut self, handler: &mut H) {
+    pub(super) fn settle_dirty<H: EventHandler>(&mut self, handler: &mut H) {
         // Handlers called from here (on_close) may dirty more connections.
         while let Some(key) = self.dirty.pop() {
             self.settle(handler, key);

@@ -42,6 +42,11 @@ impl<H: EventHandler> EventLoop<H> {
         self.accepting = Accepting::default();
         self.core.shutting_down = true;
         self.core.close_all();
+        // Write the close frames now: the next iteration's writes come
+        // only after its `epoll_wait`, which quiet connections would let
+        // run to the deadline.
+        self.core.now = Instant::now();
+        self.core.settle_dirty(handler);
         while !self.core.conns.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
