@@ -1,6 +1,8 @@
 //! Transport faults against a framework WebSocket host, over real sockets:
 //! a half-open client (it stops answering without closing) is found by the
-//! keepalive within the idle timeout (on tokio's paused clock); a TCP reset
+//! keepalive within the idle timeout (as tokio tasks, on tokio's paused
+//! clock; on the event loops, which read the system's clock, with a
+//! one-second timeout); a TCP reset
 //! in the middle of a frame, and clients that vanish during the closing
 //! handshake (either side's), are cleaned up: the registry count comes
 //! back, `on_close` runs once per connection, and another client keeps
@@ -20,8 +22,12 @@ use tokio::net::TcpStream;
 /// Echo host at `/ws`: `bye` makes the server close (1000); every close
 /// is recorded (connection id, the client's close code or `None`).
 async fn server() -> (simples::Running, simples::WsHost, Arc<Mutex<Vec<(u64, Option<u16>)>>>) {
+    server_with(WsOptions::default()).await
+}
+
+async fn server_with(options: WsOptions) -> (simples::Running, simples::WsHost, Arc<Mutex<Vec<(u64, Option<u16>)>>>) {
     let mut server = common::server();
-    let host = server.ws("/ws", WsOptions::default(), |_conn| async move {});
+    let host = server.ws("/ws", options, |_conn| async move {});
     host.on_message(|conn, message| async move {
         if matches!(&message, Message::Text(t) if t.as_str() == "bye") {
             conn.close(CloseCode::NORMAL, "bye");
@@ -79,7 +85,8 @@ async fn echo(ws: &mut common::ws::Client, what: &str) {
 async fn half_open_client_is_found_by_the_keepalive_within_the_idle_timeout() {
     let idle = WsOptions::default().idle_timeout.unwrap();
     assert_eq!(idle, Duration::from_secs(30));
-    let (running, host, closes) = server().await;
+    // Tasks: their timers run on tokio's (paused) clock.
+    let (running, host, closes) = server_with(WsOptions { event_loop: false, ..WsOptions::default() }).await;
     let addr = running.local_addr();
     // The half-open client: it never reads nor writes again.
     let silent = raw_ws(addr, "/ws").await;
@@ -87,17 +94,48 @@ async fn half_open_client_is_found_by_the_keepalive_within_the_idle_timeout() {
     // Just past the idle timeout: the server pinged at half of it, got
     // nothing, and sent 1001 (read now: the client only peeks).
     tokio::time::sleep(idle + Duration::from_millis(100)).await;
+    half_open_answer(&silent).await;
+    // Unanswered, the connection is dropped after the close timeout.
+    tokio::time::sleep(WsOptions::default().close_timeout).await;
+    assert_eq!(host.len(), 0, "the half-open connection was removed");
+    closes_reach(&closes, 1).await;
+    assert_eq!(closes.lock().unwrap()[0].1, None, "no close frame from a half-open client");
+}
+
+/// The event loops' timers read the system's clock: the same with a
+/// one-second idle timeout and a 300 ms close timeout, in real time.
+#[tokio::test]
+async fn half_open_client_on_the_event_loop_is_found_by_the_keepalive() {
+    let idle = Duration::from_secs(1);
+    let close_timeout = Duration::from_millis(300);
+    let options = WsOptions { idle_timeout: Some(idle), close_timeout, ..WsOptions::default() };
+    let (running, host, closes) = server_with(options).await;
+    let silent = raw_ws(running.local_addr(), "/ws").await;
+    wait_for(&host, 1).await;
+    let started = std::time::Instant::now();
+    // The ping at half the timeout, the close at the timeout.
+    let mut wire = [0u8; 64];
+    let mut n = 0;
+    while n < 6 && started.elapsed() < idle * 3 {
+        n = tokio::time::timeout(Duration::from_millis(50), silent.peek(&mut wire)).await.map_or(n, |r| r.unwrap());
+    }
+    assert!(started.elapsed() >= idle - Duration::from_millis(100), "closed early: {:?}", started.elapsed());
+    half_open_answer(&silent).await;
+    closes_reach(&closes, 1).await;
+    assert!(started.elapsed() < idle + close_timeout + Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(host.len(), 0, "the half-open connection was removed");
+    assert_eq!(closes.lock().unwrap()[0].1, None, "no close frame from a half-open client");
+}
+
+/// What a half-open client finds in its receive buffer: the keepalive
+/// ping, then a close frame with 1001.
+async fn half_open_answer(silent: &TcpStream) {
     let mut wire = [0u8; 64];
     let n = silent.peek(&mut wire).await.unwrap();
     assert!(n >= 6, "{:?}", &wire[..n]);
     assert_eq!(&wire[..2], &[0x89, 0x00], "a keepalive ping first: {:?}", &wire[..n]);
     assert_eq!(wire[2], 0x88, "then a close frame: {:?}", &wire[..n]);
     assert_eq!(u16::from_be_bytes([wire[4], wire[5]]), 1001);
-    // Unanswered, the connection is dropped after the close timeout.
-    tokio::time::sleep(WsOptions::default().close_timeout).await;
-    assert_eq!(host.len(), 0, "the half-open connection was removed");
-    closes_reach(&closes, 1).await;
-    assert_eq!(closes.lock().unwrap()[0].1, None, "no close frame from a half-open client");
 }
 
 #[tokio::test]

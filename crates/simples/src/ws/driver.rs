@@ -17,24 +17,19 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use futures_util::future::CatchUnwind;
-use futures_util::FutureExt as _;
 use simples_ws::tokio::{Drive, WebSocket};
 use simples_ws::{CloseFrame, Message, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::channel::leave_all;
-use super::state::WsConn;
-use super::object::{self, Incoming};
-use super::options::Mode;
+use super::jobs::{caught, dispatch, pump, receive, report, Handler, Job, Pending, Running};
 use super::outbox::{Out, HIGH_WATER};
 use super::signal::Signal;
-use crate::handler::BoxFuture;
+use super::state::WsConn;
 
 /// The connection over `io` (the upgraded transport; `leftover`: bytes
 /// read past the handshake), with the negotiated extension: what
@@ -81,7 +76,7 @@ where
             if host.force.load(Ordering::SeqCst) != generation {
                 break None;
             }
-            let backlog = pump(&mut ws, &conn, &mut batch);
+            let backlog = pump_into(&mut ws, &conn, &mut batch);
             if task.is_none() {
                 // Polled first by the `select!` below (a first poll here
                 // would save no turn: its reply waits for the next `pump`).
@@ -91,8 +86,7 @@ where
             }
             // Stop reading while handlers lag: at most `max_pending_messages`
             // or one maximum-size message's worth of bytes wait.
-            let read = pending.jobs.len() < host.options.max_pending_messages.max(1)
-                && pending.bytes < host.options.max_message_size;
+            let read = pending.accepts_more(&host.options);
             let low_water = backlog.then_some(HIGH_WATER / 2);
             // A message for its handler at once (started after the
             // `select!`, whose futures would otherwise share the task's
@@ -152,37 +146,36 @@ where
     }
 }
 
-/// Moves queued items into the protocol while less than `HIGH_WATER` bytes
-/// wait there; `true` if the outbox still holds items.
-fn pump<S>(ws: &mut WebSocket<S>, conn: &WsConn, batch: &mut VecDeque<Out>) -> bool
+/// Moves the outbox into the protocol ([`pump`]); `true` if the outbox
+/// still holds items.
+fn pump_into<S>(ws: &mut WebSocket<S>, conn: &WsConn, batch: &mut VecDeque<Out>) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        let waiting = ws.protocol_mut().output().len();
-        let mut outbox = conn.inner.outbox();
-        outbox.take(HIGH_WATER.saturating_sub(waiting), batch);
-        if batch.is_empty() {
-            return !outbox.is_empty();
-        }
-        drop(outbox);
-        let proto = ws.protocol_mut();
-        // One allocation for the burst: the output's buffer is released
-        // whenever the connection waits with nothing to write, and would
-        // otherwise grow by doubling (a realloc and a copy) every few frames.
-        proto.output().reserve_for(batch.iter().map(Out::size));
-        for out in batch.drain(..) {
-            let result = match out {
-                Out::Message(m) => proto.send(m),
-                Out::Frame(f) => proto.send_prepared(&f),
-                Out::Close(code, reason) => proto.close(code, &reason),
-            };
-            if let Err(e) = result {
-                // Closing or failed: the driver loop sees the end.
-                tracing::debug!(id = conn.id(), error = %e, "queued message not sent");
+    pump(
+        conn,
+        batch,
+        ws.protocol_mut(),
+        |proto| proto.output().len(),
+        |proto, batch| {
+            // One allocation for the burst: the output's buffer is released
+            // whenever the connection waits with nothing to write, and would
+            // otherwise grow by doubling (a realloc and a copy) every few
+            // frames.
+            proto.output().reserve_for(batch.iter().map(Out::size));
+            for out in batch.drain(..) {
+                let result = match out {
+                    Out::Message(m) => proto.send(m),
+                    Out::Frame(f) => proto.send_prepared(&f),
+                    Out::Close(code, reason) => proto.close(code, &reason),
+                };
+                if let Err(e) = result {
+                    // Closing or failed: the driver loop sees the end.
+                    tracing::debug!(id = conn.id(), error = %e, "queued message not sent");
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// The connection waits (for the peer, a wake-up or its handler): frees
@@ -201,64 +194,6 @@ fn go_idle<'a>(conn: &'a WsConn, batch: &'a mut VecDeque<Out>, pending: &'a mut 
         conn.inner.outbox().release_if_empty();
         Poll::Pending
     })
-}
-
-/// A data message arrived: acknowledgements resolve at once, refusals are
-/// answered at once, the rest is a job for its handler (with its size).
-fn receive(conn: &WsConn, message: Message) -> Option<(Job, usize)> {
-    let host = &conn.inner.host;
-    let size = message.payload().len();
-    let metrics = host.metrics();
-    metrics.messages_in.increment(1);
-    metrics.bytes_in.increment(size as u64);
-    if host.options.mode == Mode::Plain {
-        return Some((Job::Plain(message), size));
-    }
-    let parsed = match &message {
-        Message::Text(text) => object::parse(text.as_str(), host.options.max_json_depth),
-        _ => Err(object::Refusal {
-            code: "binary",
-            message: "object mode takes JSON text messages only".into(),
-        }),
-    };
-    match parsed {
-        Ok(Incoming::Ack { id, result }) => {
-            conn.resolve(id, result);
-            None
-        }
-        Ok(Incoming::Event { event, data, id }) => Some((Job::Event { event, data, id }, size)),
-        Err(refusal) => {
-            tracing::debug!(id = conn.id(), code = refusal.code, "object-mode message refused");
-            let _ = conn.send_text(refusal.to_event());
-            None
-        }
-    }
-}
-
-/// Received messages waiting for their handler, with their wire size.
-#[derive(Default)]
-struct Pending {
-    jobs: VecDeque<(Job, usize)>,
-    bytes: usize,
-}
-
-impl Pending {
-    fn push(&mut self, job: Job, size: usize) {
-        self.bytes += size;
-        self.jobs.push_back((job, size));
-    }
-
-    fn pop(&mut self) -> Option<Job> {
-        let (job, size) = self.jobs.pop_front()?;
-        self.bytes -= size;
-        Some(job)
-    }
-}
-
-/// A received message waiting for its handler.
-enum Job {
-    Plain(Message),
-    Event { event: String, data: serde_json::Value, id: Option<u64> },
 }
 
 /// Polls the handler just started (if any) once, at once: most finish
@@ -289,80 +224,3 @@ impl Future for FirstPoll<'_> {
     }
 }
 
-/// The handler future for a message whose turn came.
-fn dispatch(conn: &WsConn, job: Job) -> Option<Handler> {
-    let host = &conn.inner.host;
-    let (event, data, id) = match job {
-        Job::Plain(message) => {
-            let handler = host.message_handler()?;
-            // The handler's first, synchronous part may send (an echo
-            // often sends before it returns its future): this task runs and
-            // looks at its signal next, so that send needs no wake-up.
-            let (future, _) = conn.inner.wake.running(|| handler(conn.clone(), message));
-            return Some(caught(future));
-        }
-        Job::Event { event, data, id } => (event, data, id),
-    };
-    let handler = host.event_handler(&event);
-    let conn = conn.clone();
-    Some(caught(Box::pin(async move {
-        let result = match handler {
-            Some(handler) => match AssertUnwindSafe(handler(conn.clone(), data)).catch_unwind().await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::error!(event, "a WebSocket event handler panicked");
-                    Err("the handler failed".to_string())
-                }
-            },
-            None => Err(format!("no handler for event {event:?}")),
-        };
-        if let Some(id) = id {
-            let _ = conn.send_text(object::ack_json(id, &result));
-        } else if let Err(e) = result {
-            tracing::debug!(event, error = %e, "event handler failed");
-        }
-    })))
-}
-
-/// Polls the connection's handler marked as running (`Signal::running`):
-/// its `conn.send` queues without waking this task, which moves the
-/// outbox into the protocol right after the handler returns (the loop's
-/// `pump`). A handler that sent and now waits for something else leaves a
-/// notification unseen: the task then wakes itself (rare), as a
-/// notification from another thread meanwhile would have.
-struct Running<'a> {
-    /// `Some` (the branch's condition): `select!` builds the future
-    /// before it looks at the condition.
-    task: &'a mut Option<Handler>,
-    wake: &'a Signal,
-}
-
-impl Future for Running<'_> {
-    type Output = std::thread::Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let task = this.task.as_mut().expect("guarded");
-        let (poll, notified) = this.wake.running(|| Pin::new(task).poll(cx));
-        if notified && poll.is_pending() {
-            cx.waker().wake_by_ref();
-        }
-        poll
-    }
-}
-
-/// A running handler: its panic is caught (and [`report`]ed) instead of
-/// ending the connection's task. No second allocation around the
-/// handler's own boxed future.
-type Handler = CatchUnwind<AssertUnwindSafe<BoxFuture<'static, ()>>>;
-
-fn caught(fut: BoxFuture<'static, ()>) -> Handler {
-    AssertUnwindSafe(fut).catch_unwind()
-}
-
-/// Logs a handler's panic; the connection goes on.
-fn report(done: std::thread::Result<()>) {
-    if done.is_err() {
-        tracing::error!("a WebSocket handler panicked; the connection goes on");
-    }
-}

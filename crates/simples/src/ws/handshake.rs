@@ -12,7 +12,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use simples_ws::handshake::{HandshakeError, HandshakeErrorKind, HttpHead, NonUpgrade, Offer, ServerPolicy};
 
+use super::admission::Slot;
 use super::driver;
+use super::looped;
 use super::state::{WsConn, WsHost};
 use super::options::Origins;
 use super::request::RequestInfo;
@@ -59,7 +61,7 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     check_origin(&ws.shared.options.origins, &conn)?;
     // Taken before any application hook runs; released when the connection
     // ends (the task below keeps it) or when this handshake is refused.
-    let slot = ws.shared.admission.admit(conn.head.peer.ip(), &ws.shared.options)?;
+    let mut slot = ws.shared.admission.admit(conn.head.peer.ip(), &ws.shared.options)?;
     let authorize = ws.shared.authorize_hook();
     if let Some(hook) = authorize {
         conn = hook(conn).await?;
@@ -93,8 +95,9 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
     let conn = WsConn::new(ws.shared.next_id(), ws.shared.clone(), request);
     // Every event of the connection's task carries who it is.
     let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
+    // (`slot` is used in place: a copy into a local would take room in the
+    // task for the connection's life.)
     let fut = async move {
-        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -103,33 +106,52 @@ async fn accept(ws: &WsHost, mut conn: Conn) -> Result<Response, Error> {
                 return;
             }
         };
-        into_driver(upgraded, extension, conn).await;
+        if let Some(driver) = into_driver(upgraded, extension, conn, &mut slot) {
+            driver.await;
+        }
     };
     tokio::spawn(tracing::Instrument::instrument(fut, span));
     Ok(res)
 }
 
-/// The connection's task body. Back to the socket itself when it is one of
-/// the listeners' types: no dynamic dispatch per read and write, and
-/// hyper's read buffer (8 KiB or more, kept alive by the leftover bytes'
-/// view of it) is released, the few leftover bytes being copied. A plain
-/// function returning the boxed driver, so that the task holds just the
-/// one driver that runs (a task's allocation is a multiple of 128 bytes:
-/// the driver inside the task took more than the two allocations).
-fn into_driver(upgraded: Upgraded, extension: Option<Box<DeflateExtension>>, conn: WsConn) -> BoxFuture<'static, ()> {
+/// The connection's task body, or `None` once a plain-TCP connection went
+/// to the host's event loops (`looped.rs`, with the admission `slot`).
+/// Back to the socket itself when it is one of the listeners' types: no
+/// dynamic dispatch per read and write, and hyper's read buffer (8 KiB or
+/// more, kept alive by the leftover bytes' view of it) is released, the
+/// few leftover bytes being copied. A plain function returning the boxed
+/// driver, so that the task holds just the one driver that runs (a task's
+/// allocation is a multiple of 128 bytes: the driver inside the task took
+/// more than the two allocations).
+fn into_driver(
+    upgraded: Upgraded,
+    extension: Option<Box<DeflateExtension>>,
+    conn: WsConn,
+    slot: &mut Option<Slot>,
+) -> Option<BoxFuture<'static, ()>> {
     let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
-            let ws = driver::socket(parts.io.into_inner(), &parts.read_buf, extension, &conn);
-            return Box::pin(driver::run(ws, conn));
+            let stream = parts.io.into_inner();
+            if conn.inner.host.options.event_loop {
+                match looped::lane(&conn.inner.host) {
+                    Ok(lane) => {
+                        looped::adopt(&lane, stream, &parts.read_buf, extension, conn, slot.take());
+                        return None;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "WebSocket event loops could not start; the connection runs as a task"),
+                }
+            }
+            let ws = driver::socket(stream, &parts.read_buf, extension, &conn);
+            return Some(Box::pin(driver::run(ws, conn)));
         }
         Err(upgraded) => upgraded,
     };
     match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
         Ok(parts) => {
             let ws = driver::socket(parts.io.into_inner(), &parts.read_buf, extension, &conn);
-            Box::pin(driver::run(ws, conn))
+            Some(Box::pin(driver::run(ws, conn)))
         }
-        Err(upgraded) => Box::pin(driver::run(driver::socket(TokioIo::new(upgraded), &[], extension, &conn), conn)),
+        Err(upgraded) => Some(Box::pin(driver::run(driver::socket(TokioIo::new(upgraded), &[], extension, &conn), conn))),
     }
 }
 

@@ -164,6 +164,7 @@ impl WsHost {
                 upgrading: AtomicUsize::new(0),
                 history: History::default(),
                 admission: Arc::default(),
+                loops: Mutex::default(),
             }),
         };
         if let Some(relay) = &host.shared.options.relay {

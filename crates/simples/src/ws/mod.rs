@@ -28,8 +28,16 @@
 //!   request    what a connection keeps of its handshake request, in one
 //!              compact allocation (parsed on demand)
 //!   outbox     the bounded per-connection queue and the slow policy
-//!   driver     the task running one connection over simples-ws
-//!   signal     the lock-free wake-up of a connection's task
+//!   looped     the event loops running plain-TCP connections after the
+//!              101 (N threads per host, simples-ws's mio loop): the
+//!              default (`WsOptions::event_loop`)
+//!   driver     a connection as a tokio task over simples-ws (TLS, or
+//!              `event_loop: false`)
+//!   jobs       what both do the same way: messages become jobs for the
+//!              handlers (one at a time, in order), the outbox moves into
+//!              the protocol by bursts
+//!   signal     the lock-free wake-up of a connection (its task, or its
+//!              loop through the connection's waker)
 //!   object     object mode's JSON wire format (assets/PROTOCOL.md)
 //!   object_client  ObjectClient: a Rust client for object-mode hosts
 //!              (requests, handlers, reconnection with backoff, a queue)
@@ -48,15 +56,15 @@
 //! held; each channel has its own lock (see `channel` for the order).
 //! A connection's outbox lock is a leaf.
 //!
-//! An idle connection holds 1,507 bytes of heap (counted by
-//! `tests/ws_memory_budget.rs`, which fails past its budget): the tokio
-//! task and I/O registration (512), the boxed driver with the protocol
-//! state (600), the `WsConn` (240) and the request head in one allocation
-//! (`request`, ~130). The task and the registration are the tokio model's
-//! floor: the decision to move plain-TCP connections to the event loop
-//! of `simples-ws` (HTTP, the handshake and TLS staying on tokio) for the
-//! 1 KiB target is written down, with its numbers, in `ARCHITECTURE.md`
-//! ("Memory per WebSocket connection").
+//! An idle connection holds 931 bytes of heap on the event loops (971 with
+//! the default idle timeout; counted by `tests/ws_memory_budget.rs`, which
+//! fails past 1 KiB): the loop's slab entry (the socket and the protocol
+//! state, 312), the framework's entry in its loop, the `WsConn` (240), the
+//! request head in one allocation (`request`, ~130) and the connection's
+//! waker (40). As a tokio task it is 1,611 B: the task and the I/O
+//! registration (512) and the timer are the tokio model's floor, which is
+//! why plain-TCP connections moved to the loops (`ARCHITECTURE.md`,
+//! "Memory per WebSocket connection").
 //!
 //! Memory per connection is bounded whatever the client does: incoming
 //! messages by `max_message_size` and `max_pending_messages`, outgoing by
@@ -72,6 +80,8 @@ mod driver;
 mod encode;
 mod error;
 mod handshake;
+mod jobs;
+mod looped;
 mod history;
 mod host;
 mod members;

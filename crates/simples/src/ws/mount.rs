@@ -65,6 +65,9 @@ impl Lifecycle for WsHost {
 
     fn stop(&self, deadline: Duration) -> BoxFuture<'static, ()> {
         let ws = self.clone();
-        Box::pin(async move { ws.shutdown(deadline).await })
+        Box::pin(async move {
+            ws.shutdown(deadline).await;
+            super::looped::stop(&ws.shared).await;
+        })
     }
 }

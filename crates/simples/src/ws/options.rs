@@ -150,6 +150,20 @@ pub struct WsOptions {
     /// reverse proxy every client has the proxy's address: leave it off
     /// there. Default: `None` (no limit).
     pub max_connections_per_ip: Option<usize>,
+    /// Runs this host's plain-TCP connections, after their 101, on event
+    /// loops (`simples-ws`'s mio loop, one per thread, the uWebSockets
+    /// model): no tokio task, timer or socket registration per connection,
+    /// so an idle connection holds about half the memory and a broadcast
+    /// wakes one thread per loop instead of one task per connection.
+    /// Handlers stay `async` and run as before (the loop polls them; one
+    /// that waits is woken like a task). `false`: every connection is a
+    /// tokio task. TLS connections are always tokio tasks. Default: `true`.
+    pub event_loop: bool,
+    /// Threads running this host's event loops, started with its first
+    /// connection and stopped with the server; a connection stays on the
+    /// loop it was given (in turn). Default: `0`, one per core
+    /// (`std::thread::available_parallelism`).
+    pub event_loop_threads: usize,
 }
 
 impl Default for WsOptions {
@@ -173,6 +187,8 @@ impl Default for WsOptions {
             max_control_frames_per_second: Some(1000),
             max_connections: None,
             max_connections_per_ip: None,
+            event_loop: true,
+            event_loop_threads: 0,
         }
     }
 }

@@ -62,6 +62,13 @@ impl Signal {
         (result, notified)
     }
 
+    /// Has the next notification wake `waker` (the event loop's
+    /// connections: see `looped.rs`); call [`Signal::take`] after it, then
+    /// look at what notifications announce.
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
     /// Resolves once notified since the last `wait` resolved (or `take`).
     /// Cancel-safe.
     pub(crate) async fn wait(&self) {

@@ -36,7 +36,7 @@ use simples_ws::{CloseFrame, Message, PreparedFrame};
 use tokio::sync::oneshot;
 use tokio::sync::Notify;
 
-use super::admission::Admission;
+use super::admission::{Admission, Slot};
 use super::history::{HistoryOptions, Memory};
 use super::metrics::Metrics;
 use super::options::{SlowAction, WsOptions};
@@ -108,6 +108,10 @@ pub(crate) struct WsShared {
     /// Connection counts under `max_connections` and
     /// `max_connections_per_ip`.
     pub(crate) admission: Arc<Admission>,
+    /// The event loops running this host's plain-TCP connections
+    /// (`looped.rs`): started with the first such connection, stopped with
+    /// the server.
+    pub(crate) loops: Mutex<Option<Arc<Loops>>>,
 }
 
 pub(crate) type OpenFn = Arc<dyn Fn(WsConn) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -251,6 +255,34 @@ pub enum ChannelEvent {
         /// How many members it had.
         members: usize,
     },
+}
+
+// The event loops (`looped.rs`).
+
+/// A host's event loops: one [`Lane`] per thread, given connections in
+/// turn.
+pub(crate) struct Loops {
+    pub(crate) lanes: Vec<Arc<Lane>>,
+    pub(crate) next: AtomicUsize,
+    pub(crate) threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// One loop thread, as seen from other threads: its handle and what waits
+/// for it (connections to take over, connections to look at).
+pub(crate) struct Lane {
+    pub(crate) handle: simples_ws::event_loop::Handle,
+    pub(crate) adopt: Mutex<Vec<Adoption>>,
+    /// Connections woken (outbox, handler, forced stop), each listed once
+    /// at a time (`ConnWake::queued`): at most one entry per connection.
+    pub(crate) ready: Mutex<Vec<simples_ws::event_loop::ConnId>>,
+}
+
+/// A connection answered 101, on its way to a loop.
+pub(crate) struct Adoption {
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) protocol: simples_ws::Protocol,
+    pub(crate) conn: WsConn,
+    pub(crate) slot: Option<Slot>,
 }
 
 // Channel histories.

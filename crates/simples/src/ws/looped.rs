@@ -1,0 +1,440 @@
+//! The event loops that run a host's plain-TCP connections after their
+//! 101 (`WsOptions::event_loop`, on by default): N threads, each running
+//! `simples-ws`'s mio [`EventLoop`] without a listener, given connections
+//! in turn. The handshake stays on hyper (`handshake.rs` hands the socket
+//! over); TLS connections keep the tokio driver (`driver.rs`).
+//!
+//! Per connection a loop keeps its slab entry (the socket and the
+//! [`Protocol`]) and an [`Entry`] here: the `WsConn`, the running handler,
+//! the messages waiting for it, and the waker that brings the connection
+//! back to its loop. No task, no timer, no tokio registration: the loop's
+//! timers run the protocol's keepalive and timeouts.
+//!
+//! ```text
+//!   other threads: conn.send / broadcast -> outbox -> Signal -> ConnWake
+//!                  -> lane.ready (once per connection) -> Handle::wake
+//!   loop thread:   on_wake: adopt new connections; step each ready one
+//!                  on_message: job -> its handler, polled at once
+//!                  step: poll the handler (its waker is the ConnWake),
+//!                        next job, pump the outbox into the protocol
+//!                        (written at the end of the loop iteration)
+//!                  on_drained: pump more; on_close: clean up
+//! ```
+//!
+//! The rules are those of the tokio driver, shared through `jobs.rs`:
+//! one handler at a time per connection, in the order messages arrived;
+//! acknowledgements resolve at once; reading pauses while
+//! `max_pending_messages` wait; at most `HIGH_WATER` bytes move into the
+//! protocol, the rest waits in the outbox until the loop reports the
+//! output drained. Handlers run on the loop thread inside the server's
+//! runtime (`tokio::spawn`, timers and I/O work in them); `on_close`
+//! handlers are spawned as tasks.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::future::Future;
+use std::pin::Pin;
+
+use simples_ws::event_loop::{CloseReason, ConnId, Ctx, EventHandler, EventLoop, Options};
+use simples_ws::{CloseCode, CloseFrame, Message, Protocol, Role};
+
+use super::channel::leave_all;
+use super::jobs::{caught, dispatch, pump, receive, report, Handler, Pending, Running};
+use super::outbox::{Out, HIGH_WATER};
+use super::state::{Adoption, Lane, Loops, WsConn, WsShared};
+
+/// The loop the next connection of `shared` goes to (in turn), starting
+/// the loops with the first.
+pub(crate) fn lane(shared: &WsShared) -> std::io::Result<Arc<Lane>> {
+    shared.lane()
+}
+
+/// Hands an upgraded plain-TCP connection to `lane` (from [`lane`]).
+/// `leftover`: bytes read past the handshake.
+pub(crate) fn adopt(
+    lane: &Lane,
+    stream: tokio::net::TcpStream,
+    leftover: &[u8],
+    extension: Option<Box<simples_ws::deflate::DeflateExtension>>,
+    conn: WsConn,
+    slot: Option<super::admission::Slot>,
+) {
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(id = conn.id(), error = %e, "WebSocket connection could not leave tokio");
+            conn.inner.outbox().finish();
+            conn.inner.host.end_upgrade();
+            return;
+        }
+    };
+    let mut protocol = Protocol::new(Role::Server, conn.inner.host.config.clone());
+    if let Some(ext) = extension {
+        protocol.set_extension(ext);
+    }
+    protocol.receive(leftover);
+    lock(&lane.adopt).push(Adoption { stream, protocol, conn, slot });
+    lane.handle.wake();
+}
+
+/// Stops the host's loops (the server stopped: its connections ended, or
+/// were dropped at the shutdown deadline), and waits for their threads.
+pub(crate) async fn stop(shared: &WsShared) {
+    let Some(loops) = lock(&shared.loops).take() else {
+        return;
+    };
+    for lane in &loops.lanes {
+        lane.handle.stop();
+    }
+    let threads = std::mem::take(&mut *lock(&loops.threads));
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+}
+
+impl WsShared {
+    /// The next loop in turn, starting the loops if needed.
+    fn lane(&self) -> std::io::Result<Arc<Lane>> {
+        let mut slot = lock(&self.loops);
+        let loops = match &*slot {
+            Some(loops) => loops.clone(),
+            None => {
+                let loops = Arc::new(start(self.options.event_loop_threads)?);
+                *slot = Some(loops.clone());
+                loops
+            }
+        };
+        drop(slot);
+        let i = loops.next.fetch_add(1, Ordering::Relaxed) % loops.lanes.len();
+        Ok(loops.lanes[i].clone())
+    }
+}
+
+/// Starts `threads` loops (`0`: one per core), each entering the current
+/// tokio runtime.
+fn start(threads: usize) -> std::io::Result<Loops> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let runtime = tokio::runtime::Handle::current();
+    // The loops log where the thread that started them logs (a test's or
+    // an application's scoped subscriber included).
+    let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+    let mut lanes = Vec::with_capacity(threads);
+    let mut joins = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let options = Options {
+            // The framework bounds what it moves into the protocol itself
+            // (`HIGH_WATER`, the outbox limits and the slow policy): the
+            // loop's own limit would drop or close behind its back.
+            max_queued: usize::MAX,
+            // Pump more from the outbox once the output is under half of
+            // what a pump fills it to (as the tokio driver's low water).
+            read_low_water: HIGH_WATER / 2,
+            ..Options::default()
+        };
+        let mut lp: EventLoop<LoopHandler> = EventLoop::unbound(options)?;
+        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default() });
+        let handler = LoopHandler {
+            lane: lane.clone(),
+            entries: Vec::new(),
+            ready: Vec::new(),
+            adopting: Vec::new(),
+            batch: VecDeque::new(),
+            runtime: runtime.clone(),
+        };
+        let rt = runtime.clone();
+        let dispatch = dispatch.clone();
+        let join = std::thread::Builder::new().name(format!("simples-ws-loop-{i}")).spawn(move || {
+            let _entered = rt.enter();
+            let _logging = tracing::dispatcher::set_default(&dispatch);
+            // Returns on `Handle::stop`, or an error of the poll itself
+            // (logged); the handler's `Drop` then ends what is left.
+            if let Err(e) = lp.run(handler) {
+                tracing::error!(error = %e, "a WebSocket event loop failed");
+            }
+        })?;
+        lanes.push(lane);
+        joins.push(join);
+    }
+    Ok(Loops { lanes, next: AtomicUsize::new(0), threads: Mutex::new(joins) })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Brings a connection back to its loop: its handler's waker and its
+/// outbox's (through `Signal::register`). Listed once at a time.
+struct ConnWake {
+    lane: Arc<Lane>,
+    id: ConnId,
+    queued: AtomicBool,
+}
+
+impl Wake for ConnWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            lock(&self.lane.ready).push(self.id);
+            self.lane.handle.wake();
+        }
+    }
+}
+
+/// A connection of the loop, as the framework sees it.
+struct Entry {
+    conn: WsConn,
+    wake: Arc<ConnWake>,
+    task: Option<Handler>,
+    /// Messages waiting for the running handler; allocated by the first.
+    pending: Option<Box<Pending>>,
+    /// `WsShared::force` when the connection started.
+    generation: u64,
+    /// Reading paused while handlers lag.
+    paused: bool,
+    /// The connection's span (id, peer, host, path), entered while its
+    /// handlers run; boxed, and only when some subscriber wants it.
+    span: Option<Box<tracing::Span>>,
+    /// The admission slot (with connection limits only), released with
+    /// the connection; boxed: most hosts have no limits.
+    _slot: Option<Box<super::admission::Slot>>,
+}
+
+/// The loop's [`EventHandler`]: the framework's connections of one lane.
+struct LoopHandler {
+    lane: Arc<Lane>,
+    /// By `ConnId::index` (dense: the loop reuses its slots).
+    entries: Vec<Option<Entry>>,
+    /// Scratch lists, swapped with the lane's under its lock.
+    ready: Vec<ConnId>,
+    adopting: Vec<Adoption>,
+    batch: VecDeque<Out>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl LoopHandler {
+    fn entry(&mut self, id: ConnId) -> Option<&mut Entry> {
+        self.entries.get_mut(id.index())?.as_mut().filter(|e| e.wake.id == id)
+    }
+
+    /// A connection handed over by `adopt` joins the loop and opens.
+    fn open(&mut self, ctx: &mut Ctx<'_>, adoption: Adoption) {
+        let Adoption { stream, protocol, conn, slot } = adoption;
+        let host = conn.inner.host.clone();
+        let id = match ctx.adopt(stream, protocol) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::debug!(id = conn.id(), error = %e, "WebSocket connection could not join its event loop");
+                conn.inner.outbox().finish();
+                host.end_upgrade();
+                return;
+            }
+        };
+        host.register(&conn);
+        let (on_open, _) = host.lifecycle_handlers();
+        let generation = host.force.load(Ordering::SeqCst);
+        let wake = Arc::new(ConnWake { lane: self.lane.clone(), id, queued: AtomicBool::new(false) });
+        let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
+        let span = (!span.is_disabled()).then(|| Box::new(span));
+        let task = {
+            let _in = span.as_deref().map(tracing::Span::enter);
+            on_open.map(|open| caught(open(conn.clone())))
+        };
+        let index = id.index();
+        if self.entries.len() <= index {
+            self.entries.resize_with(index + 1, || None);
+        }
+        self.entries[index] = Some(Entry { conn, wake, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
+        self.step(ctx, id);
+    }
+
+    /// Everything a wake-up may call for: the handler, the next message,
+    /// the outbox, a forced stop.
+    fn step(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(Option::as_mut).filter(|e| e.wake.id == id) else {
+            return;
+        };
+        // A wake-up from now on lists the connection again.
+        entry.wake.queued.store(false, Ordering::Release);
+        let waker = Waker::from(entry.wake.clone());
+        let conn = entry.conn.clone();
+        let host = &conn.inner.host;
+        let span = entry.span.as_deref().cloned();
+        let _in = span.as_ref().map(tracing::Span::enter);
+        // The handler, then the messages that waited for it, in order.
+        loop {
+            if entry.task.is_some() {
+                let mut cx = Context::from_waker(&waker);
+                let mut running = Running { task: &mut entry.task, wake: &conn.inner.wake };
+                if let Poll::Ready(done) = Pin::new(&mut running).poll(&mut cx) {
+                    entry.task = None;
+                    report(done);
+                } else {
+                    break;
+                }
+            }
+            match entry.pending.as_mut().and_then(|p| p.pop()) {
+                Some(job) => entry.task = dispatch(&conn, job),
+                None => break,
+            }
+        }
+        if entry.pending.as_ref().is_some_and(|p| p.jobs.is_empty()) {
+            entry.pending = None;
+        }
+        if entry.paused && !entry.pending.as_ref().is_some_and(|p| !p.accepts_more(&host.options)) {
+            entry.paused = false;
+            ctx.pause_reading(id, false);
+        }
+        // Notifications from here on wake the connection again.
+        conn.inner.wake.register(&waker);
+        conn.inner.wake.take();
+        if host.force.load(Ordering::SeqCst) != entry.generation {
+            // Dropped at the shutdown deadline: over for the application
+            // now; the loop ends the transport.
+            ctx.close(id, CloseCode::GOING_AWAY, "server shutting down");
+            if let Some(entry) = self.entries[id.index()].take() {
+                self.finish(entry, None);
+            }
+            return;
+        }
+        let backlog = pump(
+            &conn,
+            &mut self.batch,
+            ctx,
+            |ctx| ctx.queued(id).unwrap_or(0),
+            |ctx, batch| {
+                for out in batch.drain(..) {
+                    match out {
+                        Out::Message(m) => {
+                            ctx.send(id, m);
+                        }
+                        Out::Frame(f) => {
+                            ctx.send_prepared(id, &f);
+                        }
+                        Out::Close(code, reason) => {
+                            ctx.close(id, code, &reason);
+                        }
+                    }
+                }
+            },
+        );
+        if backlog {
+            ctx.notify_drained(id);
+        } else if self.entries[id.index()].as_ref().is_some_and(|e| e.task.is_none()) {
+            conn.inner.outbox().release_if_empty();
+        }
+        if self.batch.capacity() > 64 {
+            self.batch = VecDeque::new();
+        }
+    }
+
+    /// The connection ended (its loop said so, or a forced stop): refuse
+    /// new messages, leave the registry and the channels, fail the waiting
+    /// requests, then tell the application (as the tokio driver does).
+    fn finish(&self, entry: Entry, frame: Option<CloseFrame>) {
+        let Entry { conn, task, pending, _slot, .. } = entry;
+        conn.inner.outbox().finish();
+        drop(task);
+        drop(pending);
+        let host = conn.inner.host.clone();
+        host.unregister(&conn);
+        host.metrics().closed(frame.as_ref().map(|f| f.code.0));
+        leave_all(&host, &conn);
+        conn.end_requests();
+        let (_, on_close) = host.lifecycle_handlers();
+        if let Some(close) = on_close {
+            self.runtime.spawn(async move {
+                report(caught(close(conn, frame)).await);
+                drop(_slot);
+            });
+        }
+    }
+}
+
+impl Drop for LoopHandler {
+    /// The loop stopped: connections still in it end for the application,
+    /// and connections on their way to it are given up.
+    fn drop(&mut self) {
+        for entry in std::mem::take(&mut self.entries).into_iter().flatten() {
+            self.finish(entry, None);
+        }
+        for adoption in std::mem::take(&mut *lock(&self.lane.adopt)) {
+            adoption.conn.inner.outbox().finish();
+            adoption.conn.inner.host.end_upgrade();
+        }
+    }
+}
+
+impl EventHandler for LoopHandler {
+    fn on_wake(&mut self, ctx: &mut Ctx<'_>) {
+        std::mem::swap(&mut *lock(&self.lane.adopt), &mut self.adopting);
+        let mut adopting = std::mem::take(&mut self.adopting);
+        for adoption in adopting.drain(..) {
+            self.open(ctx, adoption);
+        }
+        self.adopting = adopting;
+        std::mem::swap(&mut *lock(&self.lane.ready), &mut self.ready);
+        let mut ready = std::mem::take(&mut self.ready);
+        for id in ready.drain(..) {
+            self.step(ctx, id);
+        }
+        self.ready = ready;
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message) {
+        if !msg.is_data() {
+            return;
+        }
+        let Some(entry) = self.entry(id) else {
+            return;
+        };
+        let conn = entry.conn.clone();
+        let span = entry.span.as_deref().cloned();
+        let _in = span.as_ref().map(tracing::Span::enter);
+        let Some((job, size)) = receive(&conn, msg) else {
+            // An acknowledgement, or a refusal already queued.
+            self.step(ctx, id);
+            return;
+        };
+        if entry.task.is_none() && entry.pending.is_none() {
+            // Straight to its handler (polled by `step`): no queue.
+            entry.task = dispatch(&conn, job);
+        } else {
+            let pending = entry.pending.get_or_insert_with(Box::default);
+            pending.push(job, size);
+            if !pending.accepts_more(&conn.inner.host.options) && !entry.paused {
+                entry.paused = true;
+                ctx.pause_reading(id, true);
+            }
+        }
+        self.step(ctx, id);
+    }
+
+    fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
+        self.step(ctx, id);
+    }
+
+    fn on_close(&mut self, _: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(|e| e.take_if(|e| e.wake.id == id)) else {
+            return;
+        };
+        let frame = match reason {
+            CloseReason::Closed(frame) => frame,
+            other => {
+                tracing::debug!(id = entry.conn.id(), reason = ?other, "WebSocket connection ended");
+                None
+            }
+        };
+        self.finish(entry, frame);
+    }
+}
