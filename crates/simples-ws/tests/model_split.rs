@@ -364,7 +364,9 @@ fn split_hand_offs_lose_no_wake_up_with_two_senders() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn mutant_receiver_that_parks_after_looking_is_caught() {
-    shuttle::check_random(|| run(1, 0, false), 5000);
+    // A fixed seed: with a fresh one per run, 5,000 random schedules
+    // missed the lost wake-up once in a full test run (2026-12-05).
+    shuttle::check_random_with_seed(|| run(1, 0, false), 1, 5000);
 }
 
 /// The lines of `split.rs` this model restates; if one changed, revisit the

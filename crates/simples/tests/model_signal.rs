@@ -227,14 +227,16 @@ fn handler_sends_lose_no_wake_up_alone_or_beside_pushers() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn mutant_wait_without_second_look_is_caught() {
-    shuttle::check_random(|| run(1, 2, 0, 1, Variant { second_look: false, self_wake: true }), 5000);
+    // Fixed seeds for the mutants: random schedules may miss them (the
+    // same model of `split.rs` did once).
+    shuttle::check_random_with_seed(|| run(1, 2, 0, 1, Variant { second_look: false, self_wake: true }), 1, 5000);
 }
 
 #[test]
 #[should_panic(expected = "deadlock")]
 fn mutant_no_self_wake_after_a_handler_that_sent_and_waits_is_caught() {
     // Its send set the bit without waking the task: nobody else will.
-    shuttle::check_random(|| run(0, 0, 1, 1, Variant { second_look: true, self_wake: false }), 100);
+    shuttle::check_random_with_seed(|| run(0, 0, 1, 1, Variant { second_look: true, self_wake: false }), 1, 100);
 }
 
 /// The lines of the sources this model restates; if one changed, revisit
