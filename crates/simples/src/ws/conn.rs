@@ -19,7 +19,7 @@ use super::object;
 use super::outbox::{Out, Outbox, Pushed};
 use super::request::RequestInfo;
 use super::signal::Signal;
-use super::state::{ConnInner, Extras, Retired, Used, WsConn, WsShared};
+use super::state::{ConnInner, Extras, Used, WsConn, WsShared};
 use crate::router::Params;
 use crate::session::Session;
 
@@ -81,26 +81,6 @@ impl WsConn {
                 extras: Mutex::new(Extras::default()),
             }),
         }
-    }
-
-    /// The same connection with its long-lived allocations (its state and
-    /// request head) made anew by the calling thread, when nothing else
-    /// holds it yet; the old ones go to `retired`, for the thread that
-    /// made them to free. An event loop takes over a connection the
-    /// runtime's thread set up among the handshake's short-lived buffers:
-    /// left there, the few bytes kept for the connection's life pin the
-    /// pages those buffers leave free (10,000 idle connections took 4.1 KB
-    /// of RSS each for ~1 KB of heap), and freed by the loop, they would
-    /// come back from its thread cache for the next connection's copy.
-    pub(crate) fn rehomed(mut self, retired: &mut Vec<Retired>) -> WsConn {
-        let Some(old) = Arc::get_mut(&mut self.inner) else {
-            return self;
-        };
-        let mut request = std::mem::replace(&mut old.request, RequestInfo::empty());
-        let text = request.rehome();
-        let new = WsConn::new(old.id, old.host.clone(), request);
-        retired.push(Retired { _conn: self.inner, _text: text });
-        new
     }
 
     /// The connection's id, unique within its host.

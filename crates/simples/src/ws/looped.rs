@@ -43,7 +43,7 @@ use simples_ws::{CloseCode, CloseFrame, Message, Protocol, Role};
 use super::channel::leave_all;
 use super::jobs::{caught, dispatch, pump, receive, report, Handler, Pending, Running};
 use super::outbox::{Out, HIGH_WATER};
-use super::state::{Adoption, Lane, Loops, Retired, WsConn, WsShared};
+use super::state::{Adoption, Lane, Loops, WsConn, WsShared};
 
 /// The loop the next connection of `shared` goes to (in turn), starting
 /// the loops with the first.
@@ -77,8 +77,6 @@ pub(crate) fn adopt(
     protocol.receive(leftover);
     lock(&lane.adopt).push(Adoption { stream, protocol, conn, slot });
     lane.handle.wake();
-    // Freed by this thread, which made them (see `WsConn::rehomed`).
-    lock(&lane.retired).clear();
 }
 
 /// Stops the host's loops (the server stopped: its connections ended, or
@@ -120,6 +118,21 @@ impl WsShared {
 /// Starts `threads` loops (`0`: one per core), each entering the current
 /// tokio runtime.
 fn start(threads: usize) -> std::io::Result<Loops> {
+    let mut started = Loops { lanes: Vec::new(), next: AtomicUsize::new(0), threads: Mutex::new(Vec::new()) };
+    match start_into(threads, &mut started) {
+        Ok(()) => Ok(started),
+        Err(e) => {
+            // The loops already running would otherwise run forever.
+            for lane in &started.lanes {
+                lane.handle.stop();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Starts the loops one by one into `loops` (see [`start`]).
+fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -128,8 +141,6 @@ fn start(threads: usize) -> std::io::Result<Loops> {
     // The loops log where the thread that started them logs (a test's or
     // an application's scoped subscriber included).
     let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
-    let mut lanes = Vec::with_capacity(threads);
-    let mut joins = Vec::with_capacity(threads);
     for i in 0..threads {
         let options = Options {
             // The framework bounds what it moves into the protocol itself
@@ -142,13 +153,12 @@ fn start(threads: usize) -> std::io::Result<Loops> {
             ..Options::default()
         };
         let mut lp: EventLoop<LoopHandler> = EventLoop::unbound(options)?;
-        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default(), retired: Mutex::default() });
+        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default() });
         let handler = LoopHandler {
             lane: lane.clone(),
             entries: Vec::new(),
             ready: Vec::new(),
             adopting: Vec::new(),
-            retired: Vec::new(),
             batch: VecDeque::new(),
             runtime: runtime.clone(),
         };
@@ -163,10 +173,10 @@ fn start(threads: usize) -> std::io::Result<Loops> {
                 tracing::error!(error = %e, "a WebSocket event loop failed");
             }
         })?;
-        lanes.push(lane);
-        joins.push(join);
+        loops.lanes.push(lane);
+        lock(&loops.threads).push(join);
     }
-    Ok(Loops { lanes, next: AtomicUsize::new(0), threads: Mutex::new(joins) })
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -221,8 +231,6 @@ struct LoopHandler {
     /// Scratch lists, swapped with the lane's under its lock.
     ready: Vec<ConnId>,
     adopting: Vec<Adoption>,
-    /// The batch's replaced allocations, handed to the lane after it.
-    retired: Vec<Retired>,
     batch: VecDeque<Out>,
     runtime: tokio::runtime::Handle,
 }
@@ -235,9 +243,6 @@ impl LoopHandler {
     /// A connection handed over by `adopt` joins the loop and opens.
     fn open(&mut self, ctx: &mut Ctx<'_>, adoption: Adoption) {
         let Adoption { stream, protocol, conn, slot } = adoption;
-        // Allocated anew on this thread, away from the handshake's freed
-        // buffers (see `WsConn::rehomed`).
-        let conn = conn.rehomed(&mut self.retired);
         let host = conn.inner.host.clone();
         let id = match ctx.adopt(stream, protocol) {
             Ok(id) => id,
@@ -391,9 +396,6 @@ impl EventHandler for LoopHandler {
             self.open(ctx, adoption);
         }
         self.adopting = adopting;
-        if !self.retired.is_empty() {
-            lock(&self.lane.retired).append(&mut self.retired);
-        }
         std::mem::swap(&mut *lock(&self.lane.ready), &mut self.ready);
         let mut ready = std::mem::take(&mut self.ready);
         for id in ready.drain(..) {

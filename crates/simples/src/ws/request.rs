@@ -60,27 +60,6 @@ struct Parsed {
 }
 
 impl RequestInfo {
-    /// Copies the request head into a new allocation made by the calling
-    /// thread; returns the old one (see `WsConn::rehomed`).
-    pub(crate) fn rehome(&mut self) -> Box<[u8]> {
-        let copy = Box::from(&*self.text);
-        std::mem::replace(&mut self.text, copy)
-    }
-
-    /// A placeholder (nothing allocated), for moving a request out.
-    pub(crate) fn empty() -> RequestInfo {
-        RequestInfo {
-            text: Box::default(),
-            path_end: 0,
-            query_end: 0,
-            host_end: 0,
-            secure: false,
-            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-            extras: None,
-            parsed: OnceLock::new(),
-        }
-    }
-
     /// Copies what the connection keeps of `conn`'s request (taking its
     /// data).
     pub(crate) fn new(conn: &mut Conn, protocol: Option<&str>, session: Option<(Session, SessionConfig)>) -> RequestInfo {
