@@ -71,13 +71,20 @@ impl Params {
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
+
+    /// A copy of the pairs without the raw tail (which only static files
+    /// read): what a WebSocket connection keeps for its life.
+    pub(crate) fn pairs_only(&self) -> Params {
+        Params { pairs: self.pairs.clone(), tail_raw: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Fixed(String),
     Param(Arc<str>),
-    Tail,
+    /// The `*` tail; its name (`"*"`) made once, shared by every match.
+    Tail(Arc<str>),
 }
 
 /// A parsed route pattern.
@@ -95,7 +102,7 @@ impl Pattern {
             .iter()
             .enumerate()
             .map(|(i, s)| match *s {
-                "*" if i == last => Segment::Tail,
+                "*" if i == last => Segment::Tail(Arc::from("*")),
                 s if s.len() > 1 && s.starts_with(':') => Segment::Param(Arc::from(&s[1..])),
                 s => Segment::Fixed(s.to_string()),
             })
@@ -123,9 +130,9 @@ impl Pattern {
         let mut params = Params::default();
         for (i, seg) in self.segments.iter().enumerate() {
             match seg {
-                Segment::Tail => {
+                Segment::Tail(name) => {
                     let tail = raw[i.min(raw.len())..].join("/");
-                    params.pairs.push((Arc::from("*"), decode(&tail).into_owned()));
+                    params.pairs.push((name.clone(), decode(&tail).into_owned()));
                     params.tail_raw = Some(tail);
                     return Some(params);
                 }

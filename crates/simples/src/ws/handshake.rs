@@ -31,6 +31,7 @@ pub(crate) async fn handshake(ws: WsHost, conn: Conn) -> Response {
     match accept(&ws, conn).await {
         Ok(res) => {
             ws.shared.metrics().accepted(started.elapsed());
+            super::trim::handshake_done();
             res
         }
         Err(e) => {

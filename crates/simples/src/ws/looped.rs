@@ -43,7 +43,7 @@ use simples_ws::{CloseCode, CloseFrame, Message, Protocol, Role};
 use super::channel::leave_all;
 use super::jobs::{caught, dispatch, pump, receive, report, Handler, Pending, Running};
 use super::outbox::{Out, HIGH_WATER};
-use super::state::{Adoption, Lane, Loops, WsConn, WsShared};
+use super::state::{Adoption, Lane, Loops, Retired, WsConn, WsShared};
 
 /// The loop the next connection of `shared` goes to (in turn), starting
 /// the loops with the first.
@@ -77,6 +77,10 @@ pub(crate) fn adopt(
     protocol.receive(leftover);
     lock(&lane.adopt).push(Adoption { stream, protocol, conn, slot });
     lane.handle.wake();
+    // Freed by a runtime thread, like the thread that made them (see
+    // `WsConn::rehomed`), outside the lock.
+    let retired = std::mem::take(&mut *lock(&lane.retired));
+    drop(retired);
 }
 
 /// Stops the host's loops (the server stopped: its connections ended, or
@@ -153,12 +157,13 @@ fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
             ..Options::default()
         };
         let mut lp: EventLoop<LoopHandler> = EventLoop::unbound(options)?;
-        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default() });
+        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default(), retired: Mutex::default() });
         let handler = LoopHandler {
             lane: lane.clone(),
             entries: Vec::new(),
             ready: Vec::new(),
             adopting: Vec::new(),
+            retired: Vec::new(),
             batch: VecDeque::new(),
             runtime: runtime.clone(),
         };
@@ -231,6 +236,8 @@ struct LoopHandler {
     /// Scratch lists, swapped with the lane's under its lock.
     ready: Vec<ConnId>,
     adopting: Vec<Adoption>,
+    /// The batch's replaced allocations, handed to the lane after it.
+    retired: Vec<Retired>,
     batch: VecDeque<Out>,
     runtime: tokio::runtime::Handle,
 }
@@ -243,6 +250,8 @@ impl LoopHandler {
     /// A connection handed over by `adopt` joins the loop and opens.
     fn open(&mut self, ctx: &mut Ctx<'_>, adoption: Adoption) {
         let Adoption { stream, protocol, conn, slot } = adoption;
+        // Made anew on this thread, away from the handshake's freed buffers.
+        let conn = conn.rehomed(&mut self.retired);
         let host = conn.inner.host.clone();
         let id = match ctx.adopt(stream, protocol) {
             Ok(id) => id,
@@ -396,6 +405,9 @@ impl EventHandler for LoopHandler {
             self.open(ctx, adoption);
         }
         self.adopting = adopting;
+        if !self.retired.is_empty() {
+            lock(&self.lane.retired).append(&mut self.retired);
+        }
         std::mem::swap(&mut *lock(&self.lane.ready), &mut self.ready);
         let mut ready = std::mem::take(&mut self.ready);
         for id in ready.drain(..) {

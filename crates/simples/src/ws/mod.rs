@@ -38,6 +38,8 @@
 //!              the protocol by bursts
 //!   signal     the lock-free wake-up of a connection (its task, or its
 //!              loop through the connection's waker)
+//!   trim       gives the heap's free pages back after a burst of
+//!              handshakes (glibc's `malloc_trim`)
 //!   object     object mode's JSON wire format (assets/PROTOCOL.md)
 //!   object_client  ObjectClient: a Rust client for object-mode hosts
 //!              (requests, handlers, reconnection with backoff, a queue)
@@ -64,7 +66,10 @@
 //! waker (40). As a tokio task it is 1,611 B: the task and the I/O
 //! registration (512) and the timer are the tokio model's floor, which is
 //! why plain-TCP connections moved to the loops (`ARCHITECTURE.md`,
-//! "Memory per WebSocket connection").
+//! "Memory per WebSocket connection"). In RSS, what counts too is where
+//! those bytes sit: the loop's thread makes the connection's lasting
+//! allocations anew (`WsConn::rehomed`), away from the handshake's freed
+//! buffers, and `trim` returns those buffers' pages after a burst.
 //!
 //! Memory per connection is bounded whatever the client does: incoming
 //! messages by `max_message_size` and `max_pending_messages`, outgoing by
@@ -96,6 +101,7 @@ mod relay;
 mod request;
 mod signal;
 mod state;
+mod trim;
 
 pub use channel::Channel;
 pub use error::WsError;

@@ -45,7 +45,8 @@ pub(crate) struct RequestInfo {
 
 /// See `RequestInfo::extras`.
 struct Extras {
-    params: Option<Box<Params>>,
+    /// Without the raw tail (`Params::pairs_only`); empty: allocates nothing.
+    params: Params,
     protocol: Option<Box<str>>,
     data: http::Extensions,
     session: Option<Box<(Session, SessionConfig)>>,
@@ -60,6 +61,31 @@ struct Parsed {
 }
 
 impl RequestInfo {
+    /// The same request in allocations made by the calling thread (see
+    /// `WsConn::rehomed`): the head and the route parameters are copied,
+    /// the application's request data and session moved (what they
+    /// allocated stays where it was made). `self` keeps the old copies.
+    pub(crate) fn rehome(&mut self) -> RequestInfo {
+        let extras = self.extras.as_mut().map(|e| {
+            Box::new(Extras {
+                params: e.params.pairs_only(),
+                protocol: e.protocol.as_deref().map(Box::from),
+                data: std::mem::take(&mut e.data),
+                session: e.session.take().map(|s| Box::new(*s)),
+            })
+        });
+        RequestInfo {
+            text: Box::from(&*self.text),
+            path_end: self.path_end,
+            query_end: self.query_end,
+            host_end: self.host_end,
+            secure: self.secure,
+            peer: self.peer,
+            extras,
+            parsed: std::mem::take(&mut self.parsed),
+        }
+    }
+
     /// Copies what the connection keeps of `conn`'s request (taking its
     /// data).
     pub(crate) fn new(conn: &mut Conn, protocol: Option<&str>, session: Option<(Session, SessionConfig)>) -> RequestInfo {
@@ -85,12 +111,12 @@ impl RequestInfo {
         let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let params = conn.params();
         let extras = Extras {
-            params: (!params.is_empty() || params.tail_raw.is_some()).then(|| Box::new(params.clone())),
+            params: params.pairs_only(),
             protocol: protocol.map(Box::from),
             data,
             session: session.map(Box::new),
         };
-        let used = extras.params.is_some() || extras.protocol.is_some() || !extras.data.is_empty() || extras.session.is_some();
+        let used = !extras.params.is_empty() || extras.protocol.is_some() || !extras.data.is_empty() || extras.session.is_some();
         RequestInfo {
             text: text.into_boxed_slice(),
             path_end: offset(path_end),
@@ -197,7 +223,7 @@ impl RequestInfo {
     }
 
     pub(crate) fn params(&self) -> &Params {
-        self.extras.as_ref().and_then(|e| e.params.as_deref()).unwrap_or(&NO_PARAMS)
+        self.extras.as_ref().map_or(&NO_PARAMS, |e| &e.params)
     }
 
     pub(crate) fn protocol(&self) -> Option<&str> {

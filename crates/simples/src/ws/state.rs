@@ -275,6 +275,16 @@ pub(crate) struct Lane {
     /// Connections woken (outbox, handler, forced stop), each listed once
     /// at a time (`ConnWake::queued`): at most one entry per connection.
     pub(crate) ready: Mutex<Vec<simples_ws::event_loop::ConnId>>,
+    /// What the loop replaced by its own copies (`WsConn::rehomed`), for a
+    /// runtime thread to free (the next hand-over does).
+    pub(crate) retired: Mutex<Vec<Retired>>,
+}
+
+/// A connection's first state, made by a runtime thread and replaced by
+/// the loop's copy (see [`Lane::retired`]).
+pub(crate) struct Retired {
+    /// Held only to be dropped by a runtime thread.
+    pub(crate) _conn: Arc<ConnInner>,
 }
 
 /// A connection answered 101, on its way to a loop.
