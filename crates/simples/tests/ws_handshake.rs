@@ -210,12 +210,20 @@ async fn the_subprotocol_is_the_clients_first_that_the_host_speaks() {
 async fn the_connection_knows_its_request() {
     let mut server = common::server();
     server.ws("/rooms/:room", WsOptions::default(), |conn| async move {
+        // The handshake's own headers are not kept; the offer is.
+        let consumed: Vec<&str> =
+            ["connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]
+                .into_iter()
+                .filter(|h| conn.header(h).is_some() || conn.headers().contains_key(*h))
+                .collect();
         let info = json!({
             "path": conn.path(),
             "query": conn.query("user"),
             "missing": conn.query("nope"),
             "room": conn.param("room"),
             "header": conn.header("x-test"),
+            "consumed": consumed,
+            "headers": conn.headers().len(),
             "cookie": conn.cookie("flavor"),
             "ip": conn.ip().to_string(),
             "peer_ip": conn.peer_addr().ip().to_string(),
@@ -244,6 +252,8 @@ async fn the_connection_knows_its_request() {
             "missing": null,
             "room": "lobby",
             "header": "yes",
+            "consumed": [],
+            "headers": 4,
             "cookie": "mint",
             "ip": "127.0.0.1",
             "peer_ip": "127.0.0.1",

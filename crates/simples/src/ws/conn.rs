@@ -142,7 +142,11 @@ impl WsConn {
         self.inner.request.params()
     }
 
-    /// The handshake request's headers.
+    /// The handshake request's headers, without those the handshake itself
+    /// consumed (`Connection`, `Upgrade`, `Sec-WebSocket-Key`,
+    /// `Sec-WebSocket-Version`, `Sec-WebSocket-Extensions`: not kept, to
+    /// keep idle connections small; what was negotiated is
+    /// [`WsConn::protocol`]). `Sec-WebSocket-Protocol`, the offer, is kept.
     pub fn headers(&self) -> &HeaderMap {
         self.inner.request.headers()
     }

@@ -58,12 +58,13 @@
 //! held; each channel has its own lock (see `channel` for the order).
 //! A connection's outbox lock is a leaf.
 //!
-//! An idle connection holds 931 bytes of heap on the event loops (971 with
+//! An idle connection holds 834 bytes of heap on the event loops (874 with
 //! the default idle timeout; counted by `tests/ws_memory_budget.rs`, which
 //! fails past 1 KiB): the loop's slab entry (the socket and the protocol
 //! state, 312), the framework's entry in its loop, the `WsConn` (240), the
-//! request head in one allocation (`request`, ~130) and the connection's
-//! waker (40). As a tokio task it is 1,611 B: the task and the I/O
+//! request head in one allocation (`request`, ~30 without the handshake's
+//! own headers) and the connection's waker (40). As a tokio task it is
+//! 1,506 B: the task and the I/O
 //! registration (512) and the timer are the tokio model's floor, which is
 //! why plain-TCP connections moved to the loops (`ARCHITECTURE.md`,
 //! "Memory per WebSocket connection"). In RSS, what counts too is where
