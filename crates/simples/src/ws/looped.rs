@@ -46,9 +46,22 @@ use super::outbox::{Out, HIGH_WATER};
 use super::state::{Adoption, Lane, Loops, Retired, WsConn, WsShared};
 
 /// The loop the next connection of `shared` goes to (in turn), starting
-/// the loops with the first.
+/// the loops if [`start_with_server`] could not.
 pub(crate) fn lane(shared: &WsShared) -> std::io::Result<Arc<Lane>> {
     shared.lane()
+}
+
+/// Starts the host's loops as the server starts, so that their threads
+/// and descriptors exist from the start (not made by the first
+/// connection, and a failure is reported before any client sees it). On
+/// an error the first connection tries again ([`lane`]).
+pub(crate) fn start_with_server(shared: &WsShared) {
+    if !shared.options.event_loop {
+        return;
+    }
+    if let Err(e) = shared.loops() {
+        tracing::warn!(error = %e, "WebSocket event loops could not start; retried with the first connection");
+    }
 }
 
 /// Hands an upgraded plain-TCP connection to `lane` (from [`lane`]).
@@ -102,18 +115,22 @@ pub(crate) async fn stop(shared: &WsShared) {
 }
 
 impl WsShared {
-    /// The next loop in turn, starting the loops if needed.
-    fn lane(&self) -> std::io::Result<Arc<Lane>> {
+    /// The host's loops, starting them if needed.
+    fn loops(&self) -> std::io::Result<Arc<Loops>> {
         let mut slot = lock(&self.loops);
-        let loops = match &*slot {
+        Ok(match &*slot {
             Some(loops) => loops.clone(),
             None => {
                 let loops = Arc::new(start(self.options.event_loop_threads)?);
                 *slot = Some(loops.clone());
                 loops
             }
-        };
-        drop(slot);
+        })
+    }
+
+    /// The next loop in turn, starting the loops if needed.
+    fn lane(&self) -> std::io::Result<Arc<Lane>> {
+        let loops = self.loops()?;
         let i = loops.next.fetch_add(1, Ordering::Relaxed) % loops.lanes.len();
         Ok(loops.lanes[i].clone())
     }
@@ -169,15 +186,20 @@ fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
         };
         let rt = runtime.clone();
         let dispatch = dispatch.clone();
+        let (running, started) = std::sync::mpsc::sync_channel(1);
         let join = std::thread::Builder::new().name(format!("simples-ws-loop-{i}")).spawn(move || {
             let _entered = rt.enter();
             let _logging = tracing::dispatcher::set_default(&dispatch);
+            let _ = running.send(());
             // Returns on `Handle::stop`, or an error of the poll itself
             // (logged); the handler's `Drop` then ends what is left.
             if let Err(e) = lp.run(handler) {
                 tracing::error!(error = %e, "a WebSocket event loop failed");
             }
         })?;
+        // Running (and named) when `start` returns: the server's threads
+        // are all there once it has started.
+        let _ = started.recv();
         loops.lanes.push(lane);
         lock(&loops.threads).push(join);
     }

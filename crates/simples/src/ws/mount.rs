@@ -61,6 +61,7 @@ impl Lifecycle for WsHost {
     fn started(&self, context: &HostContext) {
         self.attach_templates(context.templates.clone());
         self.resume();
+        super::looped::start_with_server(&self.shared);
     }
 
     fn stop(&self, deadline: Duration) -> BoxFuture<'static, ()> {

@@ -159,8 +159,8 @@ pub struct WsOptions {
     /// that waits is woken like a task). `false`: every connection is a
     /// tokio task. TLS connections are always tokio tasks. Default: `true`.
     pub event_loop: bool,
-    /// Threads running this host's event loops, started with its first
-    /// connection and stopped with the server; a connection stays on the
+    /// Threads running this host's event loops, started and stopped with
+    /// the server; a connection stays on the
     /// loop it was given (in turn). Default: `0`, one per core
     /// (`std::thread::available_parallelism`).
     pub event_loop_threads: usize,
