@@ -4,24 +4,25 @@
 //!
 //! Senders on other threads push into the connection's outbox under its
 //! mutex and, when the push found it empty, call `Signal::notify`, whose
-//! waker is the connection's `ConnWake`: unless the connection is already
+//! fixed waker (`Signal::fixed`, made when the connection joins its loop)
+//! is the connection's `ConnWake`: unless the connection is already
 //! listed (`queued`), it goes on its lane's ready list and the loop is
 //! woken (`Handle::wake`: a coalesced flag, then the loop's eventfd). The
 //! loop steps a connection once when it adopts it (`open`, which may
 //! already race with senders), then, woken, takes the ready list
 //! (`on_wake`) and steps each connection:
-//! `queued` cleared first, then the waker registered in the signal, the
-//! signal taken, and a bounded batch pumped from the outbox; a batch that
+//! `queued` cleared first, then the signal taken, and a bounded batch
+//! pumped from the outbox; a batch that
 //! leaves a backlog comes back through `on_drained` (modelled as the loop
 //! listing the connection again itself).
 //!
 //! The model restates those steps with shuttle's primitives (the eventfd
-//! and `epoll_wait` as a flag under a mutex with a condition variable, the
-//! `AtomicWaker` as a waker slot). A lost wake-up leaves the loop waiting
-//! with messages in the outbox and every sender done: shuttle reports a
-//! deadlock. The `mutant_*` tests clear `queued` after the pump instead of
-//! before, or take the signal before registering the waker, and check that
-//! the model catches the lost wake-up. `source_still_matches_the_model`
+//! and `epoll_wait` as a flag under a mutex with a condition variable). A
+//! lost wake-up leaves the loop waiting with messages in the outbox and
+//! every sender done: shuttle reports a deadlock. The `mutant_*` tests
+//! clear `queued` after the pump instead of before, or take the signal
+//! after the pump instead of before, and check that the model catches the
+//! lost wake-up. `source_still_matches_the_model`
 //! fails when the sources no longer contain the lines modelled here.
 
 use shuttle::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -39,38 +40,31 @@ const BATCH: usize = 2;
 struct Variant {
     /// `step` clears `queued` before it looks at the outbox.
     clear_queued_first: bool,
-    /// `step` registers the waker before it takes the signal.
-    register_then_take: bool,
+    /// `step` takes the signal before it pumps.
+    take_then_pump: bool,
 }
 
 const SOUND: Variant = Variant {
     clear_queued_first: true,
-    register_then_take: true,
+    take_then_pump: true,
 };
 
-/// `Signal` (the notified bit and the waker slot; the running bit belongs
-/// to handlers, which `model_signal.rs` covers).
+/// `Signal::fixed` (the notified bit and the connection's waker; the
+/// running bit belongs to handlers, which `model_signal.rs` covers).
 struct Signal {
     state: AtomicU8,
-    waker: Mutex<Option<Waker>>,
+    waker: Waker,
 }
 
 impl Signal {
     fn notify(&self) {
         if self.state.fetch_or(SET, Ordering::AcqRel) == 0 {
-            let waker = self.waker.lock().unwrap().take();
-            if let Some(w) = waker {
-                w.wake();
-            }
+            self.waker.wake_by_ref();
         }
     }
 
     fn take(&self) -> bool {
         self.state.fetch_and(!SET, Ordering::AcqRel) & SET != 0
-    }
-
-    fn register(&self, waker: &Waker) {
-        *self.waker.lock().unwrap() = Some(waker.clone());
     }
 }
 
@@ -144,17 +138,6 @@ fn run(conns: usize, senders: usize, each: u32, variant: Variant) {
         eventfd: Mutex::new(false),
         readable: Condvar::new(),
     });
-    let all: Arc<Vec<Conn>> = Arc::new(
-        (0..conns)
-            .map(|_| Conn {
-                outbox: Mutex::new(VecDeque::new()),
-                signal: Signal {
-                    state: AtomicU8::new(0),
-                    waker: Mutex::new(None),
-                },
-            })
-            .collect(),
-    );
     let wakes: Vec<Arc<ConnWake>> = (0..conns)
         .map(|id| {
             Arc::new(ConnWake {
@@ -164,6 +147,18 @@ fn run(conns: usize, senders: usize, each: u32, variant: Variant) {
             })
         })
         .collect();
+    let all: Arc<Vec<Conn>> = Arc::new(
+        wakes
+            .iter()
+            .map(|wake| Conn {
+                outbox: Mutex::new(VecDeque::new()),
+                signal: Signal {
+                    state: AtomicU8::new(0),
+                    waker: Waker::from(wake.clone()),
+                },
+            })
+            .collect(),
+    );
     let total = conns * senders * each as usize;
     let mut threads = Vec::new();
     for s in 0..senders {
@@ -200,13 +195,8 @@ fn run(conns: usize, senders: usize, each: u32, variant: Variant) {
             if variant.clear_queued_first {
                 wake.queued.store(false, Ordering::Release);
             }
-            let waker = Waker::from(wake.clone());
-            if variant.register_then_take {
-                conn.signal.register(&waker);
+            if variant.take_then_pump {
                 conn.signal.take();
-            } else {
-                conn.signal.take();
-                conn.signal.register(&waker);
             }
             // `pump`: a bounded batch; a backlog comes back (`on_drained`).
             let backlog = {
@@ -217,6 +207,9 @@ fn run(conns: usize, senders: usize, each: u32, variant: Variant) {
                 }
                 !q.is_empty()
             };
+            if !variant.take_then_pump {
+                conn.signal.take();
+            }
             if !variant.clear_queued_first {
                 wake.queued.store(false, Ordering::Release);
             }
@@ -258,7 +251,7 @@ fn mutant_queued_cleared_after_the_pump_is_caught() {
                 3,
                 Variant {
                     clear_queued_first: false,
-                    register_then_take: true,
+                    take_then_pump: true,
                 },
             )
         },
@@ -269,10 +262,10 @@ fn mutant_queued_cleared_after_the_pump_is_caught() {
 
 #[test]
 #[should_panic(expected = "deadlock")]
-fn mutant_signal_taken_before_the_waker_is_registered_is_caught() {
-    // A step that finds the outbox empty (the first, from `open`): a send
-    // between the take and the registration sets the bit with no waker to
-    // wake, and the next sends see the bit set and wake nobody.
+fn mutant_signal_taken_after_the_pump_is_caught() {
+    // A send between the pump and the take finds the bit still set and
+    // wakes nobody; the take then clears it, and the message waits with
+    // the connection listed nowhere.
     shuttle::check_random_with_seed(
         || {
             run(
@@ -281,7 +274,7 @@ fn mutant_signal_taken_before_the_waker_is_registered_is_caught() {
                 3,
                 Variant {
                     clear_queued_first: true,
-                    register_then_take: false,
+                    take_then_pump: false,
                 },
             )
         },
@@ -308,16 +301,18 @@ fn source_still_matches_the_model() {
         "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id); }",
         // step: queued cleared first ...
         "// A wake-up from now on lists the connection again. entry.wake.queued.store(false, Ordering::Release);",
-        // ... then register, take, pump.
-        "conn.inner.wake.register(&waker); conn.inner.wake.take();",
+        // ... then take, pump.
+        "// `ConnWake`), and what they announce is pumped below. conn.inner.wake.take();",
+        // the signal's waker is the ConnWake
+        "Signal::fixed(Waker::from(wake.clone()))",
         "if backlog { ctx.notify_drained(id); }",
     ] {
         assert!(looped.contains(line), "looped.rs no longer contains: {line}");
     }
     let queued = looped.find("entry.wake.queued.store(false").unwrap();
-    let register = looped.find("conn.inner.wake.register(&waker)").unwrap();
+    let take = looped.find("conn.inner.wake.take();").unwrap();
     let pump = looped.find("let backlog = pump(").unwrap();
-    assert!(queued < register && register < pump, "step's order changed");
+    assert!(queued < take && take < pump, "step's order changed");
     let server = norm(include_str!("../../simples-ws/src/event_loop/server.rs"));
     for line in [
         "if !self.woken.swap(true, Ordering::AcqRel) { let _ = self.waker.wake(); }",
@@ -327,4 +322,6 @@ fn source_still_matches_the_model() {
     }
     let conn = norm(include_str!("../src/ws/conn.rs"));
     assert!(conn.contains("if pushed.wakes() { self.inner.wake.notify(); }"));
+    let signal = norm(include_str!("../src/ws/signal.rs"));
+    assert!(signal.contains("if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(w) => w.wake_by_ref(), } }"));
 }

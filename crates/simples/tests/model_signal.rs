@@ -246,10 +246,10 @@ fn source_still_matches_the_model() {
     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let signal = norm(include_str!("../src/ws/signal.rs"));
     for line in [
-        "if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { self.waker.wake(); }",
+        "if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(),",
         "self.state.fetch_and(!SET, Ordering::AcqRel) & SET != 0",
         "self.state.fetch_or(RUNNING, Ordering::AcqRel); let result = poll(); let notified = self.state.fetch_and(!RUNNING, Ordering::AcqRel) & SET != 0;",
-        "if self.take() { return Poll::Ready(()); } self.waker.register(cx.waker()); // A notify between the check and the registration. if self.take() { return Poll::Ready(()); } Poll::Pending",
+        "if self.take() { return Poll::Ready(()); } waker.register(cx.waker()); // A notify between the check and the registration. if self.take() { return Poll::Ready(()); } Poll::Pending",
     ] {
         assert!(signal.contains(line), "signal.rs no longer contains: {line}");
     }

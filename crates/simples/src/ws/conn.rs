@@ -19,7 +19,7 @@ use super::object;
 use super::outbox::{Out, Outbox, Pushed};
 use super::request::RequestInfo;
 use super::signal::Signal;
-use super::state::{ConnInner, Extras, Retired, Used, WsConn, WsShared};
+use super::state::{ConnInner, Extras, Used, WsConn, WsShared};
 use crate::router::Params;
 use crate::session::Session;
 
@@ -69,42 +69,20 @@ impl ConnInner {
 }
 
 impl WsConn {
-    pub(crate) fn new(id: u64, host: Arc<WsShared>, request: RequestInfo) -> WsConn {
+    /// A connection; `wake` is a task's signal (`Signal::default()`) or a
+    /// loop's (`Signal::fixed`).
+    pub(crate) fn new(id: u64, host: Arc<WsShared>, request: RequestInfo, wake: Signal) -> WsConn {
         WsConn {
             inner: Arc::new(ConnInner {
                 id,
                 host,
                 request,
                 outbox: Mutex::new(Outbox::new()),
-                wake: Signal::default(),
+                wake,
                 dropped: AtomicU64::new(0),
                 extras: Mutex::new(Extras::default()),
             }),
         }
-    }
-
-    /// The same connection with its long-lived allocations (its state,
-    /// request head and route parameters) made anew by the calling thread,
-    /// when nothing else holds it yet; the old ones go to `retired`, for
-    /// a thread of the runtime to free.
-    ///
-    /// Why: a runtime thread sets a connection up among the handshake's
-    /// short-lived buffers (hyper's, ~30 KiB a handshake). When the
-    /// connection then lives on an event loop, the few hundred bytes it
-    /// keeps there pin the pages those buffers leave free: 10,000 idle
-    /// connections opened 200 at a time took 4.0 KB of RSS each for 0.9 KB
-    /// of heap (glibc's main heap 34 MB for 7 MB in use); made by the loop's
-    /// thread (its own malloc arena), 1.5 KB. Freed by the loop instead,
-    /// the old blocks would come back from its thread cache for the next
-    /// connection's copy: hence `retired`.
-    pub(crate) fn rehomed(mut self, retired: &mut Vec<Retired>) -> WsConn {
-        let Some(old) = Arc::get_mut(&mut self.inner) else {
-            return self;
-        };
-        let request = old.request.rehome();
-        let new = WsConn::new(old.id, old.host.clone(), request);
-        retired.push(Retired { _conn: self.inner });
-        new
     }
 
     /// The connection's id, unique within its host.

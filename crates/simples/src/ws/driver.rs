@@ -175,6 +175,8 @@ where
                 }
             }
         },
+        // Released when the task waits (`go_idle`).
+        false,
     )
 }
 

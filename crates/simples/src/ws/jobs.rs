@@ -24,19 +24,24 @@ use crate::handler::BoxFuture;
 /// Moves queued items into the protocol of `to` while less than
 /// `HIGH_WATER` bytes wait there (`waiting` tells how many do), handing
 /// each burst to `deliver` (which empties it); `true` if the outbox still
-/// holds items.
+/// holds items. `release`: free the outbox's buffer if it ends empty (the
+/// connection has nothing else to do), under the same lock.
 pub(crate) fn pump<T: ?Sized>(
     conn: &WsConn,
     batch: &mut VecDeque<Out>,
     to: &mut T,
     waiting: impl Fn(&mut T) -> usize,
     mut deliver: impl FnMut(&mut T, &mut VecDeque<Out>),
+    release: bool,
 ) -> bool {
     loop {
         let waiting = waiting(to);
         let mut outbox = conn.inner.outbox();
         outbox.take(HIGH_WATER.saturating_sub(waiting), batch);
         if batch.is_empty() {
+            if release {
+                outbox.release_if_empty();
+            }
             return !outbox.is_empty();
         }
         drop(outbox);

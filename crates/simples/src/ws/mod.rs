@@ -58,18 +58,18 @@
 //! held; each channel has its own lock (see `channel` for the order).
 //! A connection's outbox lock is a leaf.
 //!
-//! An idle connection holds 834 bytes of heap on the event loops (874 with
+//! An idle connection holds 842 bytes of heap on the event loops (882 with
 //! the default idle timeout; counted by `tests/ws_memory_budget.rs`, which
 //! fails past 1 KiB): the loop's slab entry (the socket and the protocol
-//! state, 312), the framework's entry in its loop, the `WsConn` (240), the
+//! state, 312), the framework's entry in its loop, the `WsConn` (248), the
 //! request head in one allocation (`request`, ~30 without the handshake's
 //! own headers) and the connection's waker (40). As a tokio task it is
-//! 1,506 B: the task and the I/O
+//! 1,522 B: the task and the I/O
 //! registration (512) and the timer are the tokio model's floor, which is
 //! why plain-TCP connections moved to the loops (`ARCHITECTURE.md`,
 //! "Memory per WebSocket connection"). In RSS, what counts too is where
 //! those bytes sit: the loop's thread makes the connection's lasting
-//! allocations anew (`WsConn::rehomed`), away from the handshake's freed
+//! allocations itself (`state::Adoption`), away from the handshake's freed
 //! buffers, and `trim` returns those buffers' pages after a burst.
 //!
 //! Memory per connection is bounded whatever the client does: incoming

@@ -74,7 +74,7 @@ struct Parsed {
 
 impl RequestInfo {
     /// The same request in allocations made by the calling thread (see
-    /// `WsConn::rehomed`): the head and the route parameters are copied,
+    /// `state::Adoption`): the head and the route parameters are copied,
     /// the application's request data and session moved (what they
     /// allocated stays where it was made). `self` keeps the old copies.
     pub(crate) fn rehome(&mut self) -> RequestInfo {

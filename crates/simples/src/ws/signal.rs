@@ -2,7 +2,8 @@
 //!
 //! One atomic state and an `AtomicWaker`: `notify` sets the `SET` bit and
 //! wakes the task if the bit was clear and the task is not running its
-//! handler; `wait` resolves once the bit is set, clearing it.
+//! handler; `wait` resolves once the bit is set, clearing it. A connection
+//! on an event loop has a fixed waker instead ([`Signal::fixed`]).
 //! Notifications while the task waits to run coalesce into one. Cheaper
 //! than `tokio::sync::Notify`, whose waiter list takes a lock on every
 //! wait.
@@ -19,7 +20,7 @@
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 
@@ -28,18 +29,56 @@ const SET: u8 = 1;
 /// The task is polling its handler: a notification needs no wake-up.
 const RUNNING: u8 = 2;
 
-#[derive(Default)]
 pub(crate) struct Signal {
     state: AtomicU8,
-    waker: AtomicWaker,
+    target: Target,
+}
+
+/// Who a notification wakes.
+enum Target {
+    /// A tokio task, registered by each [`Signal::wait`].
+    Task(AtomicWaker),
+    /// A connection on an event loop: the same waker for its whole life
+    /// (it lists the connection on its loop), so nothing is registered,
+    /// taken or cloned per notification.
+    Fixed(Waker),
+}
+
+impl Default for Signal {
+    /// A task's signal.
+    fn default() -> Signal {
+        Signal { state: AtomicU8::new(0), target: Target::Task(AtomicWaker::new()) }
+    }
 }
 
 impl Signal {
+    /// The signal of a connection on an event loop: every notification
+    /// that finds the bit clear wakes `waker` (see `looped.rs`). [`wait`]
+    /// is not for it: its loop calls [`take`] before it looks at the
+    /// outbox.
+    ///
+    /// [`wait`]: Signal::wait
+    /// [`take`]: Signal::take
+    pub(crate) fn fixed(waker: Waker) -> Signal {
+        Signal { state: AtomicU8::new(0), target: Target::Fixed(waker) }
+    }
+
+    /// The waker of a [`fixed`](Signal::fixed) signal.
+    pub(crate) fn fixed_waker(&self) -> Option<&Waker> {
+        match &self.target {
+            Target::Fixed(w) => Some(w),
+            Target::Task(_) => None,
+        }
+    }
+
     /// Wakes the waiting task (or the next `wait`), unless the task is
     /// [`running`](Signal::running) its handler.
     pub(crate) fn notify(&self) {
         if self.state.fetch_or(SET, Ordering::AcqRel) == 0 {
-            self.waker.wake();
+            match &self.target {
+                Target::Task(w) => w.wake(),
+                Target::Fixed(w) => w.wake_by_ref(),
+            }
         }
     }
 
@@ -62,21 +101,17 @@ impl Signal {
         (result, notified)
     }
 
-    /// Has the next notification wake `waker` (the event loop's
-    /// connections: see `looped.rs`); call [`Signal::take`] after it, then
-    /// look at what notifications announce.
-    pub(crate) fn register(&self, waker: &std::task::Waker) {
-        self.waker.register(waker);
-    }
-
     /// Resolves once notified since the last `wait` resolved (or `take`).
-    /// Cancel-safe.
+    /// Cancel-safe. A task's signal only (see [`Signal::fixed`]).
     pub(crate) async fn wait(&self) {
+        let Target::Task(waker) = &self.target else {
+            unreachable!("a loop connection's signal is taken by its loop, never awaited");
+        };
         poll_fn(|cx| {
             if self.take() {
                 return Poll::Ready(());
             }
-            self.waker.register(cx.waker());
+            waker.register(cx.waker());
             // A notify between the check and the registration.
             if self.take() {
                 return Poll::Ready(());
