@@ -72,10 +72,9 @@ impl Params {
         self.pairs.is_empty()
     }
 
-    /// A copy of the pairs without the raw tail (which only static files
-    /// read): what a WebSocket connection keeps for its life.
-    pub(crate) fn pairs_only(&self) -> Params {
-        Params { pairs: self.pairs.clone(), tail_raw: None }
+    /// Parameters without a raw tail (which only static files read).
+    pub(crate) fn from_pairs(pairs: Vec<(Arc<str>, String)>) -> Params {
+        Params { pairs, tail_raw: None }
     }
 }
 

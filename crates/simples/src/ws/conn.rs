@@ -3,7 +3,6 @@
 //! HTTP, and non-blocking sends through the bounded outbox.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -79,7 +78,6 @@ impl WsConn {
                 request,
                 outbox: Mutex::new(Outbox::new()),
                 wake,
-                dropped: AtomicU64::new(0),
                 extras: Mutex::new(Extras::default()),
             }),
         }
@@ -112,7 +110,7 @@ impl WsConn {
 
     /// A route parameter (`/rooms/:room` gives `param("room")`).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.inner.request.params().get(name)
+        self.inner.request.param(name)
     }
 
     /// The route parameters.
@@ -323,7 +321,7 @@ impl WsConn {
 
     /// Messages discarded by the slow-client policy so far.
     pub fn dropped(&self) -> u64 {
-        self.inner.dropped.load(Ordering::Relaxed)
+        self.inner.outbox().dropped()
     }
 
     /// Whether messages can still be sent (not closing or closed).

@@ -493,8 +493,8 @@ impl WsShared {
         match action {
             SlowAction::Dropped(n) => {
                 self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                // (The connection's own count is its outbox's.)
                 self.metrics().dropped.increment(n as u64);
-                conn.inner.dropped.fetch_add(n as u64, Ordering::Relaxed);
             }
             SlowAction::Closed(_) => {
                 self.slow_closed.fetch_add(1, Ordering::Relaxed);

@@ -61,6 +61,9 @@ pub(crate) struct Outbox {
     closing: bool,
     /// The driver has ended: nothing is accepted.
     finished: bool,
+    /// Messages the slow-client policy discarded (`WsConn::dropped`);
+    /// saturates. A `u32` to fit in the struct's padding.
+    dropped: u32,
 }
 
 /// What became of a pushed item.
@@ -109,7 +112,7 @@ pub(crate) struct Limits {
 
 impl Outbox {
     pub(crate) fn new() -> Outbox {
-        Outbox { queue: VecDeque::new(), bytes: 0, closing: false, finished: false }
+        Outbox { queue: VecDeque::new(), bytes: 0, closing: false, finished: false, dropped: 0 }
     }
 
     /// Queues a data item under `limits`.
@@ -130,7 +133,10 @@ impl Outbox {
             return if was_empty { Pushed::Queued } else { Pushed::QueuedBehind };
         }
         match limits.policy {
-            SlowPolicy::DropNewest => Pushed::Dropped,
+            SlowPolicy::DropNewest => {
+                self.count_dropped(1);
+                Pushed::Dropped
+            }
             // Ends at the latest with the queue empty, which takes anything.
             SlowPolicy::DropOldest => {
                 let mut dropped = 0;
@@ -141,6 +147,7 @@ impl Outbox {
                     }
                 }
                 self.enqueue(out, size);
+                self.count_dropped(dropped);
                 Pushed::QueuedDropping(dropped)
             }
             SlowPolicy::Close(code) => {
@@ -151,6 +158,15 @@ impl Outbox {
                 Pushed::Closing(code)
             }
         }
+    }
+
+    fn count_dropped(&mut self, n: usize) {
+        self.dropped = self.dropped.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+
+    /// Messages the slow-client policy discarded so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        u64::from(self.dropped)
     }
 
     /// Queues a close after what is already queued (a graceful close).
@@ -331,6 +347,22 @@ mod tests {
         out.clear();
         q.take(0, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn drops_are_counted_in_the_padding() {
+        let mut q = Outbox::new();
+        let l = limits(SlowPolicy::DropNewest);
+        for _ in 0..5 {
+            q.push(msg(10), &l);
+        }
+        assert_eq!(q.dropped(), 2);
+        let l = limits(SlowPolicy::DropOldest);
+        q.push(msg(95), &l);
+        assert_eq!(q.dropped(), 5);
+        // The counter costs no room (a connection's state is per idle
+        // connection).
+        assert_eq!(std::mem::size_of::<Outbox>(), std::mem::size_of::<VecDeque<Out>>() + 16);
     }
 
     #[test]

@@ -2,15 +2,16 @@
 //! request for `WsConn::header`, `query`, `cookie` & co., for the
 //! connection's whole life, so kept small.
 //!
-//! The path, the query string, the host name and the headers are copied at
-//! accept into **one** allocation (`name:value\n` per header; hyper's
-//! parsed head holds views of its 8 KiB read buffer, which they would keep
-//! alive). `header` scans those bytes; what needs parsing (the `HeaderMap`
-//! of `headers`, the decoded query and cookies, the languages) is built on
-//! the first call that needs it and kept from then on. The parts most
-//! connections lack (route parameters, subprotocol, request data,
-//! session) cost one pointer, and one allocation holding them when any is
-//! set.
+//! The path, the query string, the host name, the headers and the route
+//! parameters are copied at accept into **one** allocation (`name:value\n`
+//! per header, then each parameter's name and value, length-prefixed;
+//! hyper's parsed head holds views of its 8 KiB read buffer, which they
+//! would keep alive). `header` and `param` scan those bytes; what needs
+//! parsing (the `HeaderMap` of `headers`, the decoded query and cookies,
+//! the languages, the `Params` of `params`) is built on the first call that
+//! needs it and kept from then on. The parts most connections lack
+//! (subprotocol, request data, session) cost one pointer, and one
+//! allocation holding them when any is set.
 //!
 //! The headers the handshake itself consumed ([`CONSUMED`]: `Connection`,
 //! `Upgrade`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`) are not kept:
@@ -23,7 +24,7 @@
 //! a copied `Head` + `HeaderMap` took ~1,000 in twelve.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -40,16 +41,19 @@ pub(crate) const CONSUMED: [&str; 5] =
 /// The handshake request's parts a connection keeps.
 pub(crate) struct RequestInfo {
     /// The path, the query string, the host name, then `name:value\n` per
-    /// header (names in lowercase, in the request's order).
+    /// header (names in lowercase, in the request's order), then the route
+    /// parameters (see [`push_param`]).
     text: Box<[u8]>,
-    /// Ends of the path, the query and the host name in `text`.
+    /// Ends of the path, the query, the host name and the headers in
+    /// `text`.
     path_end: u32,
     query_end: u32,
     host_end: u32,
+    headers_end: u32,
     secure: bool,
     peer: SocketAddr,
-    /// Route parameters, subprotocol, request data and session: most
-    /// connections have none, so they cost one pointer until one is set.
+    /// Subprotocol, request data and session: most connections have none,
+    /// so they cost one pointer until one is set.
     extras: Option<Box<Extras>>,
     /// Built on first use.
     parsed: OnceLock<Box<Parsed>>,
@@ -57,8 +61,6 @@ pub(crate) struct RequestInfo {
 
 /// See `RequestInfo::extras`.
 struct Extras {
-    /// Without the raw tail (`Params::pairs_only`); empty: allocates nothing.
-    params: Params,
     protocol: Option<Box<str>>,
     data: http::Extensions,
     session: Option<Box<(Session, SessionConfig)>>,
@@ -67,6 +69,9 @@ struct Extras {
 /// The parts of the request that need parsing.
 struct Parsed {
     headers: HeaderMap,
+    /// The route parameters as `Params` (without the raw tail, which only
+    /// static files read).
+    params: Params,
     query: Vec<(String, String)>,
     cookies: Vec<(String, String)>,
     languages: Vec<String>,
@@ -74,13 +79,12 @@ struct Parsed {
 
 impl RequestInfo {
     /// The same request in allocations made by the calling thread (see
-    /// `state::Adoption`): the head and the route parameters are copied,
+    /// `state::Adoption`): the head (with the route parameters) is copied,
     /// the application's request data and session moved (what they
     /// allocated stays where it was made). `self` keeps the old copies.
     pub(crate) fn rehome(&mut self) -> RequestInfo {
         let extras = self.extras.as_mut().map(|e| {
             Box::new(Extras {
-                params: e.params.pairs_only(),
                 protocol: e.protocol.as_deref().map(Box::from),
                 data: std::mem::take(&mut e.data),
                 session: e.session.take().map(|s| Box::new(*s)),
@@ -91,6 +95,7 @@ impl RequestInfo {
             path_end: self.path_end,
             query_end: self.query_end,
             host_end: self.host_end,
+            headers_end: self.headers_end,
             secure: self.secure,
             peer: self.peer,
             extras,
@@ -106,7 +111,9 @@ impl RequestInfo {
         let (path, query, host) = (head.uri.path(), head.uri.query().unwrap_or(""), head.host.as_str());
         let kept = || head.headers.iter().filter(|(n, _)| !CONSUMED.contains(&n.as_str()));
         let headers_len: usize = kept().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
-        let mut text = Vec::with_capacity(path.len() + query.len() + host.len() + headers_len);
+        let params = conn.params();
+        let params_len: usize = params.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+        let mut text = Vec::with_capacity(path.len() + query.len() + host.len() + headers_len + params_len);
         text.extend_from_slice(path.as_bytes());
         let path_end = text.len();
         text.extend_from_slice(query.as_bytes());
@@ -119,22 +126,21 @@ impl RequestInfo {
             text.extend_from_slice(value.as_bytes());
             text.push(b'\n');
         }
+        let headers_end = text.len();
+        for (name, value) in params.iter() {
+            push_param(&mut text, name, value);
+        }
         // hyper's limits on a request head (far below 4 GiB) keep the
         // offsets in range.
         let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        let params = conn.params();
-        let extras = Extras {
-            params: params.pairs_only(),
-            protocol: protocol.map(Box::from),
-            data,
-            session: session.map(Box::new),
-        };
-        let used = !extras.params.is_empty() || extras.protocol.is_some() || !extras.data.is_empty() || extras.session.is_some();
+        let extras = Extras { protocol: protocol.map(Box::from), data, session: session.map(Box::new) };
+        let used = extras.protocol.is_some() || !extras.data.is_empty() || extras.session.is_some();
         RequestInfo {
             text: text.into_boxed_slice(),
             path_end: offset(path_end),
             query_end: offset(query_end),
             host_end: offset(host_end),
+            headers_end: offset(headers_end),
             secure: head.secure,
             peer: head.peer,
             extras: used.then(|| Box::new(extras)),
@@ -164,7 +170,7 @@ impl RequestInfo {
 
     /// `(name, value)` of every header, in order.
     fn header_lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.text[self.host_end as usize..].split(|&b| b == b'\n').filter_map(|line| {
+        self.text[self.host_end as usize..self.headers_end as usize].split(|&b| b == b'\n').filter_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
             Some((&line[..colon], &line[colon + 1..]))
         })
@@ -194,7 +200,14 @@ impl RequestInfo {
             }
             let cookies = headers::cookies(&map).unwrap_or_default();
             let languages = self.header("accept-language").map(headers::languages).unwrap_or_default();
-            Box::new(Parsed { query: headers::query_pairs(self.query_string()), cookies, languages, headers: map })
+            let params = self.param_pairs().map(|(n, v)| (Arc::from(n), v.to_string())).collect();
+            Box::new(Parsed {
+                query: headers::query_pairs(self.query_string()),
+                cookies,
+                languages,
+                headers: map,
+                params: Params::from_pairs(params),
+            })
         })
     }
 
@@ -235,8 +248,23 @@ impl RequestInfo {
         self.secure
     }
 
+    /// `(name, value)` of every route parameter, in pattern order.
+    fn param_pairs(&self) -> ParamPairs<'_> {
+        ParamPairs(&self.text[self.headers_end as usize..])
+    }
+
+    /// The value of route parameter `name`.
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.param_pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The route parameters (built on the first call, with the other
+    /// parsed parts).
     pub(crate) fn params(&self) -> &Params {
-        self.extras.as_ref().map_or(&NO_PARAMS, |e| &e.params)
+        if self.text.len() == self.headers_end as usize {
+            return &NO_PARAMS;
+        }
+        &self.parsed().params
     }
 
     pub(crate) fn protocol(&self) -> Option<&str> {
@@ -252,6 +280,38 @@ impl RequestInfo {
     }
 }
 
+/// Appends a route parameter to a request's text: the name's length (u32,
+/// little-endian), the name, the value's length, the value. (Decoded
+/// values may hold any character, so no separator would do.)
+fn push_param(text: &mut Vec<u8>, name: &str, value: &str) {
+    for part in [name, value] {
+        text.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes());
+        text.extend_from_slice(part.as_bytes());
+    }
+}
+
+/// Reads back what [`push_param`] wrote.
+struct ParamPairs<'a>(&'a [u8]);
+
+impl<'a> ParamPairs<'a> {
+    fn part(&mut self) -> Option<&'a str> {
+        let (len, rest) = self.0.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (part, rest) = rest.split_at_checked(len)?;
+        self.0 = rest;
+        // Copied from `&str`s.
+        std::str::from_utf8(part).ok()
+    }
+}
+
+impl<'a> Iterator for ParamPairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((self.part()?, self.part()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +322,7 @@ mod tests {
             path_end,
             query_end,
             host_end,
+            headers_end: text.len() as u32,
             secure: false,
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
             extras: None,
@@ -295,5 +356,27 @@ mod tests {
         assert!(r.query_pairs().is_empty() && r.cookies().is_empty() && r.languages().is_empty());
         assert!(r.parsed.get().is_none());
         assert!(r.params().is_empty());
+    }
+
+    #[test]
+    fn route_parameters_follow_the_headers_in_the_same_allocation() {
+        let mut r = info("/rooms/a%0Abxhost:h\n", 12, 12, 13);
+        let mut text = r.text.to_vec();
+        // Decoded values may hold the separators of the headers, and NUL.
+        push_param(&mut text, "room", "a\nb:c\0");
+        push_param(&mut text, "*", "");
+        push_param(&mut text, "é", "x");
+        r.text = text.into();
+        assert_eq!(r.header("host"), Some("h"), "the headers end where the parameters start");
+        assert_eq!(r.headers().len(), 1);
+        assert_eq!(r.param("room"), Some("a\nb:c\0"));
+        assert_eq!(r.param("*"), Some(""));
+        assert_eq!(r.param("é"), Some("x"));
+        assert_eq!(r.param("missing"), None);
+        let all: Vec<(&str, &str)> = r.params().iter().collect();
+        assert_eq!(all, [("room", "a\nb:c\0"), ("*", ""), ("é", "x")]);
+        // A truncated text ends the list instead of reading past it.
+        let cut = &r.text[r.headers_end as usize..r.text.len() - 1];
+        assert_eq!(ParamPairs(cut).count(), 2);
     }
 }

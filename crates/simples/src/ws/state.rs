@@ -173,7 +173,6 @@ pub(crate) struct ConnInner {
     pub(crate) outbox: Mutex<Outbox>,
     /// Wakes the driver: something was queued, or a forced shutdown.
     pub(crate) wake: Signal,
-    pub(crate) dropped: AtomicU64,
     /// The channels this connection is bound to and its requests waiting
     /// for the client's acknowledgement (object mode), behind one lock.
     pub(crate) extras: Mutex<Extras>,
