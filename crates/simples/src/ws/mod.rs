@@ -63,7 +63,8 @@
 //! fails past 1 KiB): the loop's slab entry (the socket and the protocol
 //! state, 312), the framework's entry in its loop, the `WsConn` (248), the
 //! request head in one allocation (`request`, ~30 without the handshake's
-//! own headers) and the connection's waker (40). As a tokio task it is
+//! own headers, route parameters included) and the connection's waker
+//! (40). As a tokio task it is
 //! 1,522 B: the task and the I/O
 //! registration (512) and the timer are the tokio model's floor, which is
 //! why plain-TCP connections moved to the loops (`ARCHITECTURE.md`,
