@@ -267,6 +267,38 @@ async fn the_connection_knows_its_request() {
     running.stop().await;
 }
 
+/// Route parameters are kept in the request head's own allocation
+/// (length-prefixed after the headers): decoded values with any character
+/// come back whole, the wildcard tail too, and none reads as a header.
+#[tokio::test]
+async fn route_parameters_come_back_whole_and_apart_from_the_headers() {
+    let mut server = common::server();
+    server.ws("/r/:a/*", WsOptions::default(), |conn| async move {
+        let info = json!({
+            "a": conn.param("a"),
+            "tail": conn.param("*"),
+            "missing": conn.param("b"),
+            "params": conn.params().iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>(),
+            "headers": conn.headers().keys().map(|k| k.as_str().to_string()).collect::<Vec<_>>(),
+            "host": conn.header("host"),
+        });
+        let _ = conn.send_text(info.to_string());
+    });
+    let running = common::start(server).await;
+    let mut client = try_connect(running.local_addr(), "/r/x%0Ay%3Az/rest/of%20it", ClientConfig::default())
+        .await
+        .expect("handshake");
+    let got = json(&mut client).await;
+    assert_eq!(got["a"], "x\ny:z");
+    assert_eq!(got["tail"], "rest/of it");
+    assert_eq!(got["missing"], serde_json::Value::Null);
+    assert_eq!(got["params"], json!(["a=x\ny:z", "*=rest/of it"]));
+    assert_eq!(got["headers"], json!(["host"]), "{got}");
+    assert_eq!(got["host"], running.local_addr().to_string());
+    drop(client);
+    running.stop().await;
+}
+
 /// A TCP stream that counts the bytes that cross it.
 struct Counting {
     io: TcpStream,
