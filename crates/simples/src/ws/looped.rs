@@ -79,6 +79,26 @@ pub(crate) fn adopt(
     adoption.protocol.receive(leftover);
     lock(&lane.adopt).push(adoption);
     lane.handle.wake();
+    free_retired(lane);
+}
+
+/// Frees, on the calling runtime thread, the request heads the lane's loop
+/// replaced (see `Adoption`). Moved out into a list made here, so that the
+/// lane's own list, made by the loop's thread, stays there for reuse:
+/// handed over and freed by another thread, blocks of the loop's arena go
+/// to that thread's cache and come back as its short-lived allocations,
+/// leaving holes among the connections' blocks (measured: 1.25 MB of free
+/// chunks in the loop's arena for 10,000 idle connections when every
+/// batch's list went to a task).
+fn free_retired(lane: &Lane) {
+    let retired: Vec<Retired> = {
+        let mut list = lock(&lane.retired);
+        if list.is_empty() {
+            return;
+        }
+        list.drain(..).collect()
+    };
+    drop(retired);
 }
 
 /// Stops the host's loops (the server stopped: its connections ended, or
@@ -159,7 +179,7 @@ fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
             ..Options::default()
         };
         let mut lp: EventLoop<LoopHandler> = EventLoop::unbound(options)?;
-        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default() });
+        let lane = Arc::new(Lane { handle: lp.handle(), adopt: Mutex::default(), ready: Mutex::default(), retired: Mutex::default() });
         let handler = LoopHandler {
             lane: lane.clone(),
             entries: Vec::new(),
@@ -415,13 +435,15 @@ impl EventHandler for LoopHandler {
         }
         self.adopting = adopting;
         if !self.retired.is_empty() {
-            // Freed by a runtime thread, like the thread that made them
-            // (see `Adoption`); one task per batch of adoptions. (Handing
-            // them to the lane for the next hand-over to free measured
-            // ~40 B more RSS per idle connection, and kept the last
-            // batch's until another connection came.)
-            let retired = std::mem::take(&mut self.retired);
-            self.runtime.spawn(async move { drop(retired) });
+            // For a runtime thread to free: the next hand-over, or, when
+            // none is on its way (a burst ended), a task (`free_retired`).
+            let mut list = lock(&self.lane.retired);
+            list.extend(self.retired.drain(..));
+            drop(list);
+            if lock(&self.lane.adopt).is_empty() {
+                let lane = self.lane.clone();
+                self.runtime.spawn(async move { free_retired(&lane) });
+            }
         }
         std::mem::swap(&mut *lock(&self.lane.ready), &mut self.ready);
         let mut ready = std::mem::take(&mut self.ready);

@@ -271,14 +271,16 @@ pub(crate) struct Loops {
 pub(crate) struct Lane {
     pub(crate) handle: simples_ws::event_loop::Handle,
     pub(crate) adopt: Mutex<Vec<Adoption>>,
+    /// Request heads the loop replaced by its own copies (see
+    /// [`Adoption`]), for a runtime thread to free (`looped::free_retired`).
+    pub(crate) retired: Mutex<Vec<Retired>>,
     /// Connections woken (outbox, handler, forced stop), each listed once
     /// at a time (`ConnWake::queued`): at most one entry per connection.
     pub(crate) ready: Mutex<Vec<simples_ws::event_loop::ConnId>>,
 }
 
 /// A request head made by a runtime thread and replaced by the loop's copy,
-/// sent back to a runtime thread to be freed (a task the loop spawns
-/// after each batch of adoptions).
+/// sent back to a runtime thread to be freed ([`Lane::retired`]).
 pub(crate) struct Retired {
     /// Held only to be dropped by a runtime thread.
     pub(crate) _request: RequestInfo,
@@ -292,8 +294,8 @@ pub(crate) struct Retired {
 /// (10,000 idle connections opened 200 at a time took 4.0 KB of RSS each
 /// for 0.9 KB of heap). Made by the loop's thread (its own malloc arena),
 /// with the request head copied there too (`RequestInfo::rehome`), they
-/// sit together. The old head goes back to a runtime thread (a task the
-/// loop spawns after each batch of adoptions): freed by the loop, its
+/// sit together. The old head goes back to a runtime thread
+/// ([`Lane::retired`]): freed by the loop, its
 /// blocks would come back from the loop's thread cache for the next
 /// connection's copy.
 pub(crate) struct Adoption {
