@@ -53,8 +53,10 @@ static ALLOC: counting::Counting = counting::Counting;
 const BUDGET: f64 = 1024.0;
 const BUDGET_AFTER_MESSAGE: f64 = 1024.0;
 /// The budget of a connection run as a tokio task (default options, idle
-/// and after one message).
-const BUDGET_TASKS: f64 = 1700.0;
+/// and after one message): 1,522 B counted on 2026-12-05. Regression: with
+/// the request held inline while the handshake's task waits for the
+/// upgrade, the task was 144 B larger for the connection's life (1,650).
+const BUDGET_TASKS: f64 = 1600.0;
 
 /// What a browser sends (Chrome's headers, a session cookie): the request
 /// head the connection keeps for `WsConn::header` & co. is larger.

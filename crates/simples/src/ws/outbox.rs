@@ -350,6 +350,19 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_into_an_empty_queue_allocates_once() {
+        let mut q = Outbox::new();
+        let l = Limits { bytes: 1 << 20, messages: 100, policy: SlowPolicy::DropNewest };
+        q.push(msg(1), &l);
+        let cap = q.queue.capacity();
+        assert!(cap >= FIRST_CAPACITY, "{cap}");
+        for _ in 1..FIRST_CAPACITY {
+            q.push(msg(1), &l);
+        }
+        assert_eq!(q.queue.capacity(), cap, "no growth within the first burst");
+    }
+
+    #[test]
     fn drops_are_counted_in_the_padding() {
         let mut q = Outbox::new();
         let l = limits(SlowPolicy::DropNewest);

@@ -272,8 +272,12 @@ pub(crate) struct Lane {
     pub(crate) handle: simples_ws::event_loop::Handle,
     pub(crate) adopt: Mutex<Vec<Adoption>>,
     /// Request heads the loop replaced by its own copies (see
-    /// [`Adoption`]), for a runtime thread to free (`looped::free_retired`).
+    /// [`Adoption`]), for the lane's retirer, a runtime task, to free
+    /// (`looped::retirer`), told by `retire`.
     pub(crate) retired: Mutex<Vec<Retired>>,
+    pub(crate) retire: tokio::sync::Notify,
+    /// The lane stopped: its retirer frees what is left and ends.
+    pub(crate) stopped: AtomicBool,
     /// Connections woken (outbox, handler, forced stop), each listed once
     /// at a time (`ConnWake::queued`): at most one entry per connection.
     pub(crate) ready: Mutex<Vec<simples_ws::event_loop::ConnId>>,
