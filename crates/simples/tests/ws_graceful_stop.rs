@@ -32,8 +32,11 @@ struct Received {
 
 /// Reads everything until the server's close frame, checking that each
 /// stream is numbered 0, 1, 2... with no gap (so a lost message anywhere
-/// is detected, not only at the end).
-async fn read_all(mut ws: Client, id: u64, slow: bool) -> Received {
+/// is detected, not only at the end). `pause`: a slow client, which also
+/// stops reading for this long after its first 200 messages (while the
+/// server still has far more than that queued for it: the test checks
+/// that at least `BACKLOG / 2` wait in the outbox when the stop begins).
+async fn read_all(mut ws: Client, id: u64, pause: Option<Duration>) -> Received {
     let (mut unicast, mut broadcast) = (0u64, 0u64);
     loop {
         let m = tokio::time::timeout(Duration::from_secs(20), ws.recv())
@@ -53,8 +56,13 @@ async fn read_all(mut ws: Client, id: u64, slow: bool) -> Received {
                 assert_eq!(seq, *next, "client {id}: {kind} message out of order or lost");
                 assert_eq!(parts.next().map(str::len), Some(PAD), "client {id}: {kind} {seq} truncated");
                 *next += 1;
-                if slow && (unicast + broadcast) % 500 == 0 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(pause) = pause {
+                    let n = unicast + broadcast;
+                    if n == 200 {
+                        tokio::time::sleep(pause).await;
+                    } else if n % 500 == 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
             }
             Message::Close(frame) => {
@@ -175,7 +183,11 @@ async fn stop_with_backlog(slow: bool, close_timeout: Duration) {
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stop_began = Instant::now();
-    let readers: Vec<_> = clients.into_iter().map(|(id, ws)| tokio::spawn(read_all(ws, id, slow))).collect();
+    // A slow client's pause alone outlasts the close timeout twice (the
+    // pacing by itself took 200-560 ms here, too close to the 600 to test
+    // anything reliably: regression of a flaky precondition).
+    let pause = slow.then(|| 2 * close_timeout + Duration::from_millis(100));
+    let readers: Vec<_> = clients.into_iter().map(|(id, ws)| tokio::spawn(read_all(ws, id, pause))).collect();
 
     let mut accepted: HashMap<u64, u64> = HashMap::new();
     for p in producers {
