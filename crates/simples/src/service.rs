@@ -23,6 +23,7 @@ use http::Request;
 
 use crate::body::BoxError;
 use crate::dispatch::dispatch;
+use crate::lifecycle::Together;
 use crate::response::Response;
 use crate::server::Server;
 use crate::virtual_hosts::VirtualHosts;
@@ -103,8 +104,9 @@ impl Server {
     /// requests are served on).
     pub fn service(self) -> ServerService {
         let hosts = VirtualHosts::new(self.main, self.hosts);
+        let together = Together::default();
         for (host, part) in hosts.attached() {
-            part.started(&host.chain.context);
+            part.started(&host.chain.context, &together);
         }
         ServerService { hosts: Arc::new(hosts) }
     }

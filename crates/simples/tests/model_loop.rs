@@ -298,13 +298,13 @@ fn source_still_matches_the_model() {
         "host.register(&conn);",
         "_slot: slot.map(Box::new) }); self.step(ctx, id); }",
         // on_drained
-        "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id); }",
+        "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id);",
         // step: queued cleared first ...
         "// A wake-up from now on lists the connection again. entry.wake.queued.store(false, Ordering::Release);",
         // ... then take, pump.
         "// `ConnWake`), and what they announce is pumped below. conn.inner.wake.take();",
         // the signal's waker is the ConnWake
-        "Signal::fixed(Waker::from(wake.clone()))",
+        "Signal::fixed(Waker::from(wake.clone()), self.lane.number, id)",
         "if backlog { ctx.notify_drained(id); }",
     ] {
         assert!(looped.contains(line), "looped.rs no longer contains: {line}");
@@ -323,5 +323,5 @@ fn source_still_matches_the_model() {
     let conn = norm(include_str!("../src/ws/conn.rs"));
     assert!(conn.contains("if pushed.wakes() { self.inner.wake.notify(); }"));
     let signal = norm(include_str!("../src/ws/signal.rs"));
-    assert!(signal.contains("if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(w) => w.wake_by_ref(), } }"));
+    assert!(signal.contains("if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(w, _) => w.wake_by_ref(), } }"));
 }

@@ -193,3 +193,65 @@ async fn the_loop_threads_start_and_end_with_the_server() {
     assert_eq!(closing.await.unwrap(), 1001);
     assert_eq!(threads_named("simples-ws-loop"), before, "the loops' threads ended with the server");
 }
+
+/// Hosts of one server with the same `event_loop_threads` share one set of
+/// loops (a broadcast from one host's handler to another host's
+/// connections stays on the loop's thread); another count gets its own.
+/// The last host to stop stops the set, and a restart starts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_with_the_same_thread_count_share_one_set_of_loops() {
+    let _alone = THREADS.lock().await;
+    let before = threads_named("simples-ws-loop");
+    let mut server = common::server();
+    let three = WsOptions { event_loop_threads: 3, ..WsOptions::default() };
+    let subs = server.ws("/sub", three.clone(), |_| async {});
+    let publisher = server.ws("/pub", three, |_| async {});
+    let on_loop = Arc::new(Mutex::new(HashSet::new()));
+    {
+        let (subs, on_loop) = (subs.clone(), on_loop.clone());
+        publisher.on_message(move |_, m| {
+            on_loop.lock().unwrap().insert(thread_name());
+            subs.broadcast(m);
+            async {}
+        });
+    }
+    let echo = server.ws("/echo", WsOptions { event_loop_threads: 2, ..WsOptions::default() }, |_| async {});
+    echo.on_message(|conn, m| {
+        let _ = conn.send(m);
+        async {}
+    });
+    let running = common::start(server).await;
+    assert_eq!(threads_named("simples-ws-loop"), before + 5, "3 shared by /sub and /pub, 2 for /echo");
+
+    for round in 0..2 {
+        let addr = running.local_addr();
+        let mut listeners = Vec::new();
+        for _ in 0..4 {
+            listeners.push(connect(addr, "/sub").await);
+        }
+        wait_for(&subs, 4).await;
+        let mut p = connect(addr, "/pub").await;
+        send(&mut p, &format!("news {round}")).await;
+        for l in &mut listeners {
+            assert_eq!(text(l).await, format!("news {round}"));
+        }
+        let mut e = connect(addr, "/echo").await;
+        send(&mut e, "e").await;
+        assert_eq!(text(&mut e).await, "e");
+        assert!(on_loop.lock().unwrap().iter().all(|t| t.starts_with("simples-ws-loop")));
+        // /pub's host stops with /sub's still closing its connections (all
+        // stop at once): the shared loops end with the last.
+        listeners.extend([p, e]);
+        let closing: Vec<_> = listeners.into_iter().map(|mut l| tokio::spawn(async move { closed_with(&mut l).await })).collect();
+        if round == 0 {
+            running.restart().await.unwrap();
+            assert_eq!(threads_named("simples-ws-loop"), before + 5, "restarted: the same sets again");
+        } else {
+            running.stop().await;
+        }
+        for c in closing {
+            assert_eq!(c.await.unwrap(), 1001);
+        }
+    }
+    assert_eq!(threads_named("simples-ws-loop"), before, "every set ended with the server");
+}

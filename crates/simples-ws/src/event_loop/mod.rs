@@ -387,6 +387,15 @@ pub trait EventHandler {
     fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
         let _ = (ctx, id);
     }
+
+    /// Once per iteration, after its timers, readiness events and
+    /// [`EventHandler::on_wake`], before its writes: the place to flush
+    /// work batched over the iteration (such as broadcasts gathered per
+    /// connection, so each connection's output takes them in one go, as
+    /// uWebSockets drains its topics). Default: nothing.
+    fn before_writes(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
+    }
 }
 
 /// What [`Ctx::broadcast`] did.

@@ -264,6 +264,7 @@ impl<H: EventHandler> EventLoop<H> {
             // Cleared before the call: a wake during `on_wake` gives another.
             handler.on_wake(&mut Ctx { core });
         }
+        handler.before_writes(&mut Ctx { core });
         core.settle_dirty(handler);
         core.sweep_idle();
         Ok(())

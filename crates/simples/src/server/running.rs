@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::listener::{accept_loop, Shared, Signals};
 use super::{ListenerConfig, Server, StartHook, StopHook};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lifecycle::Together;
 use crate::virtual_hosts::VirtualHosts;
 
 /// The handle of a started server. Cloning it gives another handle to the
@@ -101,8 +102,9 @@ impl Running {
             tracing::info!(%addr, "listening");
         }
         *self.inner.addrs.lock().unwrap_or_else(|e| e.into_inner()) = local.clone();
+        let together = Together::default();
         for (host, part) in self.inner.shared.hosts.attached() {
-            part.started(&host.chain.context);
+            part.started(&host.chain.context, &together);
         }
         for hook in &self.inner.on_start {
             hook(&local);

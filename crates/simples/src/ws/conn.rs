@@ -37,8 +37,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ConnInner {
+    /// The outbox, locked. Closes the direct path (`direct.rs`): whoever
+    /// locks may push, and nothing may take the direct path past what
+    /// waits here; the loop reopens it when it pumps the outbox empty.
     pub(crate) fn outbox(&self) -> MutexGuard<'_, Outbox> {
-        lock(&self.outbox)
+        let outbox = lock(&self.outbox);
+        self.wake.close_direct();
+        outbox
     }
 
     /// Records channel `name`; `false` once the connection has ended.

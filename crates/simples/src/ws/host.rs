@@ -12,6 +12,7 @@ use serde_json::Value;
 use simples_ws::{CloseCode, CloseFrame, Message, Utf8Bytes};
 use tokio::sync::Notify;
 
+use super::direct;
 use super::error::WsError;
 use super::encode::prepare;
 use super::history;
@@ -699,7 +700,12 @@ pub(crate) fn broadcast_with(
     let mut queued = 0;
     let metrics = host.metrics();
     metrics.broadcasts.increment(1);
+    let here = direct::here();
     for conn in targets.iter().filter(|c| filter(c)) {
+        if here != 0 && direct::offer(here, &conn.inner.wake, &frame) {
+            queued += 1;
+            continue;
+        }
         let pushed = conn.inner.outbox().push(Out::Frame(frame.clone()), &host.limits);
         if pushed.wakes() {
             conn.inner.wake.notify();

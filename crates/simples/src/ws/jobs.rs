@@ -25,7 +25,8 @@ use crate::handler::BoxFuture;
 /// `HIGH_WATER` bytes wait there (`waiting` tells how many do), handing
 /// each burst to `deliver` (which empties it); `true` if the outbox still
 /// holds items. `release`: free the outbox's buffer if it ends empty (the
-/// connection has nothing else to do), under the same lock.
+/// connection has nothing else to do), under the same lock. Ending empty
+/// with room in the protocol, it opens the direct path (`direct.rs`).
 pub(crate) fn pump<T: ?Sized>(
     conn: &WsConn,
     batch: &mut VecDeque<Out>,
@@ -39,6 +40,10 @@ pub(crate) fn pump<T: ?Sized>(
         let mut outbox = conn.inner.outbox();
         outbox.take(HIGH_WATER.saturating_sub(waiting), batch);
         if batch.is_empty() {
+            if outbox.is_empty() && !outbox.is_closing() && waiting < HIGH_WATER {
+                // Under the lock: a push after this closes it again.
+                conn.inner.wake.open_direct();
+            }
             if release {
                 outbox.release_if_empty();
             }

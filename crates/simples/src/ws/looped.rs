@@ -41,10 +41,12 @@ use simples_ws::event_loop::{CloseReason, ConnId, Ctx, EventHandler, EventLoop, 
 use simples_ws::{CloseCode, CloseFrame, Message};
 
 use super::channel::leave_all;
+use super::direct;
 use super::jobs::{caught, dispatch, pump, receive, report, Handler, Pending, Running};
 use super::outbox::{Out, HIGH_WATER};
 use super::signal::Signal;
 use super::state::{Adoption, Lane, Loops, Retired, WsConn, WsShared};
+use crate::lifecycle::Together;
 
 /// The loop the next connection of `shared` goes to (in turn), starting
 /// the loops if [`start_with_server`] could not.
@@ -54,14 +56,45 @@ pub(crate) fn lane(shared: &WsShared) -> std::io::Result<Arc<Lane>> {
 
 /// Starts the host's loops as the server starts, so that their threads
 /// and descriptors exist from the start (not made by the first
-/// connection, and a failure is reported before any client sees it). On
-/// an error the first connection tries again ([`lane`]).
-pub(crate) fn start_with_server(shared: &WsShared) {
+/// connection, and a failure is reported before any client sees it): the
+/// hosts started together with the same number of threads share one set
+/// (a broadcast from one host to another's connections then stays on the
+/// thread it was made on). On an error the first connection tries again
+/// ([`lane`]), with loops of the host's own.
+pub(crate) fn start_with_server(shared: &WsShared, together: &Together) {
     if !shared.options.event_loop {
         return;
     }
-    if let Err(e) = shared.loops() {
-        tracing::warn!(error = %e, "WebSocket event loops could not start; retried with the first connection");
+    let threads = thread_count(shared.options.event_loop_threads);
+    let sets = together.get_or_make(LoopSets::default);
+    let mut sets = lock(&sets.0);
+    let loops = match sets.iter().find(|(n, _)| *n == threads) {
+        Some((_, loops)) => loops.clone(),
+        None => match start(threads) {
+            Ok(loops) => {
+                let loops = Arc::new(loops);
+                sets.push((threads, loops.clone()));
+                loops
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WebSocket event loops could not start; retried with the first connection");
+                return;
+            }
+        },
+    };
+    loops.users.fetch_add(1, Ordering::SeqCst);
+    *lock(&shared.loops) = Some(loops);
+}
+
+/// The loop sets of one server start, by thread count.
+#[derive(Default)]
+struct LoopSets(Mutex<Vec<(usize, Arc<Loops>)>>);
+
+/// `event_loop_threads` as a count (`0`: one per core).
+fn thread_count(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 
@@ -109,12 +142,16 @@ fn stop_lane(lane: &Lane) {
     lane.retire.notify_one();
 }
 
-/// Stops the host's loops (the server stopped: its connections ended, or
-/// were dropped at the shutdown deadline), and waits for their threads.
+/// The host stopped (its connections ended, or were dropped at the
+/// shutdown deadline): the last host of its loop set stops the loops and
+/// waits for their threads.
 pub(crate) async fn stop(shared: &WsShared) {
     let Some(loops) = lock(&shared.loops).take() else {
         return;
     };
+    if loops.users.fetch_sub(1, Ordering::SeqCst) != 1 {
+        return;
+    }
     for lane in &loops.lanes {
         stop_lane(lane);
     }
@@ -134,7 +171,8 @@ impl WsShared {
         Ok(match &*slot {
             Some(loops) => loops.clone(),
             None => {
-                let loops = Arc::new(start(self.options.event_loop_threads)?);
+                let loops = Arc::new(start(thread_count(self.options.event_loop_threads))?);
+                loops.users.store(1, Ordering::SeqCst);
                 *slot = Some(loops.clone());
                 loops
             }
@@ -149,10 +187,15 @@ impl WsShared {
     }
 }
 
-/// Starts `threads` loops (`0`: one per core), each entering the current
-/// tokio runtime.
+/// Starts `threads` loops, each entering the current tokio runtime. No
+/// host uses them yet (`Loops::users`).
 fn start(threads: usize) -> std::io::Result<Loops> {
-    let mut started = Loops { lanes: Vec::new(), next: AtomicUsize::new(0), threads: Mutex::new(Vec::new()) };
+    let mut started = Loops {
+        lanes: Vec::new(),
+        next: AtomicUsize::new(0),
+        threads: Mutex::new(Vec::new()),
+        users: AtomicUsize::new(0),
+    };
     match start_into(threads, &mut started) {
         Ok(()) => Ok(started),
         Err(e) => {
@@ -167,10 +210,6 @@ fn start(threads: usize) -> std::io::Result<Loops> {
 
 /// Starts the loops one by one into `loops` (see [`start`]).
 fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     let runtime = tokio::runtime::Handle::current();
     // The loops log where the thread that started them logs (a test's or
     // an application's scoped subscriber included).
@@ -187,8 +226,10 @@ fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
             ..Options::default()
         };
         let mut lp: EventLoop<LoopHandler> = EventLoop::unbound(options)?;
+        let number = direct::lane_number();
         let lane = Arc::new(Lane {
             handle: lp.handle(),
+            number,
             adopt: Mutex::default(),
             ready: Mutex::default(),
             retired: Mutex::default(),
@@ -210,6 +251,7 @@ fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
         let join = std::thread::Builder::new().name(format!("simples-ws-loop-{i}")).spawn(move || {
             let _entered = rt.enter();
             let _logging = tracing::dispatcher::set_default(&dispatch);
+            direct::enter(number);
             let _ = running.send(());
             // Returns on `Handle::stop`, or an error of the poll itself
             // (logged); the handler's `Drop` then ends what is left.
@@ -259,8 +301,13 @@ struct Entry {
     task: Option<Handler>,
     /// Messages waiting for the running handler; allocated by the first.
     pending: Option<Box<Pending>>,
-    /// `WsShared::force` when the connection started.
-    generation: u64,
+    /// Its id on the loop (also in `wake`: kept here, where the loop looks
+    /// first, so that finding an entry does not reach into another
+    /// allocation).
+    id: ConnId,
+    /// `WsShared::force` when the connection started (its low bits: the
+    /// counter only ever grows by one at a time).
+    generation: u32,
     /// Reading paused while handlers lag.
     paused: bool,
     /// The connection's span (id, peer, host, path), entered while its
@@ -288,7 +335,7 @@ struct LoopHandler {
 
 impl LoopHandler {
     fn entry(&mut self, id: ConnId) -> Option<&mut Entry> {
-        self.entries.get_mut(id.index())?.as_mut().filter(|e| e.wake.id == id)
+        self.entries.get_mut(id.index())?.as_mut().filter(|e| e.id == id)
     }
 
     /// A connection handed over by `adopt` joins the loop and opens.
@@ -308,10 +355,10 @@ impl LoopHandler {
         // `Adoption`).
         let kept = request.rehome();
         self.retired.push(Retired { _request: request });
-        let conn = WsConn::new(conn_id, host.clone(), kept, Signal::fixed(Waker::from(wake.clone())));
+        let conn = WsConn::new(conn_id, host.clone(), kept, Signal::fixed(Waker::from(wake.clone()), self.lane.number, id));
         host.register(&conn);
         let (on_open, _) = host.lifecycle_handlers();
-        let generation = host.force.load(Ordering::SeqCst);
+        let generation = host.force.load(Ordering::SeqCst) as u32;
         let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
         let span = (!span.is_disabled()).then(|| Box::new(span));
         let task = {
@@ -322,14 +369,14 @@ impl LoopHandler {
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }
-        self.entries[index] = Some(Entry { conn, wake, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
+        self.entries[index] = Some(Entry { conn, wake, id, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
         self.step(ctx, id);
     }
 
     /// Everything a wake-up may call for: the handler, the next message,
     /// the outbox, a forced stop.
     fn step(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
-        let Some(entry) = self.entries.get_mut(id.index()).and_then(Option::as_mut).filter(|e| e.wake.id == id) else {
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(Option::as_mut).filter(|e| e.id == id) else {
             return;
         };
         // A wake-up from now on lists the connection again.
@@ -359,6 +406,14 @@ impl LoopHandler {
         if entry.pending.as_ref().is_some_and(|p| p.jobs.is_empty()) {
             entry.pending = None;
         }
+        // Frames listed for this connection on the direct path go out
+        // before anything its outbox holds (pumped below).
+        if direct::listed(id) {
+            self.write_direct(ctx);
+        }
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(Option::as_mut) else {
+            return;
+        };
         if entry.paused && !entry.pending.as_ref().is_some_and(|p| !p.accepts_more(&host.options)) {
             entry.paused = false;
             ctx.pause_reading(id, false);
@@ -366,7 +421,7 @@ impl LoopHandler {
         // Notifications from here on wake the connection again (through
         // `ConnWake`), and what they announce is pumped below.
         conn.inner.wake.take();
-        if host.force.load(Ordering::SeqCst) != entry.generation {
+        if host.force.load(Ordering::SeqCst) as u32 != entry.generation {
             // Dropped at the shutdown deadline: over for the application
             // now; the loop ends the transport.
             ctx.close(id, CloseCode::GOING_AWAY, "server shutting down");
@@ -406,6 +461,35 @@ impl LoopHandler {
         }
     }
 
+    /// Writes the frames broadcasts on this thread listed on the direct
+    /// path (`direct.rs`) into their connections' outputs, each
+    /// connection's in one go, and reopens each path unless something
+    /// closed it meanwhile or the output is over `HIGH_WATER` (then closed
+    /// until the output drains and the pump finds the outbox empty). Once
+    /// per iteration (`before_writes`), before the pump of a connection
+    /// with frames listed (`step`), and after callbacks that come after
+    /// `before_writes` (`on_drained`, `on_close`).
+    fn write_direct(&mut self, ctx: &mut Ctx<'_>) {
+        if !direct::pending() {
+            return;
+        }
+        let entries = &self.entries;
+        direct::drain(|id, frames| {
+            let Some(entry) = entries.get(id.index()).and_then(Option::as_ref).filter(|e| e.id == id) else {
+                return;
+            };
+            for frame in frames {
+                ctx.send_prepared(id, frame);
+            }
+            if ctx.queued(id).unwrap_or(0) < HIGH_WATER {
+                entry.conn.inner.wake.reopen_direct();
+            } else {
+                entry.conn.inner.wake.close_direct();
+                ctx.notify_drained(id);
+            }
+        });
+    }
+
     /// The connection ended (its loop said so, or a forced stop): refuse
     /// new messages, leave the registry and the channels, fail the waiting
     /// requests, then tell the application (as the tokio driver does).
@@ -436,6 +520,8 @@ impl Drop for LoopHandler {
         for entry in std::mem::take(&mut self.entries).into_iter().flatten() {
             self.finish(entry, None);
         }
+        // Frames listed on the direct path that no loop will write now.
+        direct::drain(|_, _| {});
         // Taken first: the adoptions (the application's request data
         // among them) are dropped with no lock held.
         let adopting = std::mem::take(&mut *lock(&self.lane.adopt));
@@ -497,10 +583,16 @@ impl EventHandler for LoopHandler {
 
     fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
         self.step(ctx, id);
+        // After `before_writes`: what its handler broadcast.
+        self.write_direct(ctx);
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
-        let Some(entry) = self.entries.get_mut(id.index()).and_then(|e| e.take_if(|e| e.wake.id == id)) else {
+    fn before_writes(&mut self, ctx: &mut Ctx<'_>) {
+        self.write_direct(ctx);
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(|e| e.take_if(|e| e.id == id)) else {
             return;
         };
         let frame = match reason {
@@ -511,5 +603,8 @@ impl EventHandler for LoopHandler {
             }
         };
         self.finish(entry, frame);
+        // What leaving the channels broadcast (presence): `on_close` may
+        // come after `before_writes`.
+        self.write_direct(ctx);
     }
 }

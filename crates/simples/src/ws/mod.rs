@@ -29,8 +29,12 @@
 //!              compact allocation (parsed on demand)
 //!   outbox     the bounded per-connection queue and the slow policy
 //!   looped     the event loops running plain-TCP connections after the
-//!              101 (N threads per host, simples-ws's mio loop): the
-//!              default (`WsOptions::event_loop`)
+//!              101 (N threads, shared by the hosts of a server with the
+//!              same count; simples-ws's mio loop): the default
+//!              (`WsOptions::event_loop`)
+//!   direct     a broadcast made on a loop's thread to that loop's
+//!              connections: frames written straight into their outputs
+//!              while their outboxes are empty
 //!   driver     a connection as a tokio task over simples-ws (TLS, or
 //!              `event_loop: false`)
 //!   jobs       what both do the same way: messages become jobs for the
@@ -83,6 +87,7 @@ mod admission;
 mod channel;
 mod client;
 mod conn;
+mod direct;
 mod driver;
 mod encode;
 mod error;

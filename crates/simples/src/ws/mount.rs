@@ -17,7 +17,7 @@ use super::options::WsOptions;
 use crate::conn::Conn;
 use crate::context::HostContext;
 use crate::host::Host;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, Together};
 
 impl Host {
     /// Adds a WebSocket host at `path` (a route pattern: `/chat`,
@@ -58,10 +58,10 @@ impl Host {
 }
 
 impl Lifecycle for WsHost {
-    fn started(&self, context: &HostContext) {
+    fn started(&self, context: &HostContext, together: &Together) {
         self.attach_templates(context.templates.clone());
         self.resume();
-        super::looped::start_with_server(&self.shared);
+        super::looped::start_with_server(&self.shared, together);
     }
 
     fn stop(&self, deadline: Duration) -> BoxFuture<'static, ()> {

@@ -160,8 +160,10 @@ pub struct WsOptions {
     /// tokio task. TLS connections are always tokio tasks. Default: `true`.
     pub event_loop: bool,
     /// Threads running this host's event loops, started and stopped with
-    /// the server; a connection stays on the
-    /// loop it was given (in turn). Default: `0`, one per core
+    /// the server; a connection stays on the loop it was given (in turn).
+    /// The hosts of a server with the same count share one set of loops
+    /// (so a broadcast from one host's handler to another host's
+    /// connections stays on its thread). Default: `0`, one per core
     /// (`std::thread::available_parallelism`).
     pub event_loop_threads: usize,
 }

@@ -17,20 +17,41 @@
 //! one atomic, changed by read-modify-writes only, so that a notification
 //! either sees the task running (and the task then sees its bit) or wakes
 //! it: none is lost.
+//!
+//! A loop connection's signal also tells whether a broadcast made on its
+//! loop's thread may write straight into its output (`direct.rs`): the
+//! *direct* state, open only while its outbox is empty and its output
+//! under `HIGH_WATER`, as its loop last saw them under the outbox's lock.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Poll, Waker};
 
 use futures_util::task::AtomicWaker;
+use simples_ws::event_loop::ConnId;
 
 /// Notified since the last `wait` or `take`.
 const SET: u8 = 1;
 /// The task is polling its handler: a notification needs no wake-up.
 const RUNNING: u8 = 2;
 
+/// The direct path is closed: the outbox may hold items (every lock of
+/// the outbox closes it), or the output is full, or it is a task's signal.
+const CLOSED: u8 = 0;
+/// A broadcast on the loop's thread may take the direct path.
+const OPEN: u8 = 1;
+/// Broadcasts took it: their frames wait in the thread's list (more may
+/// join them) until the loop writes them, and reopens the path if nothing
+/// closed it meanwhile.
+const TAKEN: u8 = 2;
+
 pub(crate) struct Signal {
     state: AtomicU8,
+    /// `CLOSED`, `OPEN` or `TAKEN` (loop connections only).
+    direct: AtomicU8,
+    /// The number of the connection's loop (`direct::lane_number`); `0`
+    /// for a task's.
+    lane: u32,
     target: Target,
 }
 
@@ -40,14 +61,15 @@ enum Target {
     Task(AtomicWaker),
     /// A connection on an event loop: the same waker for its whole life
     /// (it lists the connection on its loop), so nothing is registered,
-    /// taken or cloned per notification.
-    Fixed(Waker),
+    /// taken or cloned per notification; and the connection's id on its
+    /// loop, for the direct path.
+    Fixed(Waker, ConnId),
 }
 
 impl Default for Signal {
     /// A task's signal.
     fn default() -> Signal {
-        Signal { state: AtomicU8::new(0), target: Target::Task(AtomicWaker::new()) }
+        Signal { state: AtomicU8::new(0), direct: AtomicU8::new(CLOSED), lane: 0, target: Target::Task(AtomicWaker::new()) }
     }
 }
 
@@ -59,16 +81,67 @@ impl Signal {
     ///
     /// [`wait`]: Signal::wait
     /// [`take`]: Signal::take
-    pub(crate) fn fixed(waker: Waker) -> Signal {
-        Signal { state: AtomicU8::new(0), target: Target::Fixed(waker) }
+    /// `lane`: the loop's number (not `0`); `id`: the connection's id
+    /// there.
+    pub(crate) fn fixed(waker: Waker, lane: u32, id: ConnId) -> Signal {
+        Signal { state: AtomicU8::new(0), direct: AtomicU8::new(CLOSED), lane, target: Target::Fixed(waker, id) }
     }
 
     /// The waker of a [`fixed`](Signal::fixed) signal.
     pub(crate) fn fixed_waker(&self) -> Option<&Waker> {
         match &self.target {
-            Target::Fixed(w) => Some(w),
+            Target::Fixed(w, _) => Some(w),
             Target::Task(_) => None,
         }
+    }
+
+    /// The loop saw the outbox empty and open, under its lock, and the
+    /// output under `HIGH_WATER`: broadcasts on its thread may write
+    /// straight into the output. Called with the outbox locked.
+    pub(crate) fn open_direct(&self) {
+        if self.lane != 0 {
+            self.direct.store(OPEN, Ordering::Relaxed);
+        }
+    }
+
+    /// Something may wait in the outbox, or the output is full: the
+    /// direct path is closed until the loop pumps the outbox empty again.
+    /// Called by every lock of the outbox (`ConnInner::outbox`), so a push
+    /// closes it before it returns; and the loop, which reopens it only
+    /// under that lock, cannot miss one. A plain store: every writer but
+    /// the loop's thread only ever closes.
+    pub(crate) fn close_direct(&self) {
+        self.direct.store(CLOSED, Ordering::Relaxed);
+    }
+
+    /// A broadcast on the thread of loop `here` takes the direct path if
+    /// the connection is that loop's and the path is open (`OPEN`: the
+    /// first frame listed since the loop last wrote them; `TAKEN`: more),
+    /// the path then `TAKEN`. Returns the connection's id on the loop and
+    /// whether this is its first frame listed.
+    ///
+    /// `Relaxed` is enough: only this thread opens the path (under the
+    /// outbox's lock), and a push that happened before this broadcast
+    /// (through whatever synchronization made it so) closed the path
+    /// before, which this load then sees (coherence).
+    pub(crate) fn take_direct(&self, here: u32) -> Option<(ConnId, bool)> {
+        match &self.target {
+            Target::Fixed(_, id) if self.lane == here => match self.direct.load(Ordering::Relaxed) {
+                OPEN => {
+                    self.direct.store(TAKEN, Ordering::Relaxed);
+                    Some((*id, true))
+                }
+                TAKEN => Some((*id, false)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The loop wrote the listed frames: the path reopens unless a push
+    /// (or anything else) closed it meanwhile.
+    pub(crate) fn reopen_direct(&self) {
+        let _ = self.direct.compare_exchange(TAKEN, OPEN, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Wakes the waiting task (or the next `wait`), unless the task is
@@ -77,7 +150,7 @@ impl Signal {
         if self.state.fetch_or(SET, Ordering::AcqRel) == 0 {
             match &self.target {
                 Target::Task(w) => w.wake(),
-                Target::Fixed(w) => w.wake_by_ref(),
+                Target::Fixed(w, _) => w.wake_by_ref(),
             }
         }
     }

@@ -258,18 +258,24 @@ pub enum ChannelEvent {
 
 // The event loops (`looped.rs`).
 
-/// A host's event loops: one [`Lane`] per thread, given connections in
-/// turn.
+/// A set of event loops: one [`Lane`] per thread, given connections in
+/// turn. Shared by the hosts of a server that run the same number of
+/// threads (`looped::start_with_server`).
 pub(crate) struct Loops {
     pub(crate) lanes: Vec<Arc<Lane>>,
     pub(crate) next: AtomicUsize,
     pub(crate) threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Hosts using the set: the last to stop stops it.
+    pub(crate) users: AtomicUsize,
 }
 
 /// One loop thread, as seen from other threads: its handle and what waits
 /// for it (connections to take over, connections to look at).
 pub(crate) struct Lane {
     pub(crate) handle: simples_ws::event_loop::Handle,
+    /// The loop's number (`direct::lane_number`): its connections'
+    /// signals carry it, for the direct path.
+    pub(crate) number: u32,
     pub(crate) adopt: Mutex<Vec<Adoption>>,
     /// Request heads the loop replaced by its own copies (see
     /// [`Adoption`]), for the lane's retirer, a runtime task, to free

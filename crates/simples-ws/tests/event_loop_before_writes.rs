@@ -1,0 +1,76 @@
+//! `EventHandler::before_writes`: called once per iteration after its
+//! messages and before its writes, so work gathered over an iteration's
+//! messages goes out in that same iteration. The handler here answers
+//! nothing in `on_message`: it keeps the messages and sends them, with how
+//! many it gathered, from `before_writes`. A client that writes several
+//! messages at once gets them all back, in order, with no further event
+//! to trigger the writes; and in one of the rounds they arrive together.
+//!
+//! Run with `cargo test -p simples-ws --features mio --test event_loop_before_writes`.
+
+mod common;
+
+use common::{client_frame, read_http_head, upgrade_request, LoopServer, OP_TEXT};
+use simples_ws::event_loop::{ConnId, Ctx, EventHandler, Options};
+use simples_ws::Message;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Gathers the iteration's messages; sends them back from `before_writes`.
+#[derive(Default)]
+struct Gather {
+    gathered: Vec<(ConnId, String)>,
+}
+
+impl EventHandler for Gather {
+    fn on_message(&mut self, _: &mut Ctx<'_>, id: ConnId, msg: Message) {
+        if let Message::Text(t) = msg {
+            self.gathered.push((id, t.as_str().to_owned()));
+        }
+    }
+
+    fn before_writes(&mut self, ctx: &mut Ctx<'_>) {
+        let n = self.gathered.len();
+        for (id, text) in self.gathered.drain(..) {
+            ctx.send(id, Message::text(format!("{text} of {n}")));
+        }
+    }
+}
+
+/// Reads unmasked server text frames (small: 7-bit lengths) until `n`.
+async fn read_texts(tcp: &mut tokio::net::TcpStream, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut head = [0u8; 2];
+        common::step("a frame", tcp.read_exact(&mut head)).await.unwrap();
+        assert_eq!(head[0], 0x81, "a final text frame");
+        let mut payload = vec![0u8; usize::from(head[1] & 0x7f)];
+        tcp.read_exact(&mut payload).await.unwrap();
+        out.push(String::from_utf8(payload).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn what_before_writes_sends_goes_out_in_the_same_iteration() {
+    let server = LoopServer::start(Options::default(), Gather::default());
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(upgrade_request("/", &[]).as_bytes()).await.unwrap();
+    assert_eq!(read_http_head(&mut tcp).await.unwrap().status(), 101);
+    let mut together = false;
+    for round in 0..20 {
+        // Five messages in one write: one read on the server, most often.
+        let mut burst = Vec::new();
+        for i in 0..5 {
+            burst.extend(client_frame(true, OP_TEXT, format!("{round}.{i}").as_bytes()));
+        }
+        tcp.write_all(&burst).await.unwrap();
+        let got = read_texts(&mut tcp, 5).await;
+        for (i, text) in got.iter().enumerate() {
+            let (what, of) = text.split_once(" of ").unwrap();
+            assert_eq!(what, format!("{round}.{i}"), "in order: {got:?}");
+            together |= of == "5";
+        }
+    }
+    assert!(together, "no round had its five messages in one iteration");
+    server.handle.stop();
+}

@@ -1,0 +1,214 @@
+//! A shuttle model of the direct path of broadcasts (`src/ws/direct.rs`,
+//! the state in `src/ws/signal.rs`), explored over many thread
+//! interleavings: a broadcast made on a loop's thread writes its frame
+//! straight into a connection's output while the connection's outbox is
+//! empty, and the order every sender sees must stay the order of the
+//! outbox.
+//!
+//! One connection on the loop. Another thread sends `X i` (a push into
+//! the outbox, under its mutex) and then tells the loop's handler `i`
+//! (through a mutex-guarded inbox: the synchronization that makes the
+//! send happen before what the handler does next). The handler, on the
+//! loop's thread, broadcasts `B i` (the direct path if open, else the
+//! outbox; more frames join a taken path) and then sends `U i` itself
+//! (the outbox). At the end of the turn the loop writes the listed frames
+//! (`before_writes`, reopening with a compare-exchange from `TAKEN`), and
+//! every other turn it pumps the connection's outbox (every lock of the
+//! outbox closes the path; the pump reopens it, under the lock, when it
+//! ends empty).
+//!
+//! Checked, in the output: each stream in order, `X i` before `B i`
+//! (happened before it), `B i` before `U i` and `U i` before `B i+1`
+//! (the handler's order). The
+//! `mutant_*` tests break one rule each (a lock that does not close the
+//! path, the pump opening it after the unlock, the writer reopening with a
+//! plain store) and check that the model catches the reordering.
+//! `source_still_matches_the_model` fails when the sources no longer
+//! contain the lines modelled here.
+
+use shuttle::sync::atomic::{AtomicU8, Ordering};
+use shuttle::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+const CLOSED: u8 = 0;
+const OPEN: u8 = 1;
+const TAKEN: u8 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Item {
+    X(u32),
+    B(u32),
+    U(u32),
+}
+
+/// What the model may get wrong (the mutants).
+#[derive(Clone, Copy)]
+struct Variant {
+    /// Every lock of the outbox closes the path (`ConnInner::outbox`).
+    close_on_lock: bool,
+    /// The pump opens the path before it unlocks the outbox.
+    open_under_lock: bool,
+    /// The writer reopens with a compare-exchange from `TAKEN`.
+    reopen_cas: bool,
+}
+
+const SOUND: Variant = Variant { close_on_lock: true, open_under_lock: true, reopen_cas: true };
+
+struct Conn {
+    outbox: Mutex<VecDeque<Item>>,
+    direct: AtomicU8,
+    variant: Variant,
+}
+
+impl Conn {
+    /// `ConnInner::outbox` and a push.
+    fn push(&self, item: Item) {
+        let mut q = self.outbox.lock().unwrap();
+        if self.variant.close_on_lock {
+            self.direct.store(CLOSED, Ordering::Relaxed);
+        }
+        q.push_back(item);
+    }
+}
+
+fn run(each: u32, variant: Variant) {
+    let conn = Arc::new(Conn { outbox: Mutex::new(VecDeque::new()), direct: AtomicU8::new(CLOSED), variant });
+    let inbox: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(Vec::new()));
+    let sender = {
+        let (conn, inbox) = (conn.clone(), inbox.clone());
+        shuttle::thread::spawn(move || {
+            for i in 0..each {
+                conn.push(Item::X(i));
+                inbox.lock().unwrap().push(i);
+            }
+        })
+    };
+    // The loop thread (this one): its connection's output, and the
+    // thread's list of frames taken on the direct path.
+    let mut output: Vec<Item> = Vec::new();
+    let mut listed: Vec<Item> = Vec::new();
+    let mut handled = 0;
+    let mut turn = 0;
+    while output.len() < 3 * each as usize {
+        turn += 1;
+        // The handler runs for each message it was told of this turn.
+        let told: Vec<u32> = std::mem::take(&mut *inbox.lock().unwrap());
+        for i in told {
+            handled += 1;
+            // `direct::offer` / `Signal::take_direct`, else the outbox.
+            match conn.direct.load(Ordering::Relaxed) {
+                OPEN => {
+                    conn.direct.store(TAKEN, Ordering::Relaxed);
+                    listed.push(Item::B(i));
+                }
+                TAKEN => listed.push(Item::B(i)),
+                _ => conn.push(Item::B(i)),
+            }
+            conn.push(Item::U(i));
+        }
+        // `before_writes`: the listed frames, then the path reopened.
+        if !listed.is_empty() {
+            output.append(&mut listed);
+            if variant.reopen_cas {
+                let _ = conn.direct.compare_exchange(TAKEN, OPEN, Ordering::Relaxed, Ordering::Relaxed);
+            } else {
+                conn.direct.store(OPEN, Ordering::Relaxed);
+            }
+        }
+        // The connection's own step (woken by the pushes: `model_loop.rs`
+        // checks that no wake-up is lost) comes when it comes: here every
+        // other turn, and after the listed frames are written (`step`
+        // writes them first when the connection has some).
+        if turn % 2 == 0 {
+            pump(&conn, &mut output, variant);
+        }
+        shuttle::thread::yield_now();
+    }
+    sender.join().unwrap();
+    assert_eq!(handled, each);
+    let at = |item: Item| output.iter().position(|&o| o == item).unwrap_or_else(|| panic!("{item:?} lost: {output:?}"));
+    for i in 0..each {
+        assert!(at(Item::X(i)) < at(Item::B(i)), "X {i} sent before B {i} was broadcast, written after: {output:?}");
+        assert!(at(Item::B(i)) < at(Item::U(i)), "B {i} broadcast before U {i} was sent, written after: {output:?}");
+        if i > 0 {
+            assert!(at(Item::U(i - 1)) < at(Item::B(i)), "U {} sent before B {i} was broadcast, written after: {output:?}", i - 1);
+            for kind in [Item::X, Item::B, Item::U] {
+                assert!(at(kind(i - 1)) < at(kind(i)), "a stream out of order: {output:?}");
+            }
+        }
+    }
+}
+
+/// `jobs::pump`: everything into the output, then, the outbox empty,
+/// the path opened (under the lock, or after it in the mutant).
+fn pump(conn: &Conn, output: &mut Vec<Item>, variant: Variant) {
+    let mut q = conn.outbox.lock().unwrap();
+    if variant.close_on_lock {
+        conn.direct.store(CLOSED, Ordering::Relaxed);
+    }
+    output.extend(q.drain(..));
+    if variant.open_under_lock {
+        conn.direct.store(OPEN, Ordering::Relaxed);
+        drop(q);
+    } else {
+        drop(q);
+        conn.direct.store(OPEN, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn the_direct_path_keeps_every_senders_order() {
+    shuttle::check_random(|| run(3, SOUND), 3000);
+    shuttle::check_pct(|| run(3, SOUND), 3000, 3);
+}
+
+fn caught(variant: Variant) {
+    shuttle::check_random(move || run(3, variant), 20_000);
+}
+
+#[test]
+#[should_panic(expected = "written after")]
+fn mutant_a_push_that_does_not_close_the_path_is_caught() {
+    caught(Variant { close_on_lock: false, ..SOUND });
+}
+
+#[test]
+#[should_panic(expected = "written after")]
+fn mutant_the_pump_opening_after_the_unlock_is_caught() {
+    caught(Variant { open_under_lock: false, ..SOUND });
+}
+
+#[test]
+#[should_panic(expected = "written after")]
+fn mutant_a_plain_store_reopening_the_path_is_caught() {
+    caught(Variant { reopen_cas: false, ..SOUND });
+}
+
+/// The lines of the sources this model restates; if one changed, revisit
+/// the model.
+#[test]
+fn source_still_matches_the_model() {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let conn = norm(include_str!("../src/ws/conn.rs"));
+    assert!(conn.contains("let outbox = lock(&self.outbox); self.wake.close_direct(); outbox"));
+    let jobs = norm(include_str!("../src/ws/jobs.rs"));
+    assert!(jobs.contains(
+        "if outbox.is_empty() && !outbox.is_closing() && waiting < HIGH_WATER { // Under the lock: a push after this closes it again. conn.inner.wake.open_direct(); }"
+    ));
+    let signal = norm(include_str!("../src/ws/signal.rs"));
+    for line in [
+        "OPEN => { self.direct.store(TAKEN, Ordering::Relaxed); Some((*id, true)) } TAKEN => Some((*id, false)), _ => None,",
+        "let _ = self.direct.compare_exchange(TAKEN, OPEN, Ordering::Relaxed, Ordering::Relaxed);",
+        "self.direct.store(CLOSED, Ordering::Relaxed);",
+    ] {
+        assert!(signal.contains(line), "signal.rs no longer contains: {line}");
+    }
+    let looped = norm(include_str!("../src/ws/looped.rs"));
+    let write = looped.find("if direct::listed(id) { self.write_direct(ctx); }").expect("step writes the listed frames");
+    let pump = looped.find("let backlog = pump(").unwrap();
+    assert!(write < pump, "step must write the listed frames before it pumps");
+    assert!(looped.contains("fn before_writes(&mut self, ctx: &mut Ctx<'_>) { self.write_direct(ctx); }"));
+    let host = norm(include_str!("../src/ws/host.rs"));
+    assert!(host.contains("if here != 0 && direct::offer(here, &conn.inner.wake, &frame) { queued += 1; continue; }"));
+}
