@@ -5,6 +5,8 @@
 //! many it gathered, from `before_writes`. A client that writes several
 //! messages at once gets them all back, in order, with no further event
 //! to trigger the writes; and in one of the rounds they arrive together.
+//! Each connection's answers are written at once (`Ctx::write_now`): its
+//! output is empty right after, before the iteration's own writes.
 //!
 //! Run with `cargo test -p simples-ws --features mio --test event_loop_before_writes`.
 
@@ -13,12 +15,18 @@ mod common;
 use common::{client_frame, read_http_head, upgrade_request, LoopServer, OP_TEXT};
 use simples_ws::event_loop::{ConnId, Ctx, EventHandler, Options};
 use simples_ws::Message;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Gathers the iteration's messages; sends them back from `before_writes`.
 #[derive(Default)]
 struct Gather {
     gathered: Vec<(ConnId, String)>,
+    /// Bytes left in the outputs right after `write_now`, all rounds.
+    left: Arc<AtomicUsize>,
+    /// `write_now` calls.
+    written: Arc<AtomicUsize>,
 }
 
 impl EventHandler for Gather {
@@ -30,9 +38,14 @@ impl EventHandler for Gather {
 
     fn before_writes(&mut self, ctx: &mut Ctx<'_>) {
         let n = self.gathered.len();
+        let Some(&(id, _)) = self.gathered.first() else { return };
         for (id, text) in self.gathered.drain(..) {
             ctx.send(id, Message::text(format!("{text} of {n}")));
         }
+        // One connection in this test: its answers leave at once.
+        assert!(ctx.write_now(id));
+        self.left.fetch_add(ctx.queued(id).unwrap_or(usize::MAX / 2), Ordering::SeqCst);
+        self.written.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -52,7 +65,9 @@ async fn read_texts(tcp: &mut tokio::net::TcpStream, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn what_before_writes_sends_goes_out_in_the_same_iteration() {
-    let server = LoopServer::start(Options::default(), Gather::default());
+    let (left, written) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let handler = Gather { left: left.clone(), written: written.clone(), ..Gather::default() };
+    let server = LoopServer::start(Options::default(), handler);
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     tcp.write_all(upgrade_request("/", &[]).as_bytes()).await.unwrap();
     assert_eq!(read_http_head(&mut tcp).await.unwrap().status(), 101);
@@ -72,5 +87,7 @@ async fn what_before_writes_sends_goes_out_in_the_same_iteration() {
         }
     }
     assert!(together, "no round had its five messages in one iteration");
+    assert!(written.load(Ordering::SeqCst) >= 4, "write_now was called for each gathered batch");
+    assert_eq!(left.load(Ordering::SeqCst), 0, "write_now left bytes in the output");
     server.handle.stop();
 }

@@ -107,6 +107,14 @@ impl Conn {
         let _ = write_output(&mut self.stream, p.output());
         !over_limit(p.output().len(), len, max)
     }
+
+    /// Writes what the output holds now (see [`super::Ctx::write_now`]).
+    pub fn write_now(&mut self) {
+        let ConnState::Open(p) = &mut self.state else { return };
+        // What the socket does not take, and an error (it shows again at
+        // the write), are the iteration's writes' to handle.
+        let _ = write_output(&mut self.stream, p.output());
+    }
 }
 
 /// A frame of `len` bytes does not fit behind `queued` bytes under `max`.

@@ -91,6 +91,22 @@ impl Ctx<'_> {
         ok
     }
 
+    /// Writes what `id` has queued to its socket now rather than with the
+    /// iteration's writes: a handler that fills many connections' outputs
+    /// in turn (a burst of broadcasts gathered per connection) sends each
+    /// one while its bytes are still in the CPU's cache, as uWebSockets
+    /// sends a corked socket's buffer. What the socket does not take, an
+    /// error and the rest of the bookkeeping are left to the iteration's
+    /// writes, as for any queued output (the connection stays marked).
+    /// Call it on a connection whose output was empty before: one that
+    /// waits for its socket to drain would only get `EAGAIN` again.
+    /// `false` if the connection is gone.
+    pub fn write_now(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.core.live_conn(id) else { return false };
+        c.write_now();
+        true
+    }
+
     /// Bytes waiting to be written on `id` (`None`: gone).
     pub fn queued(&mut self, id: ConnId) -> Option<usize> {
         self.core.live(id).map(|(p, _)| p.output().len())
