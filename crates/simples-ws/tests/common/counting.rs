@@ -36,9 +36,34 @@ static BY_SIZE: [AtomicIsize; SIZES + 1] = [const { AtomicIsize::new(0) }; SIZES
 /// Allocation calls (allocations and reallocations) since the start.
 pub static CALLS: AtomicIsize = AtomicIsize::new(0);
 
+/// Bytes allocated minus bytes freed by threads not marked with
+/// [`mark_thread`]: what those threads made that is still live, plus what
+/// they made that a marked thread freed.
+static LIVE_UNMARKED: AtomicIsize = AtomicIsize::new(0);
+
+std::thread_local! {
+    /// Set by [`mark_thread`]. `const`, no destructor: reading it from the
+    /// allocator never allocates.
+    static MARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread (e.g. a server's event loop, from a handler
+/// that runs there): its allocations leave [`live_unmarked`].
+pub fn mark_thread() {
+    MARKED.with(|m| m.set(true));
+}
+
+/// See [`LIVE_UNMARKED`].
+pub fn live_unmarked() -> isize {
+    LIVE_UNMARKED.load(Relaxed)
+}
+
 fn count(size: usize, n: isize) {
     if n > 0 {
         CALLS.fetch_add(1, Relaxed);
+    }
+    if !MARKED.try_with(|m| m.get()).unwrap_or(false) {
+        LIVE_UNMARKED.fetch_add(size as isize * n, Relaxed);
     }
     LIVE_BYTES.fetch_add(size as isize * n, Relaxed);
     LIVE_ALLOCS.fetch_add(n, Relaxed);
