@@ -5,8 +5,9 @@
 //! many it gathered, from `before_writes`. A client that writes several
 //! messages at once gets them all back, in order, with no further event
 //! to trigger the writes; and in one of the rounds they arrive together.
-//! Each connection's answers are written at once (`Ctx::write_now`): its
-//! output is empty right after, before the iteration's own writes.
+//! Each connection's answers are written at once (`Ctx::write_now`, or
+//! `Ctx::send_batch` with pre-encoded frames): its output is empty right
+//! after, before the iteration's own writes.
 //!
 //! Run with `cargo test -p simples-ws --features mio --test event_loop_before_writes`.
 
@@ -14,7 +15,7 @@ mod common;
 
 use common::{client_frame, read_http_head, upgrade_request, LoopServer, OP_TEXT};
 use simples_ws::event_loop::{ConnId, Ctx, EventHandler, Options};
-use simples_ws::Message;
+use simples_ws::{Message, PreparedFrame};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -25,8 +26,11 @@ struct Gather {
     gathered: Vec<(ConnId, String)>,
     /// Bytes left in the outputs right after `write_now`, all rounds.
     left: Arc<AtomicUsize>,
-    /// `write_now` calls.
+    /// `write_now` (or `send_batch`) calls.
     written: Arc<AtomicUsize>,
+    /// Answer with `send_batch` (pre-encoded frames) instead of `send`
+    /// then `write_now`.
+    batch: bool,
 }
 
 impl EventHandler for Gather {
@@ -39,12 +43,22 @@ impl EventHandler for Gather {
     fn before_writes(&mut self, ctx: &mut Ctx<'_>) {
         let n = self.gathered.len();
         let Some(&(id, _)) = self.gathered.first() else { return };
-        for (id, text) in self.gathered.drain(..) {
-            ctx.send(id, Message::text(format!("{text} of {n}")));
-        }
         // One connection in this test: its answers leave at once.
-        assert!(ctx.write_now(id));
-        self.left.fetch_add(ctx.queued(id).unwrap_or(usize::MAX / 2), Ordering::SeqCst);
+        let left = if self.batch {
+            let frames: Vec<PreparedFrame> = self
+                .gathered
+                .drain(..)
+                .map(|(_, text)| PreparedFrame::new(&Message::text(format!("{text} of {n}"))).unwrap())
+                .collect();
+            ctx.send_batch(id, &frames)
+        } else {
+            for (id, text) in self.gathered.drain(..) {
+                ctx.send(id, Message::text(format!("{text} of {n}")));
+            }
+            assert!(ctx.write_now(id));
+            ctx.queued(id)
+        };
+        self.left.fetch_add(left.unwrap_or(usize::MAX / 2), Ordering::SeqCst);
         self.written.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -65,8 +79,17 @@ async fn read_texts(tcp: &mut tokio::net::TcpStream, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn what_before_writes_sends_goes_out_in_the_same_iteration() {
+    gather_and_answer(false).await;
+}
+
+#[tokio::test]
+async fn a_batch_of_prepared_frames_goes_out_in_one_go() {
+    gather_and_answer(true).await;
+}
+
+async fn gather_and_answer(batch: bool) {
     let (left, written) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let handler = Gather { left: left.clone(), written: written.clone(), ..Gather::default() };
+    let handler = Gather { left: left.clone(), written: written.clone(), batch, ..Gather::default() };
     let server = LoopServer::start(Options::default(), handler);
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     tcp.write_all(upgrade_request("/", &[]).as_bytes()).await.unwrap();

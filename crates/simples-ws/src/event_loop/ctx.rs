@@ -43,6 +43,38 @@ impl Ctx<'_> {
         ok
     }
 
+    /// Queues pre-encoded frames on `id` in order, as
+    /// [`Ctx::send_prepared`] queues each (stopping at the first it would
+    /// drop), and when nothing was queued before them writes them at once
+    /// (see [`Ctx::write_now`]): for a burst gathered per connection, one
+    /// lookup of the connection and one `send` while the bytes are in the
+    /// cache. Returns the bytes still queued afterwards (`None`: the
+    /// connection is gone or closing).
+    pub fn send_batch<'f>(&mut self, id: ConnId, frames: impl IntoIterator<Item = &'f PreparedFrame>) -> Option<usize> {
+        let max = self.core.options.max_queued;
+        let c = self.core.live_conn(id)?;
+        let idle = c.live_proto()?.output().is_empty();
+        let mut queued = false;
+        for frame in frames {
+            if !c.fits(frame.as_bytes().len(), max) {
+                break;
+            }
+            let Some(p) = c.live_proto() else { break };
+            if p.send_prepared(frame).is_err() {
+                break;
+            }
+            queued = true;
+        }
+        if queued && idle {
+            c.write_now();
+        }
+        let left = c.live_proto().map(|p| p.output().len());
+        if queued {
+            self.core.mark(id.key as usize);
+        }
+        left
+    }
+
     /// Queues `frame` on every open connection `filter` selects, skipping
     /// (and counting) those whose output would exceed
     /// [`Options::max_queued`](super::Options::max_queued). No wake-up, lock or copy per connection:

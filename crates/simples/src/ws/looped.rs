@@ -478,22 +478,18 @@ impl LoopHandler {
             let Some(entry) = entries.get(id.index()).and_then(Option::as_ref).filter(|e| e.id == id) else {
                 return;
             };
-            let idle = ctx.queued(id) == Some(0);
-            for frame in frames {
-                ctx.send_prepared(id, frame);
-            }
-            if idle {
-                // Sent while the bytes are in the cache: the outputs of a
-                // burst to 1,000 connections outgrow it before the
-                // iteration's writes (the kernel's copy from them was 3%
-                // of the time, uWebSockets.js's 1%).
-                ctx.write_now(id);
-            }
-            if ctx.queued(id).unwrap_or(0) < HIGH_WATER {
-                entry.conn.inner.wake.reopen_direct();
-            } else {
-                entry.conn.inner.wake.close_direct();
-                ctx.notify_drained(id);
+            // Sent at once when nothing waited: the outputs of a burst to
+            // 1,000 connections outgrow the cache before the iteration's
+            // writes (the kernel's copy from them was 3% of the time,
+            // uWebSockets.js's 1%).
+            match ctx.send_batch(id, frames) {
+                Some(left) if left < HIGH_WATER => entry.conn.inner.wake.reopen_direct(),
+                Some(_) => {
+                    entry.conn.inner.wake.close_direct();
+                    ctx.notify_drained(id);
+                }
+                // Closing: nothing more goes out this way.
+                None => entry.conn.inner.wake.close_direct(),
             }
         });
     }
