@@ -39,6 +39,10 @@
 //!    handlers send (to any connection) is only queued in that connection's
 //!    [`Output`](crate::proto::Output) and the connection is marked dirty;
 //! 4. if [`Handle::wake`] was called: [`EventHandler::on_wake`] (once);
+//!    then [`EventHandler::before_writes`] (every iteration): where work
+//!    gathered over the iteration is flushed, e.g. broadcasts gathered per
+//!    connection and handed over with [`Ctx::send_batch`], which writes a
+//!    connection's batch at once while its bytes are in the cache;
 //! 5. "corking", as uWebSockets: every dirty connection's output is written
 //!    with one `writev` (so a burst of replies, or a broadcast, costs one
 //!    system call per connection and iteration); its timer is re-armed; its
