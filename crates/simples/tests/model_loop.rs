@@ -293,7 +293,7 @@ fn source_still_matches_the_model() {
         // ConnWake
         "if !self.queued.swap(true, Ordering::AcqRel) { lock(&self.lane.ready).push(self.id); self.lane.handle.wake(); }",
         // on_wake
-        "std::mem::swap(&mut *lock(&self.lane.ready), &mut self.ready); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
+        "self.ready.extend(lock(&self.lane.ready).drain(..)); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
         // open: registered, then stepped at once
         "host.register(&conn);",
         "_slot: slot.map(Box::new) }); self.step(ctx, id); }",

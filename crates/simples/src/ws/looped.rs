@@ -323,7 +323,7 @@ struct LoopHandler {
     lane: Arc<Lane>,
     /// By `ConnId::index` (dense: the loop reuses its slots).
     entries: Vec<Option<Entry>>,
-    /// Scratch lists, swapped with the lane's under its lock.
+    /// Scratch lists, filled from the lane's under its lock.
     ready: Vec<ConnId>,
     adopting: Vec<Adoption>,
     /// The batch's replaced request heads, handed to the lane's retirer
@@ -537,7 +537,10 @@ impl Drop for LoopHandler {
 
 impl EventHandler for LoopHandler {
     fn on_wake(&mut self, ctx: &mut Ctx<'_>) {
-        std::mem::swap(&mut *lock(&self.lane.adopt), &mut self.adopting);
+        // Drained into the loop's own list, not swapped with it: each list
+        // stays with the thread that grows it (a buffer made by one thread
+        // and freed by another leaves holes in the loop's malloc arena).
+        self.adopting.extend(lock(&self.lane.adopt).drain(..));
         let mut adopting = std::mem::take(&mut self.adopting);
         for adoption in adopting.drain(..) {
             self.open(ctx, adoption);
@@ -548,7 +551,7 @@ impl EventHandler for LoopHandler {
             lock(&self.lane.retired).extend(self.retired.drain(..));
             self.lane.retire.notify_one();
         }
-        std::mem::swap(&mut *lock(&self.lane.ready), &mut self.ready);
+        self.ready.extend(lock(&self.lane.ready).drain(..));
         let mut ready = std::mem::take(&mut self.ready);
         for id in ready.drain(..) {
             self.step(ctx, id);
