@@ -296,7 +296,7 @@ fn source_still_matches_the_model() {
         "self.ready.extend(lock(&self.lane.ready).drain(..)); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
         // open: registered, then stepped at once
         "host.register(&conn);",
-        "rare: Rare::boxed(span, slot) }); self.step(ctx, id); }",
+        "_slot: slot.map(Box::new) }); self.step(ctx, id); }",
         // on_drained
         "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id);",
         // step: queued cleared first ...

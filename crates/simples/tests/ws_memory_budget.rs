@@ -47,9 +47,7 @@ static ALLOC: counting::Counting = counting::Counting;
 /// socket and the protocol), 931 B in 3 (950 B in 4); 971 B (990 B) with
 /// the default idle timeout (the loop's timer heap); without the
 /// handshake's own headers in the kept head (`ws/request.rs`, `CONSUMED`),
-/// 834 B (853 B), 874 B (893 B) with the timeout, 1,506 B as a task;
-/// with the loop's entry at 64 B (span and admission slot in one box),
-/// 832 B (851 B), 845 B on `/*`. As tokio tasks
+/// 834 B (853 B), 874 B (893 B) with the timeout, 1,506 B as a task. As tokio tasks
 /// (`event_loop: false`, TLS connections), the task model's figures above
 /// stay under [`BUDGET_TASKS`].
 const BUDGET: f64 = 1024.0;

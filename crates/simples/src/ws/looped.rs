@@ -310,33 +310,12 @@ struct Entry {
     generation: u32,
     /// Reading paused while handlers lag.
     paused: bool,
-    /// What few connections have, in one box (most have neither: one
-    /// pointer here, 8 B less per connection than a box each).
-    rare: Option<Box<Rare>>,
-}
-
-/// See `Entry::rare`.
-struct Rare {
     /// The connection's span (id, peer, host, path), entered while its
-    /// handlers run; only when some subscriber wants it.
-    span: Option<tracing::Span>,
+    /// handlers run; boxed, and only when some subscriber wants it.
+    span: Option<Box<tracing::Span>>,
     /// The admission slot (with connection limits only), released with
-    /// the connection.
-    slot: Option<super::admission::Slot>,
-}
-
-impl Rare {
-    /// `None` when there is neither.
-    fn boxed(span: Option<tracing::Span>, slot: Option<super::admission::Slot>) -> Option<Box<Rare>> {
-        (span.is_some() || slot.is_some()).then(|| Box::new(Rare { span, slot }))
-    }
-}
-
-impl Entry {
-    /// The connection's span, if logging wants it.
-    fn span(&self) -> Option<tracing::Span> {
-        self.rare.as_ref().and_then(|r| r.span.clone())
-    }
+    /// the connection; boxed: most hosts have no limits.
+    _slot: Option<Box<super::admission::Slot>>,
 }
 
 /// The loop's [`EventHandler`]: the framework's connections of one lane.
@@ -381,16 +360,16 @@ impl LoopHandler {
         let (on_open, _) = host.lifecycle_handlers();
         let generation = host.force.load(Ordering::SeqCst) as u32;
         let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
-        let span = (!span.is_disabled()).then_some(span);
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         let task = {
-            let _in = span.as_ref().map(tracing::Span::enter);
+            let _in = span.as_deref().map(tracing::Span::enter);
             on_open.map(|open| caught(open(conn.clone())))
         };
         let index = id.index();
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }
-        self.entries[index] = Some(Entry { conn, wake, id, task, pending: None, generation, paused: false, rare: Rare::boxed(span, slot) });
+        self.entries[index] = Some(Entry { conn, wake, id, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
         self.step(ctx, id);
     }
 
@@ -404,7 +383,7 @@ impl LoopHandler {
         entry.wake.queued.store(false, Ordering::Release);
         let conn = entry.conn.clone();
         let host = &conn.inner.host;
-        let span = entry.span();
+        let span = entry.span.as_deref().cloned();
         let _in = span.as_ref().map(tracing::Span::enter);
         // The handler, then the messages that waited for it, in order.
         loop {
@@ -519,8 +498,7 @@ impl LoopHandler {
     /// new messages, leave the registry and the channels, fail the waiting
     /// requests, then tell the application (as the tokio driver does).
     fn finish(&self, entry: Entry, frame: Option<CloseFrame>) {
-        let Entry { conn, task, pending, rare, .. } = entry;
-        let slot = rare.and_then(|r| r.slot);
+        let Entry { conn, task, pending, _slot, .. } = entry;
         conn.inner.outbox().finish();
         drop(task);
         drop(pending);
@@ -533,7 +511,7 @@ impl LoopHandler {
         if let Some(close) = on_close {
             self.runtime.spawn(async move {
                 report(caught(close(conn, frame)).await);
-                drop(slot);
+                drop(_slot);
             });
         }
     }
@@ -589,7 +567,7 @@ impl EventHandler for LoopHandler {
             return;
         };
         let conn = entry.conn.clone();
-        let span = entry.span();
+        let span = entry.span.as_deref().cloned();
         let _in = span.as_ref().map(tracing::Span::enter);
         let Some((job, size)) = receive(&conn, msg) else {
             // An acknowledgement, or a refusal already queued.

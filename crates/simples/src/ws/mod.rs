@@ -62,7 +62,7 @@
 //! held; each channel has its own lock (see `channel` for the order).
 //! A connection's outbox lock is a leaf.
 //!
-//! An idle connection holds 832 bytes of heap on the event loops (872 with
+//! An idle connection holds 842 bytes of heap on the event loops (882 with
 //! the default idle timeout; counted by `tests/ws_memory_budget.rs`, which
 //! fails past 1 KiB): the loop's slab entry (the socket and the protocol
 //! state, 312), the framework's entry in its loop, the `WsConn` (248), the
