@@ -15,11 +15,15 @@
 //! grows by doubling). Allocator overhead (malloc's headers and size
 //! classes) is not counted: RSS adds it.
 //!
-//! One test function: the counters are global to this binary.
+//! One test function: the counters are global to this binary. It also
+//! counts the allocator calls of a broadcast made on a loop's thread (the
+//! direct path allocates nothing per delivery; through the outboxes it
+//! was about one call per subscriber per burst).
 
 #[path = "../../simples-ws/tests/common/counting.rs"]
 mod counting;
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -167,6 +171,77 @@ fn echo_host_at(server: &mut Server, path: &str, options: WsOptions) -> WsHost {
     echo
 }
 
+/// Subscribers of the broadcast measurement.
+const SUBS: usize = 200;
+/// Messages the publisher writes at once.
+const BURST: usize = 10;
+
+/// Allocator calls per delivery of broadcasts made by a `/pub` handler to
+/// a `/sub` host on the same loop (hosts with the same thread count share
+/// it), in bursts of `BURST` messages: the messages, their frames and the
+/// broadcasts' snapshots are per broadcast (a few calls shared by `SUBS`
+/// deliveries); the direct path (`src/ws/direct.rs`) adds none per
+/// delivery.
+fn broadcast_calls_per_delivery() -> f64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut server = Server::new("127.0.0.1:0");
+    let options = WsOptions {
+        origins: simples::ws::Origins::Any,
+        event_loop_threads: 1,
+        idle_timeout: None,
+        ..WsOptions::default()
+    };
+    let subs = server.ws("/sub", options.clone(), |_| async {});
+    let publisher = server.ws("/pub", options, |_| async {});
+    {
+        let subs = subs.clone();
+        publisher.on_message(move |_, message| {
+            subs.broadcast(message);
+            async {}
+        });
+    }
+    let running = runtime.block_on(server.start()).expect("server starts");
+    let addr = running.local_addr();
+    let sub_request = String::from_utf8_lossy(REQUEST).replace("GET /echo ", "GET /sub ");
+    let pub_request = String::from_utf8_lossy(REQUEST).replace("GET /echo ", "GET /pub ");
+    let mut members: Vec<TcpStream> = Vec::with_capacity(SUBS);
+    for _ in 0..SUBS {
+        members.push(open(addr, sub_request.as_bytes()));
+    }
+    wait_until("every subscriber to register", || subs.stats().connections == SUBS);
+    let mut publisher_tcp = open(addr, pub_request.as_bytes());
+    // A masked 5-byte text message, `BURST` of them in one write.
+    let key = [1u8, 2, 3, 4];
+    let mut one = [0x81, 0x85, key[0], key[1], key[2], key[3], 0, 0, 0, 0, 0];
+    for (i, b) in b"hello".iter().enumerate() {
+        one[6 + i] = b ^ key[i % 4];
+    }
+    let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * BURST).collect();
+    let mut round = |publisher_tcp: &mut TcpStream, members: &mut Vec<TcpStream>| {
+        publisher_tcp.write_all(&burst).expect("publish");
+        for m in members.iter_mut() {
+            let mut got = [0u8; 7 * BURST];
+            m.read_exact(&mut got).expect("a subscriber reads the burst");
+            assert!(got.chunks(7).all(|f| f == b"\x81\x05hello"), "a broadcast came back wrong");
+        }
+    };
+    // Warm-up: the loop's lists, the outputs' small buffers, the snapshot.
+    for _ in 0..3 {
+        round(&mut publisher_tcp, &mut members);
+    }
+    settled();
+    let calls = CALLS.load(Relaxed);
+    for _ in 0..5 {
+        round(&mut publisher_tcp, &mut members);
+    }
+    settled();
+    let per = (CALLS.load(Relaxed) - calls) as f64 / (5 * BURST * SUBS) as f64;
+    drop((members, publisher_tcp));
+    wait_until("the subscribers to end", || subs.stats().connections == 0);
+    runtime.block_on(running.stop());
+    per
+}
+
 #[test]
 fn idle_connection_memory_stays_within_budget() {
     // As the benchmark server (`bench/servers/simples-host`): no idle
@@ -218,6 +293,12 @@ fn idle_connection_memory_stays_within_budget() {
     // freed by the runtime (a block freed by another thread lands in that
     // thread's cache, then serves its short-lived allocations from the
     // loop's arena: 1.25 MB of holes for 10,000 connections).
+    // The direct path: no allocator call per delivery (through the
+    // outboxes, each subscriber's queue was allocated and freed per burst:
+    // 0.1 calls per delivery at bursts of 10).
+    let per_delivery = broadcast_calls_per_delivery();
+    println!("broadcast on the loop's thread: {per_delivery:.3} allocator calls per delivery ({SUBS} subscribers, bursts of {BURST})");
+    assert!(per_delivery < 0.05, "{per_delivery:.3} allocator calls per delivery of a broadcast on the loop's thread");
     for (what, m) in [("no idle timeout", bench), ("`/*`", wildcard), ("default options", defaults)] {
         assert!(m.idle_elsewhere.abs() <= 8.0, "{what}: {:.0} B per idle connection made (or freed) off its loop's thread", m.idle_elsewhere);
     }
