@@ -217,7 +217,7 @@ fn broadcast_calls_per_delivery() -> f64 {
         one[6 + i] = b ^ key[i % 4];
     }
     let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * BURST).collect();
-    let mut round = |publisher_tcp: &mut TcpStream, members: &mut Vec<TcpStream>| {
+    let round = |publisher_tcp: &mut TcpStream, members: &mut Vec<TcpStream>| {
         publisher_tcp.write_all(&burst).expect("publish");
         for m in members.iter_mut() {
             let mut got = [0u8; 7 * BURST];
