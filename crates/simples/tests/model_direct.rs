@@ -9,9 +9,11 @@
 //! the outbox, under its mutex) and then tells the loop's handler `i`
 //! (through a mutex-guarded inbox: the synchronization that makes the
 //! send happen before what the handler does next). The handler, on the
-//! loop's thread, broadcasts `B i` (the direct path if open, else the
-//! outbox; more frames join a taken path) and then sends `U i` itself
-//! (the outbox). At the end of the turn the loop writes the listed frames
+//! loop's thread, broadcasts `B i` (the direct path if open, taken with a
+//! compare-exchange, else the outbox; more frames join a taken path) and
+//! then sends `U i` itself (the outbox; and in a second run it sends
+//! nothing, so that no push of its own closes the path after a
+//! broadcast). At the end of the turn the loop writes the listed frames
 //! (`before_writes`, reopening with a compare-exchange from `TAKEN`), and
 //! every other turn it pumps the connection's outbox (every lock of the
 //! outbox closes the path; the pump reopens it, under the lock, when it
@@ -22,7 +24,8 @@
 //! (the handler's order). The
 //! `mutant_*` tests break one rule each (a lock that does not close the
 //! path, the pump opening it after the unlock, the writer reopening with a
-//! plain store) and check that the model catches the reordering.
+//! plain store, a broadcast taking the path with a plain store) and check
+//! that the model catches the reordering.
 //! `source_still_matches_the_model` fails when the sources no longer
 //! contain the lines modelled here.
 
@@ -51,9 +54,11 @@ struct Variant {
     open_under_lock: bool,
     /// The writer reopens with a compare-exchange from `TAKEN`.
     reopen_cas: bool,
+    /// A broadcast takes an open path with a compare-exchange from `OPEN`.
+    take_cas: bool,
 }
 
-const SOUND: Variant = Variant { close_on_lock: true, open_under_lock: true, reopen_cas: true };
+const SOUND: Variant = Variant { close_on_lock: true, open_under_lock: true, reopen_cas: true, take_cas: true };
 
 struct Conn {
     outbox: Mutex<VecDeque<Item>>,
@@ -72,7 +77,7 @@ impl Conn {
     }
 }
 
-fn run(each: u32, variant: Variant) {
+fn run(each: u32, replies: bool, variant: Variant) {
     let conn = Arc::new(Conn { outbox: Mutex::new(VecDeque::new()), direct: AtomicU8::new(CLOSED), variant });
     let inbox: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(Vec::new()));
     let sender = {
@@ -90,22 +95,33 @@ fn run(each: u32, variant: Variant) {
     let mut listed: Vec<Item> = Vec::new();
     let mut handled = 0;
     let mut turn = 0;
-    while output.len() < 3 * each as usize {
+    let items = if replies { 3 } else { 2 };
+    while output.len() < items * each as usize {
         turn += 1;
         // The handler runs for each message it was told of this turn.
         let told: Vec<u32> = std::mem::take(&mut *inbox.lock().unwrap());
         for i in told {
             handled += 1;
             // `direct::offer` / `Signal::take_direct`, else the outbox.
-            match conn.direct.load(Ordering::Relaxed) {
+            let taken = match conn.direct.load(Ordering::Relaxed) {
+                OPEN if variant.take_cas => {
+                    conn.direct.compare_exchange(OPEN, TAKEN, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                }
                 OPEN => {
                     conn.direct.store(TAKEN, Ordering::Relaxed);
-                    listed.push(Item::B(i));
+                    true
                 }
-                TAKEN => listed.push(Item::B(i)),
-                _ => conn.push(Item::B(i)),
+                TAKEN => true,
+                _ => false,
+            };
+            if taken {
+                listed.push(Item::B(i));
+            } else {
+                conn.push(Item::B(i));
             }
-            conn.push(Item::U(i));
+            if replies {
+                conn.push(Item::U(i));
+            }
         }
         // `before_writes`: the listed frames, then the path reopened.
         if !listed.is_empty() {
@@ -130,10 +146,15 @@ fn run(each: u32, variant: Variant) {
     let at = |item: Item| output.iter().position(|&o| o == item).unwrap_or_else(|| panic!("{item:?} lost: {output:?}"));
     for i in 0..each {
         assert!(at(Item::X(i)) < at(Item::B(i)), "X {i} sent before B {i} was broadcast, written after: {output:?}");
-        assert!(at(Item::B(i)) < at(Item::U(i)), "B {i} broadcast before U {i} was sent, written after: {output:?}");
+        if replies {
+            assert!(at(Item::B(i)) < at(Item::U(i)), "B {i} broadcast before U {i} was sent, written after: {output:?}");
+        }
         if i > 0 {
-            assert!(at(Item::U(i - 1)) < at(Item::B(i)), "U {} sent before B {i} was broadcast, written after: {output:?}", i - 1);
-            for kind in [Item::X, Item::B, Item::U] {
+            if replies {
+                assert!(at(Item::U(i - 1)) < at(Item::B(i)), "U {} sent before B {i} was broadcast, written after: {output:?}", i - 1);
+            }
+            let kinds: &[fn(u32) -> Item] = if replies { &[Item::X, Item::B, Item::U] } else { &[Item::X, Item::B] };
+            for &kind in kinds {
                 assert!(at(kind(i - 1)) < at(kind(i)), "a stream out of order: {output:?}");
             }
         }
@@ -159,12 +180,16 @@ fn pump(conn: &Conn, output: &mut Vec<Item>, variant: Variant) {
 
 #[test]
 fn the_direct_path_keeps_every_senders_order() {
-    shuttle::check_random(|| run(3, SOUND), 3000);
-    shuttle::check_pct(|| run(3, SOUND), 3000, 3);
+    for replies in [true, false] {
+        shuttle::check_random(move || run(3, replies, SOUND), 3000);
+        shuttle::check_pct(move || run(3, replies, SOUND), 3000, 3);
+    }
 }
 
 fn caught(variant: Variant) {
-    shuttle::check_random(move || run(3, variant), 20_000);
+    for replies in [true, false] {
+        shuttle::check_random(move || run(3, replies, variant), 20_000);
+    }
 }
 
 #[test]
@@ -185,6 +210,17 @@ fn mutant_a_plain_store_reopening_the_path_is_caught() {
     caught(Variant { reopen_cas: false, ..SOUND });
 }
 
+/// The bug this mutant restates was in `Signal::take_direct` until
+/// 2026-12-05: a load of `OPEN` then a store of `TAKEN`, so a push on
+/// another thread between the two had its `CLOSED` overwritten, the
+/// loop reopened the path over a non-empty outbox, and a broadcast made
+/// after that push (told of it) was written before it.
+#[test]
+#[should_panic(expected = "written after")]
+fn mutant_a_plain_store_taking_the_path_is_caught() {
+    caught(Variant { take_cas: false, ..SOUND });
+}
+
 /// The lines of the sources this model restates; if one changed, revisit
 /// the model.
 #[test]
@@ -198,7 +234,7 @@ fn source_still_matches_the_model() {
     ));
     let signal = norm(include_str!("../src/ws/signal.rs"));
     for line in [
-        "OPEN => { self.direct.store(TAKEN, Ordering::Relaxed); Some((*id, true)) } TAKEN => Some((*id, false)), _ => None,",
+        "OPEN => self.direct.compare_exchange(OPEN, TAKEN, Ordering::Relaxed, Ordering::Relaxed).ok().map(|_| (*id, true)), TAKEN => Some((*id, false)), _ => None,",
         "let _ = self.direct.compare_exchange(TAKEN, OPEN, Ordering::Relaxed, Ordering::Relaxed);",
         "self.direct.store(CLOSED, Ordering::Relaxed);",
     ] {

@@ -123,14 +123,17 @@ impl Signal {
     /// `Relaxed` is enough: only this thread opens the path (under the
     /// outbox's lock), and a push that happened before this broadcast
     /// (through whatever synchronization made it so) closed the path
-    /// before, which this load then sees (coherence).
+    /// before, which this load then sees (coherence). Taken with a
+    /// compare-exchange, not a store: a push on another thread between a
+    /// load of `OPEN` and a store of `TAKEN` would have its `CLOSED`
+    /// overwritten, the loop would reopen the path over a non-empty
+    /// outbox, and a later broadcast (made after that push) would be
+    /// written before it (`model_direct`'s
+    /// `mutant_a_plain_store_taking_the_path_is_caught`).
     pub(crate) fn take_direct(&self, here: u32) -> Option<(ConnId, bool)> {
         match &self.target {
             Target::Fixed(_, id) if self.lane == here => match self.direct.load(Ordering::Relaxed) {
-                OPEN => {
-                    self.direct.store(TAKEN, Ordering::Relaxed);
-                    Some((*id, true))
-                }
+                OPEN => self.direct.compare_exchange(OPEN, TAKEN, Ordering::Relaxed, Ordering::Relaxed).ok().map(|_| (*id, true)),
                 TAKEN => Some((*id, false)),
                 _ => None,
             },
