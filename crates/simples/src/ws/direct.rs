@@ -46,7 +46,7 @@ use super::signal::Signal;
 /// got two writes instead of one, 25% more CPU per delivery).
 pub(crate) const BUDGET: usize = 16 << 20;
 
-/// `Send::next` of a connection's last frame.
+/// `Run::next` of a connection's last run.
 const END: u32 = u32::MAX;
 
 thread_local! {
@@ -56,79 +56,134 @@ thread_local! {
     static LISTED: RefCell<Listed> = const { RefCell::new(Listed::new()) };
 }
 
+/// What [`Listed`] keys connections by: a loop's [`ConnId`] (and a plain
+/// number in the unit tests, which cannot make one).
+pub(crate) trait Key: Copy {
+    /// Small and dense, unique among live connections.
+    fn index(self) -> usize;
+}
+
+impl Key for ConnId {
+    fn index(self) -> usize {
+        ConnId::index(self)
+    }
+}
+
 /// The frames listed on a loop's thread, by connection.
-pub(crate) struct Listed {
+///
+/// A burst of broadcasts to the same connections lists each connection
+/// one run of consecutive frames, grown by one per broadcast (a compare
+/// and an increment per delivery), and written from the frame table in
+/// one pass; a connection that skips a frame (a filter, a channel) starts
+/// another run, chained to its last.
+pub(crate) struct Listed<K = ConnId> {
     /// Each broadcast's frame, once.
     frames: Vec<Arc<PreparedFrame>>,
-    /// Every frame listed, each connection's chained in order.
-    sends: Vec<Send>,
-    /// The first send of each connection, in the order they came.
+    /// Runs of consecutive frames, each connection's chained in order.
+    runs: Vec<Run<K>>,
+    /// The first run of each connection, in the order they came.
     firsts: Vec<u32>,
-    /// By `ConnId::index`: the round a connection's last send was listed
-    /// in, and that send (valid only for the current round).
+    /// By `ConnId::index`: the round a connection's last run was listed
+    /// in, and that run (valid only for the current round).
     last: Vec<(u32, u32)>,
     /// Counts the writes, so that `last` needs no clearing (never `0`).
     round: u32,
-    /// Bytes of the frames listed.
+    /// Bytes of the frames listed, as many times as listed.
     bytes: usize,
 }
 
-/// One frame listed for one connection.
-struct Send {
-    id: ConnId,
-    frame: u32,
+/// Frames `start..end` of the table, listed for one connection.
+struct Run<K> {
+    id: K,
+    start: u32,
+    end: u32,
+    /// The connection's next run, or `END`.
     next: u32,
 }
 
-impl Listed {
-    const fn new() -> Listed {
-        Listed { frames: Vec::new(), sends: Vec::new(), firsts: Vec::new(), last: Vec::new(), round: 1, bytes: 0 }
+impl<K: Key> Listed<K> {
+    const fn new() -> Listed<K> {
+        Listed { frames: Vec::new(), runs: Vec::new(), firsts: Vec::new(), last: Vec::new(), round: 1, bytes: 0 }
     }
 
-    fn list(&mut self, id: ConnId, first: bool, frame: &Arc<PreparedFrame>) {
+    fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    fn list(&mut self, id: K, first: bool, frame: &Arc<PreparedFrame>) {
         if !self.frames.last().is_some_and(|last| Arc::ptr_eq(last, frame)) {
             self.frames.push(frame.clone());
         }
         self.bytes += frame.as_bytes().len();
-        let send = u32::try_from(self.sends.len()).unwrap_or(END);
-        self.sends.push(Send { id, frame: u32::try_from(self.frames.len() - 1).unwrap_or(0), next: END });
+        // At most `BUDGET` frames (each at least 2 bytes): no overflow.
+        let at = (self.frames.len() - 1) as u32;
         let index = id.index();
         if self.last.len() <= index {
             self.last.resize(index + 1, (0, 0));
         }
         let (round, tail) = self.last[index];
-        if !first && round == self.round {
-            self.sends[tail as usize].next = send;
-        } else {
-            self.firsts.push(send);
+        let listed_before = !first && round == self.round;
+        if listed_before {
+            let run = &mut self.runs[tail as usize];
+            if run.end == at {
+                run.end = at + 1;
+                return;
+            }
         }
-        self.last[index] = (self.round, send);
+        let new = self.runs.len() as u32;
+        self.runs.push(Run { id, start: at, end: at + 1, next: END });
+        if listed_before {
+            self.runs[tail as usize].next = new;
+        } else {
+            self.firsts.push(new);
+        }
+        self.last[index] = (self.round, new);
     }
 
     /// Calls `write` for each connection with frames listed, in the
     /// order they were first listed, with its frames in order; then
     /// forgets them.
-    fn drain(&mut self, mut write: impl FnMut(ConnId, &mut dyn Iterator<Item = &PreparedFrame>)) {
+    fn drain(&mut self, mut write: impl FnMut(K, Frames<'_, K>)) {
         for &first in &self.firsts {
-            let id = self.sends[first as usize].id;
-            let mut at = first;
-            let mut frames = std::iter::from_fn(|| {
-                let send = self.sends.get(at as usize)?;
-                at = send.next;
-                Some(&*self.frames[send.frame as usize])
-            });
-            write(id, &mut frames);
+            let run = &self.runs[first as usize];
+            let frames = Frames { frames: &self.frames, runs: &self.runs, at: run.start, end: run.end, next: run.next };
+            write(run.id, frames);
         }
         self.frames.clear();
-        self.sends.clear();
+        self.runs.clear();
         self.firsts.clear();
         self.bytes = 0;
         self.round = self.round.checked_add(1).unwrap_or(1);
-        if self.sends.capacity() > 1 << 20 {
+        if self.runs.capacity() > 1 << 20 {
             self.frames = Vec::new();
-            self.sends = Vec::new();
+            self.runs = Vec::new();
             self.firsts = Vec::new();
         }
+    }
+}
+
+/// One connection's listed frames, in order (see [`drain`]).
+pub(crate) struct Frames<'a, K = ConnId> {
+    frames: &'a [Arc<PreparedFrame>],
+    runs: &'a [Run<K>],
+    /// The next frame of the current run, and its end.
+    at: u32,
+    end: u32,
+    /// The run after the current one, or `END`.
+    next: u32,
+}
+
+impl<'a, K> Iterator for Frames<'a, K> {
+    type Item = &'a PreparedFrame;
+
+    fn next(&mut self) -> Option<&'a PreparedFrame> {
+        while self.at == self.end {
+            let run = self.runs.get(self.next as usize)?;
+            (self.at, self.end, self.next) = (run.start, run.end, run.next);
+        }
+        let frame = &self.frames[self.at as usize];
+        self.at += 1;
+        Some(frame)
     }
 }
 
@@ -153,7 +208,7 @@ pub(crate) fn here() -> u32 {
 /// (then it is this thread's loop's to write, see [`drain`]).
 pub(crate) fn offer(here: u32, signal: &Signal, frame: &Arc<PreparedFrame>) -> bool {
     LISTED.with_borrow_mut(|listed| {
-        if listed.bytes + frame.as_bytes().len() > BUDGET && !listed.sends.is_empty() {
+        if listed.bytes + frame.as_bytes().len() > BUDGET && !listed.is_empty() {
             return false;
         }
         let Some((id, first)) = signal.take_direct(here) else {
@@ -167,18 +222,117 @@ pub(crate) fn offer(here: u32, signal: &Signal, frame: &Arc<PreparedFrame>) -> b
 /// Whether frames are listed for `id` on this thread.
 pub(crate) fn listed(id: ConnId) -> bool {
     LISTED.with_borrow(|listed| {
-        !listed.sends.is_empty() && listed.last.get(id.index()).is_some_and(|&(round, _)| round == listed.round)
+        !listed.is_empty() && listed.last.get(id.index()).is_some_and(|&(round, _)| round == listed.round)
     })
 }
 
 /// Whether frames are listed on this thread.
 pub(crate) fn pending() -> bool {
-    LISTED.with_borrow(|listed| !listed.sends.is_empty())
+    LISTED.with_borrow(|listed| !listed.is_empty())
 }
 
 /// Hands every connection's listed frames to `write` (see
 /// [`Listed::drain`]). `write` must not broadcast (it runs with the list
 /// borrowed): the loop only copies into outputs there.
-pub(crate) fn drain(write: impl FnMut(ConnId, &mut dyn Iterator<Item = &PreparedFrame>)) {
+pub(crate) fn drain(write: impl FnMut(ConnId, Frames<'_>)) {
     LISTED.with_borrow_mut(|listed| listed.drain(write));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simples_ws::Message;
+
+    fn frame(text: &str) -> Arc<PreparedFrame> {
+        Arc::new(PreparedFrame::new(&Message::text(text)).unwrap())
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Id(usize);
+
+    impl Key for Id {
+        fn index(self) -> usize {
+            self.0
+        }
+    }
+
+    fn id(index: usize) -> Id {
+        Id(index)
+    }
+
+    /// What `drain` hands over: each connection's frames as text.
+    fn drained(listed: &mut Listed<Id>) -> Vec<(Id, Vec<String>)> {
+        let mut out = Vec::new();
+        listed.drain(|id, frames| {
+            let texts = frames.map(|f| String::from_utf8_lossy(&f.as_bytes()[2..]).into_owned()).collect();
+            out.push((id, texts));
+        });
+        out
+    }
+
+    fn texts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_burst_to_the_same_connections_is_one_run_each() {
+        let mut listed = Listed::<Id>::new();
+        let frames: Vec<_> = (0..4).map(|i| frame(&format!("m{i}"))).collect();
+        for (n, f) in frames.iter().enumerate() {
+            for c in [3, 1, 2] {
+                listed.list(id(c), n == 0, f);
+            }
+        }
+        assert_eq!(listed.runs.len(), 3);
+        assert_eq!(listed.bytes, 12 * 4);
+        let all = texts(&["m0", "m1", "m2", "m3"]);
+        assert_eq!(drained(&mut listed), vec![(id(3), all.clone()), (id(1), all.clone()), (id(2), all)]);
+        assert!(listed.is_empty() && listed.bytes == 0);
+    }
+
+    #[test]
+    fn a_connection_that_skips_a_frame_gets_chained_runs_in_order() {
+        let mut listed = Listed::<Id>::new();
+        let frames: Vec<_> = (0..5).map(|i| frame(&format!("m{i}"))).collect();
+        // Connection 1 gets every frame; 2 gets m0, m1, m3 (a filter left
+        // m2 out); 3 only m2 and m4.
+        let targets: [&[usize]; 5] = [&[1, 2], &[1, 2], &[1, 3], &[1, 2], &[1, 3]];
+        let mut seen = std::collections::HashSet::new();
+        for (f, to) in frames.iter().zip(targets) {
+            for &c in to {
+                listed.list(id(c), seen.insert(c), f);
+            }
+        }
+        assert_eq!(
+            drained(&mut listed),
+            vec![
+                (id(1), texts(&["m0", "m1", "m2", "m3", "m4"])),
+                (id(2), texts(&["m0", "m1", "m3"])),
+                (id(3), texts(&["m2", "m4"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_frame_listed_twice_for_a_connection_goes_out_twice() {
+        let mut listed = Listed::<Id>::new();
+        let (a, b) = (frame("a"), frame("b"));
+        listed.list(id(1), true, &a);
+        listed.list(id(1), false, &a);
+        listed.list(id(1), false, &b);
+        assert_eq!(drained(&mut listed), vec![(id(1), texts(&["a", "a", "b"]))]);
+    }
+
+    #[test]
+    fn a_new_round_forgets_the_last_one() {
+        let mut listed = Listed::<Id>::new();
+        let (a, b) = (frame("a"), frame("b"));
+        listed.list(id(1), true, &a);
+        assert_eq!(drained(&mut listed), vec![(id(1), texts(&["a"]))]);
+        // `first` is false (the path was already taken) but the round is
+        // new: a fresh run, not a chain onto a run that was written.
+        listed.list(id(1), false, &b);
+        assert_eq!(drained(&mut listed), vec![(id(1), texts(&["b"]))]);
+        assert_eq!(drained(&mut listed), vec![]);
+    }
 }
