@@ -98,11 +98,17 @@ impl Conn {
     /// any size). Over it, first writes what the socket takes now: a
     /// reader that is only behind within this iteration (a burst of
     /// broadcasts, written at its end) is not mistaken for a slow one.
+    #[inline]
     pub fn fits(&mut self, len: usize, max: usize) -> bool {
         let ConnState::Open(p) = &mut self.state else { return false };
-        if !over_limit(p.output().len(), len, max) {
-            return true;
-        }
+        !over_limit(p.output().len(), len, max) || self.fits_once_written(len, max)
+    }
+
+    /// [`Conn::fits`] over the limit: out of the way of the per-frame
+    /// path of a burst.
+    #[cold]
+    fn fits_once_written(&mut self, len: usize, max: usize) -> bool {
+        let ConnState::Open(p) = &mut self.state else { return false };
         // An error shows again at the connection's next write or event.
         let _ = write_output(&mut self.stream, p.output());
         !over_limit(p.output().len(), len, max)

@@ -37,11 +37,13 @@ pub struct Output {
 
 impl Output {
     /// Bytes waiting.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// True when nothing waits.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -136,11 +138,13 @@ impl Output {
 
     /// Buffer for encoding small frames in place; call [`Output::commit`]
     /// with the number of bytes added.
+    #[inline]
     pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
         &mut self.tail
     }
 
     /// Accounts for bytes appended to the tail.
+    #[inline]
     pub(crate) fn commit(&mut self, n: usize) {
         self.len += n;
         self.peak = self.peak.max(u32::try_from(self.tail.len()).unwrap_or(u32::MAX));

@@ -128,6 +128,7 @@ impl Protocol {
     /// if this connection's extension accepts it
     /// ([`Extension::accept_prepared`](crate::Extension::accept_prepared));
     /// otherwise its message is sent unencoded, as one frame.
+    #[inline]
     pub fn send_prepared(&mut self, frame: &PreparedFrame) -> Result<(), ProtocolError> {
         if self.role != Role::Server {
             return Err(ProtocolError::InvalidSend("prepared frames are unmasked: server role only"));
@@ -138,7 +139,7 @@ impl Protocol {
         }
         if let Some(enc) = &frame.encoded {
             if !self.extension.as_mut().is_some_and(|e| e.accept_prepared(enc.encoding)) {
-                self.queue_frame(true, 0, enc.opcode, enc.payload.clone());
+                self.send_unencoded(enc);
                 return Ok(());
             }
         }
@@ -151,6 +152,13 @@ impl Protocol {
             self.out.push_shared(b.clone());
         }
         Ok(())
+    }
+
+    /// A prepared frame's plain message, for a connection that cannot take
+    /// its encoded form: out of the way of the per-frame path of a burst.
+    #[cold]
+    fn send_unencoded(&mut self, enc: &Encoded) {
+        self.queue_frame(true, 0, enc.opcode, enc.payload.clone());
     }
 
     /// Starts the closing handshake with `code` and `reason` (RFC 6455
