@@ -110,6 +110,10 @@ impl<K: Key> Listed<K> {
         self.runs.is_empty()
     }
 
+    /// Lists `frame` for `id`: `first` when its path was open (nothing
+    /// listed for it since the last write). Inline for a burst's common
+    /// case: the connection's last run ends just before the frame.
+    #[inline]
     fn list(&mut self, id: K, first: bool, frame: &Arc<PreparedFrame>) {
         if !self.frames.last().is_some_and(|last| Arc::ptr_eq(last, frame)) {
             self.frames.push(frame.clone());
@@ -117,22 +121,30 @@ impl<K: Key> Listed<K> {
         self.bytes += frame.as_bytes().len();
         // At most `BUDGET` frames (each at least 2 bytes): no overflow.
         let at = (self.frames.len() - 1) as u32;
+        if !first {
+            if let Some(&(_, tail)) = self.last.get(id.index()).filter(|&&(round, _)| round == self.round) {
+                let run = &mut self.runs[tail as usize];
+                if run.end == at {
+                    run.end = at + 1;
+                    return;
+                }
+            }
+        }
+        self.start_run(id, first, at);
+    }
+
+    /// A new run for `id`, starting at frame `at`: its first, or chained
+    /// to its last.
+    #[inline(never)]
+    fn start_run(&mut self, id: K, first: bool, at: u32) {
         let index = id.index();
         if self.last.len() <= index {
             self.last.resize(index + 1, (0, 0));
         }
         let (round, tail) = self.last[index];
-        let listed_before = !first && round == self.round;
-        if listed_before {
-            let run = &mut self.runs[tail as usize];
-            if run.end == at {
-                run.end = at + 1;
-                return;
-            }
-        }
         let new = self.runs.len() as u32;
         self.runs.push(Run { id, start: at, end: at + 1, next: END });
-        if listed_before {
+        if !first && round == self.round {
             self.runs[tail as usize].next = new;
         } else {
             self.firsts.push(new);
