@@ -299,7 +299,11 @@ fn idle_connection_memory_stays_within_budget() {
     let per_delivery = broadcast_calls_per_delivery();
     println!("broadcast on the loop's thread: {per_delivery:.3} allocator calls per delivery ({SUBS} subscribers, bursts of {BURST})");
     assert!(per_delivery < 0.05, "{per_delivery:.3} allocator calls per delivery of a broadcast on the loop's thread");
+    // The regression kept 29 B (42 on `/*`) per connection off the loop's
+    // thread; 0 B now, and once 9 B (1.8 KB over the 200 connections, the
+    // first run after a build: a table of the runtime's that grew while
+    // they connected, not per connection), hence 16 B of slack.
     for (what, m) in [("no idle timeout", bench), ("`/*`", wildcard), ("default options", defaults)] {
-        assert!(m.idle_elsewhere.abs() <= 8.0, "{what}: {:.0} B per idle connection made (or freed) off its loop's thread", m.idle_elsewhere);
+        assert!(m.idle_elsewhere.abs() <= 16.0, "{what}: {:.0} B per idle connection made (or freed) off its loop's thread", m.idle_elsewhere);
     }
 }
