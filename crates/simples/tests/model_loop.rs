@@ -87,7 +87,8 @@ impl Lane {
     }
 }
 
-/// `ConnWake`.
+/// `Signal::list` with the signal's `queued` flag, and the lane's
+/// `Lister::list` (a separate `ConnWake` allocation until 2026-12-05).
 struct ConnWake {
     lane: Arc<Lane>,
     id: usize,
@@ -290,8 +291,8 @@ fn source_still_matches_the_model() {
     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let looped = norm(include_str!("../src/ws/looped.rs"));
     for line in [
-        // ConnWake
-        "if !self.queued.swap(true, Ordering::AcqRel) { lock(&self.lane.ready).push(self.id); self.lane.handle.wake(); }",
+        // ConnWake: the lane's `Lister` (the signal's part is checked below)
+        "fn list(&self, id: ConnId) { lock(&self.ready).push(id); self.handle.wake(); }",
         // on_wake
         "self.ready.extend(lock(&self.lane.ready).drain(..)); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
         // open: registered, then stepped at once
@@ -300,19 +301,30 @@ fn source_still_matches_the_model() {
         // on_drained
         "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id);",
         // step: queued cleared first ...
-        "// A wake-up from now on lists the connection again. entry.wake.queued.store(false, Ordering::Release);",
+        "// A wake-up from now on lists the connection again. entry.conn.inner.wake.unlist();",
         // ... then take, pump.
-        "// `ConnWake`), and what they announce is pumped below. conn.inner.wake.take();",
-        // the signal's waker is the ConnWake
-        "Signal::fixed(Waker::from(wake.clone()), self.lane.number, id)",
+        "// `Signal::list`), and what they announce is pumped below. conn.inner.wake.take();",
+        // the signal lists on the lane, and the handlers' waker is the
+        // connection, which lists the same way
+        "Signal::fixed(self.lane.clone(), self.lane.number, id)",
+        "impl Wake for ConnInner { fn wake(self: Arc<Self>) { self.wake.list(); } fn wake_by_ref(self: &Arc<Self>) { self.wake.list(); } }",
         "if backlog { ctx.notify_drained(id); }",
     ] {
         assert!(looped.contains(line), "looped.rs no longer contains: {line}");
     }
-    let queued = looped.find("entry.wake.queued.store(false").unwrap();
+    let queued = looped.find("entry.conn.inner.wake.unlist();").unwrap();
     let take = looped.find("conn.inner.wake.take();").unwrap();
     let pump = looped.find("let backlog = pump(").unwrap();
     assert!(queued < take && take < pump, "step's order changed");
+    let signal = norm(include_str!("../src/ws/signal.rs"));
+    for line in [
+        // ConnWake's flag, now the signal's
+        "if !self.queued.swap(true, Ordering::AcqRel) { lister.list(*id); }",
+        "pub(crate) fn unlist(&self) { self.queued.store(false, Ordering::Release); }",
+        "Target::Fixed(..) => self.list(),",
+    ] {
+        assert!(signal.contains(line), "signal.rs no longer contains: {line}");
+    }
     let server = norm(include_str!("../../simples-ws/src/event_loop/server.rs"));
     for line in [
         "if !self.woken.swap(true, Ordering::AcqRel) { let _ = self.waker.wake(); }",
@@ -322,6 +334,5 @@ fn source_still_matches_the_model() {
     }
     let conn = norm(include_str!("../src/ws/conn.rs"));
     assert!(conn.contains("if pushed.wakes() { self.inner.wake.notify(); }"));
-    let signal = norm(include_str!("../src/ws/signal.rs"));
-    assert!(signal.contains("if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(w, _) => w.wake_by_ref(), } }"));
+    assert!(signal.contains("if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(..) => self.list(), } }"));
 }

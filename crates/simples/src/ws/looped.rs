@@ -6,16 +6,16 @@
 //!
 //! Per connection a loop keeps its slab entry (the socket and the
 //! [`Protocol`](simples_ws::Protocol)) and an [`Entry`] here: the `WsConn`, the running handler,
-//! the messages waiting for it, and the waker that brings the connection
-//! back to its loop. No task, no timer, no tokio registration: the loop's
+//! and the messages waiting for it; the connection's signal lists it back
+//! on its loop (and the connection itself is its handlers' waker). No task, no timer, no tokio registration: the loop's
 //! timers run the protocol's keepalive and timeouts.
 //!
 //! ```text
-//!   other threads: conn.send / broadcast -> outbox -> Signal -> ConnWake
+//!   other threads: conn.send / broadcast -> outbox -> Signal::list
 //!                  -> lane.ready (once per connection) -> Handle::wake
 //!   loop thread:   on_wake: adopt new connections; step each ready one
 //!                  on_message: job -> its handler, polled at once
-//!                  step: poll the handler (its waker is the ConnWake),
+//!                  step: poll the handler (its waker: the connection),
 //!                        next job, pump the outbox into the protocol
 //!                        (written at the end of the loop iteration)
 //!                  on_drained: pump more; on_close: clean up
@@ -44,8 +44,8 @@ use super::channel::leave_all;
 use super::direct;
 use super::jobs::{caught, dispatch, pump, receive, report, Handler, Pending, Running};
 use super::outbox::{Out, HIGH_WATER};
-use super::signal::Signal;
-use super::state::{Adoption, Lane, Loops, Retired, WsConn, WsShared};
+use super::signal::{Lister, Signal};
+use super::state::{Adoption, ConnInner, Lane, Loops, Retired, WsConn, WsShared};
 use crate::lifecycle::Together;
 
 /// The loop the next connection of `shared` goes to (in turn), starting
@@ -273,37 +273,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Brings a connection back to its loop: its handler's waker and its
-/// outbox's (through `Signal::register`). Listed once at a time.
-struct ConnWake {
-    lane: Arc<Lane>,
-    id: ConnId,
-    queued: AtomicBool,
+/// Where a loop connection's wake-ups list it (`Signal::list`, once at
+/// a time).
+impl Lister for Lane {
+    fn list(&self, id: ConnId) {
+        lock(&self.ready).push(id);
+        self.handle.wake();
+    }
 }
 
-impl Wake for ConnWake {
+/// A loop connection's handlers' waker: lists it on its loop, as its
+/// outbox's notifications do.
+impl Wake for ConnInner {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        self.wake.list();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            lock(&self.lane.ready).push(self.id);
-            self.lane.handle.wake();
-        }
+        self.wake.list();
     }
 }
 
 /// A connection of the loop, as the framework sees it.
 struct Entry {
     conn: WsConn,
-    wake: Arc<ConnWake>,
     task: Option<Handler>,
     /// Messages waiting for the running handler; allocated by the first.
     pending: Option<Box<Pending>>,
-    /// Its id on the loop (also in `wake`: kept here, where the loop looks
-    /// first, so that finding an entry does not reach into another
-    /// allocation).
+    /// Its id on the loop (also in the connection's signal: kept here,
+    /// where the loop looks first, so that finding an entry does not reach
+    /// into another allocation).
     id: ConnId,
     /// `WsShared::force` when the connection started (its low bits: the
     /// counter only ever grows by one at a time).
@@ -350,12 +349,11 @@ impl LoopHandler {
                 return;
             }
         };
-        let wake = Arc::new(ConnWake { lane: self.lane.clone(), id, queued: AtomicBool::new(false) });
         // Made on this thread, away from the handshake's freed buffers (see
         // `Adoption`).
         let kept = request.rehome();
         self.retired.push(Retired { _request: request });
-        let conn = WsConn::new(conn_id, host.clone(), kept, Signal::fixed(Waker::from(wake.clone()), self.lane.number, id));
+        let conn = WsConn::new(conn_id, host.clone(), kept, Signal::fixed(self.lane.clone(), self.lane.number, id));
         host.register(&conn);
         let (on_open, _) = host.lifecycle_handlers();
         let generation = host.force.load(Ordering::SeqCst) as u32;
@@ -369,7 +367,7 @@ impl LoopHandler {
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }
-        self.entries[index] = Some(Entry { conn, wake, id, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
+        self.entries[index] = Some(Entry { conn, id, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
         self.step(ctx, id);
     }
 
@@ -380,15 +378,17 @@ impl LoopHandler {
             return;
         };
         // A wake-up from now on lists the connection again.
-        entry.wake.queued.store(false, Ordering::Release);
+        entry.conn.inner.wake.unlist();
         let conn = entry.conn.clone();
         let host = &conn.inner.host;
         let span = entry.span.as_deref().cloned();
         let _in = span.as_ref().map(tracing::Span::enter);
-        // The handler, then the messages that waited for it, in order.
+        // The handler, then the messages that waited for it, in order;
+        // polled with a waker made from the connection (the first time).
+        let mut waker = None;
         loop {
             if entry.task.is_some() {
-                let Some(waker) = conn.inner.wake.fixed_waker() else { unreachable!("made by `open`") };
+                let waker = waker.get_or_insert_with(|| Waker::from(conn.inner.clone()));
                 let mut cx = Context::from_waker(waker);
                 let mut running = Running { task: &mut entry.task, wake: &conn.inner.wake };
                 if let Poll::Ready(done) = Pin::new(&mut running).poll(&mut cx) {
@@ -419,7 +419,7 @@ impl LoopHandler {
             ctx.pause_reading(id, false);
         }
         // Notifications from here on wake the connection again (through
-        // `ConnWake`), and what they announce is pumped below.
+        // `Signal::list`), and what they announce is pumped below.
         conn.inner.wake.take();
         if host.force.load(Ordering::SeqCst) as u32 != entry.generation {
             // Dropped at the shutdown deadline: over for the application

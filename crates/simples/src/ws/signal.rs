@@ -24,8 +24,9 @@
 //! under `HIGH_WATER`, as its loop last saw them under the outbox's lock.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Poll, Waker};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
 use simples_ws::event_loop::ConnId;
@@ -45,10 +46,20 @@ const OPEN: u8 = 1;
 /// closed it meanwhile.
 const TAKEN: u8 = 2;
 
+/// Where a loop connection's wake-ups list it: its loop's lane
+/// (`looped.rs`), which this leaf cannot name.
+pub(crate) trait Lister: Send + Sync {
+    /// Lists `id` for its loop to step, and wakes the loop.
+    fn list(&self, id: ConnId);
+}
+
 pub(crate) struct Signal {
     state: AtomicU8,
     /// `CLOSED`, `OPEN` or `TAKEN` (loop connections only).
     direct: AtomicU8,
+    /// The connection is listed on its loop until the loop steps it (loop
+    /// connections only): listed once however many wake-ups come.
+    queued: AtomicBool,
     /// The number of the connection's loop (`direct::lane_number`); `0`
     /// for a task's.
     lane: u32,
@@ -57,19 +68,27 @@ pub(crate) struct Signal {
 
 /// Who a notification wakes.
 enum Target {
-    /// A tokio task, registered by each [`Signal::wait`].
-    Task(AtomicWaker),
-    /// A connection on an event loop: the same waker for its whole life
-    /// (it lists the connection on its loop), so nothing is registered,
-    /// taken or cloned per notification; and the connection's id on its
-    /// loop, for the direct path.
-    Fixed(Waker, ConnId),
+    /// A tokio task, registered by each [`Signal::wait`]; boxed: most
+    /// connections are on a loop (8 B less for each).
+    Task(Box<AtomicWaker>),
+    /// A connection on an event loop: its loop's lane, the same for its
+    /// whole life, so nothing is registered, taken or cloned per
+    /// notification; and the connection's id on its loop. Its handlers'
+    /// waker is the connection itself (`Wake for ConnInner`, in
+    /// `looped.rs`), which lists it the same way: no allocation of its own.
+    Fixed(Arc<dyn Lister>, ConnId),
 }
 
 impl Default for Signal {
     /// A task's signal.
     fn default() -> Signal {
-        Signal { state: AtomicU8::new(0), direct: AtomicU8::new(CLOSED), lane: 0, target: Target::Task(AtomicWaker::new()) }
+        Signal {
+            state: AtomicU8::new(0),
+            direct: AtomicU8::new(CLOSED),
+            queued: AtomicBool::new(false),
+            lane: 0,
+            target: Target::Task(Box::default()),
+        }
     }
 }
 
@@ -83,16 +102,31 @@ impl Signal {
     /// [`take`]: Signal::take
     /// `lane`: the loop's number (not `0`); `id`: the connection's id
     /// there.
-    pub(crate) fn fixed(waker: Waker, lane: u32, id: ConnId) -> Signal {
-        Signal { state: AtomicU8::new(0), direct: AtomicU8::new(CLOSED), lane, target: Target::Fixed(waker, id) }
+    pub(crate) fn fixed(lister: Arc<dyn Lister>, lane: u32, id: ConnId) -> Signal {
+        Signal {
+            state: AtomicU8::new(0),
+            direct: AtomicU8::new(CLOSED),
+            queued: AtomicBool::new(false),
+            lane,
+            target: Target::Fixed(lister, id),
+        }
     }
 
-    /// The waker of a [`fixed`](Signal::fixed) signal.
-    pub(crate) fn fixed_waker(&self) -> Option<&Waker> {
-        match &self.target {
-            Target::Fixed(w, _) => Some(w),
-            Target::Task(_) => None,
+    /// Lists a loop connection on its loop, once until the loop steps it
+    /// ([`unlist`](Signal::unlist)): what its notifications and its
+    /// handlers' waker do. Nothing for a task's signal.
+    pub(crate) fn list(&self) {
+        if let Target::Fixed(lister, id) = &self.target {
+            if !self.queued.swap(true, Ordering::AcqRel) {
+                lister.list(*id);
+            }
         }
+    }
+
+    /// The loop steps the connection: a wake-up from now on lists it
+    /// again.
+    pub(crate) fn unlist(&self) {
+        self.queued.store(false, Ordering::Release);
     }
 
     /// The loop saw the outbox empty and open, under its lock, and the
@@ -153,7 +187,7 @@ impl Signal {
         if self.state.fetch_or(SET, Ordering::AcqRel) == 0 {
             match &self.target {
                 Target::Task(w) => w.wake(),
-                Target::Fixed(w, _) => w.wake_by_ref(),
+                Target::Fixed(..) => self.list(),
             }
         }
     }
@@ -205,6 +239,14 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
     use std::time::Duration;
+
+    /// A signal fits in 32 bytes (the task's waker boxed): part of every
+    /// connection's `ConnInner`, counted per idle connection by
+    /// `ws_memory_budget`.
+    #[test]
+    fn a_signal_is_four_words() {
+        assert_eq!(std::mem::size_of::<Signal>(), 32);
+    }
 
     #[tokio::test]
     async fn a_notify_before_or_while_waiting_is_never_lost() {

@@ -285,7 +285,7 @@ pub(crate) struct Lane {
     /// The lane stopped: its retirer frees what is left and ends.
     pub(crate) stopped: AtomicBool,
     /// Connections woken (outbox, handler, forced stop), each listed once
-    /// at a time (`ConnWake::queued`): at most one entry per connection.
+    /// at a time (`Signal::list`): at most one entry per connection.
     pub(crate) ready: Mutex<Vec<simples_ws::event_loop::ConnId>>,
 }
 
