@@ -285,13 +285,16 @@ fn idle_connection_memory_stays_within_budget() {
     assert!(browser.idle <= defaults.idle + head + 64.0, "browser request: {browser:?} vs {defaults:?}");
     // Allocations per connection: the `WsConn` and the request head (its
     // loop slot and entry are in shared tables; the connection's waker,
-    // a third until 2026-12-05, is the `WsConn` itself).
-    assert!(bench.idle_allocs <= 2.0 && bench.after_message_allocs <= 3.0, "no idle timeout: {bench:?}");
+    // a third until 2026-12-05, is the `WsConn` itself). Compared with a
+    // half to spare: a shared table that grows once while the 200
+    // connect (a loop's hand-over list, when the machine is busy) adds
+    // 0.005.
+    assert!(bench.idle_allocs < 2.5 && bench.after_message_allocs < 3.5, "no idle timeout: {bench:?}");
     // Regression (idle RSS of the bench's `/*` host, 2026-12-05): its
     // parameter took three more allocations (~170 B); it now lives in the
     // request head's, and costs its few bytes there.
-    assert!(wildcard.idle_allocs <= 2.0 && wildcard.idle <= bench.idle + 32.0, "`/*`: {wildcard:?} vs {bench:?}");
-    assert!(defaults.idle_allocs <= 2.0 && defaults.after_message_allocs <= 3.0, "default options: {defaults:?}");
+    assert!(wildcard.idle_allocs < 2.5 && wildcard.idle <= bench.idle + 48.0, "`/*`: {wildcard:?} vs {bench:?}");
+    assert!(defaults.idle_allocs < 2.5 && defaults.after_message_allocs < 3.5, "default options: {defaults:?}");
     // Regression (idle RSS, 2026-12-05): a loop connection's lasting
     // blocks are made by its loop's thread, in the loop's malloc arena,
     // not by the runtime thread that ran the handshake among its ~30 KiB
@@ -307,9 +310,10 @@ fn idle_connection_memory_stays_within_budget() {
     println!("broadcast on the loop's thread: {per_delivery:.3} allocator calls per delivery ({SUBS} subscribers, bursts of {BURST})");
     assert!(per_delivery < 0.05, "{per_delivery:.3} allocator calls per delivery of a broadcast on the loop's thread");
     // The regression kept 29 B (42 on `/*`) per connection off the loop's
-    // thread; 0 B now, and once 9 B (1.8 KB over the 200 connections, the
-    // first run after a build: a table of the runtime's that grew while
-    // they connected, not per connection), hence 16 B of slack.
+    // thread; 0 B now, and 8-9 B at times (1.6-1.8 KB over the 200
+    // connections, on a busy machine: a shared table that grew while they
+    // connected, such as the loop's hand-over list, which the handshakes'
+    // runtime thread fills; not per connection), hence 16 B of slack.
     for (what, m) in [("no idle timeout", bench), ("`/*`", wildcard), ("default options", defaults)] {
         assert!(m.idle_elsewhere.abs() <= 16.0, "{what}: {:.0} B per idle connection made (or freed) off its loop's thread", m.idle_elsewhere);
     }
