@@ -23,7 +23,9 @@ const KEEP_SMALL: usize = 256;
 /// Bytes to send, in order: every chunk of `chunks`, then `tail`.
 #[derive(Debug, Default)]
 pub struct Output {
-    chunks: VecDeque<Bytes>,
+    /// Shared and sealed chunks; boxed and made by the first (small
+    /// traffic never needs them): 8 bytes per connection, not 32.
+    chunks: Option<Box<VecDeque<Bytes>>>,
     tail: BytesMut,
     len: usize,
     /// Most bytes held by `tail` at once since the last shrink: bounds the
@@ -52,7 +54,7 @@ impl Output {
     /// were filled. Pass the count written back to [`Output::advance`].
     pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for c in self.chunks.iter() {
+        for c in self.chunks.iter().flat_map(|c| c.iter()) {
             if n == dst.len() {
                 return n;
             }
@@ -68,7 +70,7 @@ impl Output {
 
     /// The first contiguous piece of waiting bytes.
     pub fn first_chunk(&self) -> &[u8] {
-        match self.chunks.front() {
+        match self.chunks.as_ref().and_then(|c| c.front()) {
             Some(c) => c,
             None => &self.tail,
         }
@@ -80,10 +82,12 @@ impl Output {
         self.len -= n;
         self.progress |= n > 0;
         while n > 0 {
-            match self.chunks.front_mut() {
+            match self.chunks.as_mut().and_then(|c| c.front_mut()) {
                 Some(c) if c.len() <= n => {
                     n -= c.len();
-                    self.chunks.pop_front();
+                    if let Some(c) = self.chunks.as_mut() {
+                        c.pop_front();
+                    }
                 }
                 Some(c) => {
                     c.advance(n);
@@ -103,7 +107,7 @@ impl Output {
         self.seal_tail();
         self.progress |= self.len > 0;
         self.len = 0;
-        self.chunks.drain(..).collect()
+        self.chunks.take().map(|c| Vec::from(*c)).unwrap_or_default()
     }
 
     /// Whether bytes were written since the last call.
@@ -116,9 +120,9 @@ impl Output {
     /// A small encoding buffer (see `KEEP_SMALL`) is kept for reuse.
     pub fn shrink(&mut self) {
         if self.len == 0 {
-            if self.peak as usize > KEEP_SMALL || !self.chunks.is_empty() || self.chunks.capacity() > 0 {
+            if self.peak as usize > KEEP_SMALL || self.chunks.is_some() {
                 self.tail = BytesMut::new();
-                self.chunks = VecDeque::new();
+                self.chunks = None;
             }
             self.peak = 0;
         }
@@ -157,13 +161,13 @@ impl Output {
         }
         self.seal_tail();
         self.len += b.len();
-        self.chunks.push_back(b);
+        self.chunks.get_or_insert_with(Box::default).push_back(b);
     }
 
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             let sealed = self.tail.split().freeze();
-            self.chunks.push_back(sealed);
+            self.chunks.get_or_insert_with(Box::default).push_back(sealed);
         }
     }
 }
@@ -194,6 +198,29 @@ mod tests {
         o.advance(3);
         assert!(o.is_empty());
         assert_eq!(flatten(&o), b"");
+    }
+
+    /// Part of every connection's protocol, idle or not: the chunk list is
+    /// boxed until the first shared chunk (56 bytes, 80 with it inline).
+    #[test]
+    fn an_output_is_seven_words() {
+        assert_eq!(std::mem::size_of::<Output>(), 56);
+    }
+
+    #[test]
+    fn shared_chunks_are_released_once_written() {
+        let mut o = Output::default();
+        o.push_shared(Bytes::from(vec![1u8; COPY_THRESHOLD]));
+        o.tail_mut().put_slice(b"x");
+        o.commit(1);
+        o.push_shared(Bytes::from_static(b"yz"));
+        assert!(o.chunks.is_some());
+        assert_eq!(o.len(), COPY_THRESHOLD + 3);
+        o.advance(COPY_THRESHOLD + 1);
+        assert_eq!(flatten(&o), b"yz");
+        assert_eq!(o.take_all(), vec![Bytes::from_static(b"yz")]);
+        o.shrink();
+        assert!(o.chunks.is_none() && o.is_empty());
     }
 
     #[test]
