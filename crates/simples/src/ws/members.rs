@@ -8,9 +8,32 @@
 //! channel was removed from the table): nothing joins it any more, and a
 //! binder that finds it retired starts again on the table's new entry.
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, MutexGuard};
 
-use super::state::{Members, State, WsConn};
+use super::state::{ById, Members, State, WsConn};
+
+impl Borrow<u64> for ById {
+    fn borrow(&self) -> &u64 {
+        &self.0.inner.id
+    }
+}
+
+/// As its id hashes (what `Borrow<u64>` requires).
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.inner.id.hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.inner.id == other.0.inner.id
+    }
+}
+
+impl Eq for ById {}
 
 /// What became of an insertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +64,14 @@ impl Members {
         if s.retired {
             return Inserted::Retired;
         }
-        if s.by_id.contains_key(&conn.id()) {
+        if s.by_id.contains(&conn.id()) {
             return Inserted::Already;
         }
         if !admit() {
             return Inserted::Refused;
         }
         let first = s.by_id.is_empty();
-        s.by_id.insert(conn.id(), conn.clone());
+        s.by_id.insert(ById(conn.clone()));
         s.snapshot = None;
         Inserted::Added { first }
     }
@@ -56,7 +79,7 @@ impl Members {
     /// Removes connection `id`; `Some(members left)` if it was there.
     pub(crate) fn remove(&self, id: u64, then: impl FnOnce(&WsConn)) -> Option<usize> {
         let mut s = self.lock();
-        let conn = s.by_id.remove(&id)?;
+        let ById(conn) = s.by_id.take(&id)?;
         s.snapshot = None;
         then(&conn);
         Some(s.by_id.len())
@@ -76,17 +99,17 @@ impl Members {
         let mut s = self.lock();
         s.retired = true;
         s.snapshot = None;
-        s.by_id.drain().map(|(_, c)| c).collect()
+        s.by_id.drain().map(|ById(c)| c).collect()
     }
 
     /// The connection with this id.
     pub(crate) fn get(&self, id: u64) -> Option<WsConn> {
-        self.lock().by_id.get(&id).cloned()
+        self.lock().by_id.get(&id).map(|ById(c)| c.clone())
     }
 
     /// Whether connection `id` is a member.
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.lock().by_id.contains_key(&id)
+        self.lock().by_id.contains(&id)
     }
 
     /// How many members.
@@ -100,7 +123,7 @@ impl Members {
         if let Some(snapshot) = &s.snapshot {
             return snapshot.clone();
         }
-        let snapshot: Arc<[WsConn]> = s.by_id.values().cloned().collect();
+        let snapshot: Arc<[WsConn]> = s.by_id.iter().map(|ById(c)| c.clone()).collect();
         s.snapshot = Some(snapshot.clone());
         snapshot
     }

@@ -27,7 +27,7 @@
 //! that refers back to them) is defined here too; anything else goes to
 //! the module that uses it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -216,9 +216,16 @@ pub(crate) struct Members {
     pub(crate) state: Mutex<State>,
 }
 
+/// A member of a [`Members`] set, hashed and compared by its connection's
+/// id (the set's key; ids are unique within a host, and a set holds one
+/// host's connections).
+pub(crate) struct ById(pub(crate) WsConn);
+
 #[derive(Default)]
 pub(crate) struct State {
-    pub(crate) by_id: HashMap<u64, WsConn>,
+    /// By connection id (`ById`'s `Borrow<u64>`): one pointer per member,
+    /// where a map from the id took two.
+    pub(crate) by_id: HashSet<ById>,
     pub(crate) snapshot: Option<Arc<[WsConn]>>,
     pub(crate) retired: bool,
 }
