@@ -31,6 +31,9 @@ impl Ctx<'_> {
     /// the connection is gone or closing, or its output would exceed
     /// [`Options::max_queued`](super::Options::max_queued) (a slow reader; an empty output takes one
     /// frame of any size).
+    ///
+    /// Never inlined (see [`Ctx::send_batch`]).
+    #[inline(never)]
     pub fn send_prepared(&mut self, id: ConnId, frame: &PreparedFrame) -> bool {
         let max = self.core.options.max_queued;
         let Some(c) = self.core.live_conn(id) else { return false };
@@ -50,6 +53,11 @@ impl Ctx<'_> {
     /// lookup of the connection and one `send` while the bytes are in the
     /// cache. Returns the bytes still queued afterwards (`None`: the
     /// connection is gone or closing).
+    ///
+    /// Never inlined: one call per connection and burst costs nothing, and
+    /// `bench/instructions` counts deliveries as the frame copies made in
+    /// it (and in [`Ctx::send_prepared`]).
+    #[inline(never)]
     pub fn send_batch<'f>(&mut self, id: ConnId, frames: impl IntoIterator<Item = &'f PreparedFrame>) -> Option<usize> {
         let max = self.core.options.max_queued;
         let c = self.core.live_conn(id)?;
