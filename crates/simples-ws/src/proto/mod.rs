@@ -248,11 +248,11 @@ impl Protocol {
     /// Acts on timers that are due at `now` (the driver's clock).
     pub fn handle_timeout(&mut self, now: Instant) {
         let marks = *self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);
-        if let Some(deadline) = self.timers.close_deadline {
+        if let Some(deadline) = self.timers.close_deadline() {
             if now >= deadline {
-                self.timers.close_expired = true;
+                self.timers.expire_close();
                 if self.state != State::Closed {
-                    let err = if self.timers.idle_closing { ProtocolError::IdleTimeout } else { ProtocolError::CloseTimeout };
+                    let err = if self.timers.idle_closing() { ProtocolError::IdleTimeout } else { ProtocolError::CloseTimeout };
                     tracing::debug!(role = ?self.role, "closing handshake timed out");
                     self.failed = true;
                     self.state = State::Closed;
@@ -267,7 +267,7 @@ impl Protocol {
         if let Some(idle) = self.config.idle_timeout {
             if now >= marks.last_rx + idle {
                 tracing::debug!(role = ?self.role, "idle timeout, closing");
-                self.timers.idle_closing = true;
+                self.timers.start_idle_closing();
                 // RFC 6455 §7.4.1: 1001, the endpoint is "going away".
                 let _ = self.close(crate::close::CloseCode::GOING_AWAY, "idle timeout");
                 self.timers.sync(now, self.close_sent, self.out.take_progress(), &self.config);

@@ -21,14 +21,24 @@ pub(super) struct Timers {
     marks: Option<Marks>,
     /// Data arrived since the last sync.
     pub rx_flag: bool,
+    /// The closing handshake's deadline and the control-frame window:
+    /// boxed, made by the first close frame queued, idle timeout or
+    /// control frame received (an idle connection has none: 24 bytes less
+    /// per connection).
+    rare: Option<Box<Rare>>,
+}
+
+/// See `Timers::rare`.
+#[derive(Debug, Default)]
+struct Rare {
     /// When the close timeout expires, once our close frame was queued: a
     /// close timeout after the last time output was written (the peer may
     /// still be reading what was queued before the close frame).
-    pub close_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
     /// The close timeout expired.
-    pub close_expired: bool,
+    close_expired: bool,
     /// The closing handshake was started by the idle timeout.
-    pub idle_closing: bool,
+    idle_closing: bool,
     /// Control frames received in the current window
     /// (`Config::max_control_frames_per_second`).
     control_count: u32,
@@ -46,6 +56,35 @@ pub(super) struct Marks {
 }
 
 impl Timers {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// When the close timeout expires, once our close frame was queued.
+    pub fn close_deadline(&self) -> Option<Instant> {
+        self.rare.as_ref().and_then(|r| r.close_deadline)
+    }
+
+    /// The close timeout expired.
+    pub fn close_expired(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.close_expired)
+    }
+
+    /// Records that the close timeout expired.
+    pub fn expire_close(&mut self) {
+        self.rare().close_expired = true;
+    }
+
+    /// The closing handshake was started by the idle timeout.
+    pub fn idle_closing(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.idle_closing)
+    }
+
+    /// Records that the idle timeout starts the closing handshake.
+    pub fn start_idle_closing(&mut self) {
+        self.rare().idle_closing = true;
+    }
+
     /// Stamps the events recorded since the last call with `now`; returns
     /// the marks, which exist from then on. `wrote`: output was written
     /// since the last call. Once our close frame is queued, the close
@@ -58,20 +97,23 @@ impl Timers {
         // later than the write: never past a deadline already due (a driver
         // that writes without telling the time, as the split writer task,
         // must not keep a due close timeout from expiring).
-        let due = self.close_deadline.is_some_and(|d| now >= d);
-        if close_sent && !self.close_expired && (self.close_deadline.is_none() || (wrote && !due)) {
-            self.close_deadline = Some(now + config.close_timeout);
+        let deadline = self.close_deadline();
+        let due = deadline.is_some_and(|d| now >= d);
+        if close_sent && !self.close_expired() && (deadline.is_none() || (wrote && !due)) {
+            self.rare().close_deadline = Some(now + config.close_timeout);
         }
         // The control-frame window: opened at the first reading after a
         // control frame, closed (count back to zero) at the first reading
         // a window later; `next_deadline` asks for that reading.
-        match self.control_window {
-            Some(start) if now >= start + CONTROL_WINDOW => {
-                self.control_window = None;
-                self.control_count = 0;
+        if let Some(rare) = self.rare.as_deref_mut() {
+            match rare.control_window {
+                Some(start) if now >= start + CONTROL_WINDOW => {
+                    rare.control_window = None;
+                    rare.control_count = 0;
+                }
+                None if rare.control_count > 0 => rare.control_window = Some(now),
+                _ => {}
             }
-            None if self.control_count > 0 => self.control_window = Some(now),
-            _ => {}
         }
         let marks = self.marks.get_or_insert(Marks { last_rx: now, last_ping: now });
         if std::mem::take(&mut self.rx_flag) {
@@ -83,9 +125,10 @@ impl Timers {
     /// Counts one control frame received from the peer; the error once
     /// the current window holds more than the configured limit.
     pub fn count_control(&mut self, config: &Config) -> Result<(), ProtocolError> {
-        self.control_count = self.control_count.saturating_add(1);
+        let rare = self.rare();
+        rare.control_count = rare.control_count.saturating_add(1);
         match config.max_control_frames_per_second {
-            Some(max) if self.control_count > max => Err(ProtocolError::ControlFrameFlood { max }),
+            Some(max) if rare.control_count > max => Err(ProtocolError::ControlFrameFlood { max }),
             _ => Ok(()),
         }
     }
@@ -93,16 +136,16 @@ impl Timers {
     /// A control-frame window is open: the driver must tell the time so it
     /// can end.
     pub fn counting_control(&self) -> bool {
-        self.control_count > 0
+        self.rare.as_ref().is_some_and(|r| r.control_count > 0)
     }
 
     /// The earliest deadline that matters; keepalive and idle deadlines
     /// only while the connection is `open` (its state is `State::Open`).
     pub fn next_deadline(&self, config: &Config, open: bool) -> Option<Instant> {
-        if self.close_expired {
+        if self.close_expired() {
             return None;
         }
-        if let Some(d) = self.close_deadline {
+        if let Some(d) = self.close_deadline() {
             return Some(d);
         }
         let marks = self.marks?;
@@ -111,7 +154,41 @@ impl Timers {
         }
         let idle = config.idle_timeout.map(|t| marks.last_rx + t);
         let ping = config.ping_interval.map(|t| marks.last_rx.max(marks.last_ping) + t);
-        let window = self.control_window.map(|start| start + CONTROL_WINDOW);
+        let window = self.rare.as_ref().and_then(|r| r.control_window).map(|start| start + CONTROL_WINDOW);
         [idle, ping, window].into_iter().flatten().min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Part of every connection's protocol: what only closing and
+    /// control-frame traffic need is boxed (48 bytes, 72 with it inline).
+    #[test]
+    fn timers_are_six_words() {
+        assert_eq!(std::mem::size_of::<Timers>(), 48);
+    }
+
+    #[test]
+    fn the_close_deadline_and_the_control_window_live_in_the_box_once_needed() {
+        let config = Config { ping_interval: None, idle_timeout: None, ..Config::default() };
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        timers.sync(t0, false, false, &config);
+        assert!(timers.rare.is_none() && timers.close_deadline().is_none() && !timers.counting_control());
+        timers.count_control(&config).unwrap();
+        assert!(timers.counting_control());
+        timers.sync(t0, false, false, &config);
+        assert_eq!(timers.next_deadline(&config, true), Some(t0 + CONTROL_WINDOW), "the window's end");
+        timers.sync(t0 + CONTROL_WINDOW, false, false, &config);
+        assert!(!timers.counting_control());
+        timers.sync(t0 + CONTROL_WINDOW, true, false, &config);
+        assert_eq!(timers.close_deadline(), Some(t0 + CONTROL_WINDOW + config.close_timeout));
+        assert!(!timers.close_expired() && !timers.idle_closing());
+        timers.start_idle_closing();
+        timers.expire_close();
+        assert!(timers.close_expired() && timers.idle_closing());
+        assert_eq!(timers.next_deadline(&config, false), None);
     }
 }

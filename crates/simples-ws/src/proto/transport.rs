@@ -78,7 +78,7 @@ impl Protocol {
         if self.state != State::Closed {
             return TransportAction::KeepOpen;
         }
-        if self.timers.close_expired {
+        if self.timers.close_expired() {
             // RFC 6455 §7.1.1: the client "MAY close the connection at any
             // time after sending and receiving a Close message, e.g., if it
             // has not received a TCP Close from the server in a reasonable
