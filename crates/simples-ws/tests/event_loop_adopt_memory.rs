@@ -141,7 +141,7 @@ fn adopted_idle_connection_memory_and_controls_allocate_nothing() {
     let calls = CONTROL_ALLOCS.load(Relaxed);
     println!("1,000 rounds of pause_reading(true/false), notify_drained and wake: {calls} allocation calls");
     assert_eq!(calls, 0, "the controls allocate per call");
-    // The slab's share (`Conn`: 288 B, 312 until 2026-12-05; the slab doubling its storage) and
+    // The slab's share (`Conn`: 264 B, 312 until 2026-12-05; the slab doubling its storage) and
     // nothing per connection besides: the protocol holds no buffer while
     // idle, its `Config` is shared.
     assert!(per <= 700.0, "{per:.0} B per idle adopted connection");
