@@ -19,6 +19,10 @@ enum Mode {
     DropBroadcast(u64),
     /// Send the n-th data broadcast twice to subscriber 0.
     DuplicateBroadcast(u64),
+    /// Deliver each join probe to one subscriber only, in turn: a server
+    /// whose fan-out is slower than the generator's probes, so that no
+    /// probe reaches every subscriber before the next one goes out.
+    SlowJoin,
     /// Close TCP without answering the close frame.
     NoCloseReply,
 }
@@ -73,6 +77,8 @@ struct Shared {
     subs: Mutex<Vec<TcpStream>>,
     echoed: AtomicU64,
     broadcast: AtomicU64,
+    /// Join probes seen (`Mode::SlowJoin`).
+    probes: AtomicU64,
 }
 
 fn fake_server(mode: Mode) -> SocketAddr {
@@ -83,6 +89,7 @@ fn fake_server(mode: Mode) -> SocketAddr {
         subs: Mutex::new(Vec::new()),
         echoed: AtomicU64::new(0),
         broadcast: AtomicU64::new(0),
+        probes: AtomicU64::new(0),
     });
     std::thread::spawn(move || {
         for s in l.incoming() {
@@ -131,6 +138,11 @@ fn serve(mut s: TcpStream, sh: &Shared) {
                 };
                 let f = frame(true, op, &p);
                 let subs = sh.subs.lock().unwrap();
+                if p[0] == b'P' && sh.mode == Mode::SlowJoin {
+                    let k = sh.probes.fetch_add(1, Ordering::SeqCst) as usize;
+                    let _ = (&subs[k % subs.len()]).write_all(&f);
+                    continue;
+                }
                 for (i, mut sub) in subs.iter().enumerate() {
                     if i == 0 && sh.mode == Mode::DropBroadcast(n) {
                         continue;
@@ -227,6 +239,16 @@ fn broadcast_against_a_good_server() {
     let r = run(&cfg("broadcast", fake_server(Mode::Good)));
     ok(&r);
     assert_eq!(r.unit, "deliveries/s");
+}
+
+/// Regression (2026-12-05): the join waited for every subscriber to get
+/// the latest probe, and probes go out every 200 ms; a server slower than
+/// that to reach all subscribers (tokio-tungstenite's and axum's with
+/// 10,000) never joined. Any probe proves a subscription.
+#[test]
+fn broadcast_joins_a_server_slower_than_the_probes() {
+    let r = run(&cfg("broadcast", fake_server(Mode::SlowJoin)));
+    ok(&r);
 }
 
 #[test]
