@@ -335,6 +335,22 @@ mod tests {
         assert_eq!(drained(&mut listed), vec![(id(1), texts(&["a", "a", "b"]))]);
     }
 
+    /// Regression (2026-12-05): at 4 MiB the last broadcast of such a
+    /// burst took the outbox path, and every subscriber got two writes.
+    #[test]
+    fn a_burst_of_64_broadcasts_of_64_bytes_to_1000_connections_fits_the_budget() {
+        let mut listed = Listed::<Id>::new();
+        for n in 0..64 {
+            let f = frame(&"x".repeat(64));
+            for c in 0..1000 {
+                listed.list(id(c), n == 0, &f);
+            }
+        }
+        assert_eq!(listed.bytes, 64 * 1000 * 66);
+        assert!(listed.bytes <= BUDGET, "{} B listed, budget {BUDGET} B", listed.bytes);
+        assert_eq!(listed.runs.len(), 1000);
+    }
+
     #[test]
     fn a_new_round_forgets_the_last_one() {
         let mut listed = Listed::<Id>::new();
