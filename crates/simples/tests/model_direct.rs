@@ -29,6 +29,10 @@
 //! `source_still_matches_the_model` fails when the sources no longer
 //! contain the lines modelled here.
 
+#[path = "common/restated.rs"]
+mod restated;
+use restated::restated;
+
 use shuttle::sync::atomic::{AtomicU8, Ordering};
 use shuttle::sync::Mutex;
 use std::collections::VecDeque;
@@ -225,26 +229,32 @@ fn mutant_a_plain_store_taking_the_path_is_caught() {
 /// the model.
 #[test]
 fn source_still_matches_the_model() {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let conn = norm(include_str!("../src/ws/conn.rs"));
-    assert!(conn.contains("let outbox = lock(&self.outbox); self.wake.close_direct(); outbox"));
-    let jobs = norm(include_str!("../src/ws/jobs.rs"));
-    assert!(jobs.contains(
-        "if outbox.is_empty() && !outbox.is_closing() && waiting < HIGH_WATER { // Under the lock: a push after this closes it again. conn.inner.wake.open_direct(); }"
-    ));
-    let signal = norm(include_str!("../src/ws/signal.rs"));
-    for line in [
-        "OPEN => self.direct.compare_exchange(OPEN, TAKEN, Ordering::Relaxed, Ordering::Relaxed).ok().map(|_| (*id, true)), TAKEN => Some((*id, false)), _ => None,",
-        "let _ = self.direct.compare_exchange(TAKEN, OPEN, Ordering::Relaxed, Ordering::Relaxed);",
-        "self.direct.store(CLOSED, Ordering::Relaxed);",
-    ] {
-        assert!(signal.contains(line), "signal.rs no longer contains: {line}");
-    }
-    let looped = norm(include_str!("../src/ws/looped.rs"));
+    restated("conn.rs", include_str!("../src/ws/conn.rs"), &["let outbox = lock(&self.outbox); self.wake.close_direct(); outbox"]);
+    restated(
+        "jobs.rs",
+        include_str!("../src/ws/jobs.rs"),
+        &["if outbox.is_empty() && !outbox.is_closing() && waiting < HIGH_WATER { // Under the lock: a push after this closes it again. conn.inner.wake.open_direct(); }"],
+    );
+    restated(
+        "signal.rs",
+        include_str!("../src/ws/signal.rs"),
+        &[
+            "OPEN => self.direct.compare_exchange(OPEN, TAKEN, Ordering::Relaxed, Ordering::Relaxed).ok().map(|_| (*id, true)), TAKEN => Some((*id, false)), _ => None,",
+            "let _ = self.direct.compare_exchange(TAKEN, OPEN, Ordering::Relaxed, Ordering::Relaxed);",
+            "self.direct.store(CLOSED, Ordering::Relaxed);",
+        ],
+    );
+    let looped = restated(
+        "looped.rs",
+        include_str!("../src/ws/looped.rs"),
+        &["fn before_writes(&mut self, ctx: &mut Ctx<'_>) { self.write_direct(ctx); }"],
+    );
     let write = looped.find("if direct::listed(id) { self.write_direct(ctx); }").expect("step writes the listed frames");
     let pump = looped.find("let backlog = pump(").unwrap();
     assert!(write < pump, "step must write the listed frames before it pumps");
-    assert!(looped.contains("fn before_writes(&mut self, ctx: &mut Ctx<'_>) { self.write_direct(ctx); }"));
-    let host = norm(include_str!("../src/ws/host.rs"));
-    assert!(host.contains("if here != 0 && direct::offer(here, &conn.inner.wake, &frame) { queued += 1; continue; }"));
+    restated(
+        "host.rs",
+        include_str!("../src/ws/host.rs"),
+        &["if here != 0 && direct::offer(here, &conn.inner.wake, &frame) { queued += 1; continue; }"],
+    );
 }

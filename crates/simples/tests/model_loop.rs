@@ -25,6 +25,10 @@
 //! lost wake-up. `source_still_matches_the_model`
 //! fails when the sources no longer contain the lines modelled here.
 
+#[path = "common/restated.rs"]
+mod restated;
+use restated::restated;
+
 use shuttle::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use shuttle::sync::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -288,51 +292,51 @@ fn mutant_signal_taken_after_the_pump_is_caught() {
 /// the model.
 #[test]
 fn source_still_matches_the_model() {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let looped = norm(include_str!("../src/ws/looped.rs"));
-    for line in [
-        // ConnWake: the lane's `Lister` (the signal's part is checked below)
-        "fn list(&self, id: ConnId) { lock(&self.ready).push(id); self.handle.wake(); }",
-        // on_wake
-        "self.ready.extend(lock(&self.lane.ready).drain(..)); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
-        // open: registered, then stepped at once
-        "host.register(&conn);",
-        "_slot: slot.map(Box::new) }); self.step(ctx, id); }",
-        // on_drained
-        "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id);",
-        // step: queued cleared first ...
-        "// A wake-up from now on lists the connection again. entry.conn.inner.wake.unlist();",
-        // ... then take, pump.
-        "// `Signal::list`), and what they announce is pumped below. conn.inner.wake.take();",
-        // the signal lists on the lane, and the handlers' waker is the
-        // connection, which lists the same way
-        "Signal::fixed(self.lane.clone(), self.lane.number, id)",
-        "impl Wake for ConnInner { fn wake(self: Arc<Self>) { self.wake.list(); } fn wake_by_ref(self: &Arc<Self>) { self.wake.list(); } }",
-        "if backlog { ctx.notify_drained(id); }",
-    ] {
-        assert!(looped.contains(line), "looped.rs no longer contains: {line}");
-    }
+    let looped = restated(
+        "looped.rs",
+        include_str!("../src/ws/looped.rs"),
+        &[
+            // ConnWake: the lane's `Lister` (the signal's part is checked below)
+            "fn list(&self, id: ConnId) { lock(&self.ready).push(id); self.handle.wake(); }",
+            // on_wake
+            "self.ready.extend(lock(&self.lane.ready).drain(..)); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
+            // open: registered, then stepped at once
+            "host.register(&conn);",
+            "_slot: slot.map(Box::new) }); self.step(ctx, id); }",
+            // on_drained
+            "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id);",
+            // step: queued cleared first ...
+            "// A wake-up from now on lists the connection again. entry.conn.inner.wake.unlist();",
+            // ... then take, pump.
+            "// `Signal::list`), and what they announce is pumped below. conn.inner.wake.take();",
+            // the signal lists on the lane, and the handlers' waker is the
+            // connection, which lists the same way
+            "Signal::fixed(self.lane.clone(), self.lane.number, id)",
+            "impl Wake for ConnInner { fn wake(self: Arc<Self>) { self.wake.list(); } fn wake_by_ref(self: &Arc<Self>) { self.wake.list(); } }",
+            "if backlog { ctx.notify_drained(id); }",
+        ],
+    );
     let queued = looped.find("entry.conn.inner.wake.unlist();").unwrap();
     let take = looped.find("conn.inner.wake.take();").unwrap();
     let pump = looped.find("let backlog = pump(").unwrap();
     assert!(queued < take && take < pump, "step's order changed");
-    let signal = norm(include_str!("../src/ws/signal.rs"));
-    for line in [
-        // ConnWake's flag, now the signal's
-        "if !self.queued.swap(true, Ordering::AcqRel) { lister.list(*id); }",
-        "pub(crate) fn unlist(&self) { self.queued.store(false, Ordering::Release); }",
-        "Target::Fixed(..) => self.list(),",
-    ] {
-        assert!(signal.contains(line), "signal.rs no longer contains: {line}");
-    }
-    let server = norm(include_str!("../../simples-ws/src/event_loop/server.rs"));
-    for line in [
-        "if !self.woken.swap(true, Ordering::AcqRel) { let _ = self.waker.wake(); }",
-        "if handle.woken.load(Ordering::Acquire) && handle.woken.swap(false, Ordering::AcqRel) {",
-    ] {
-        assert!(server.contains(line), "event_loop/server.rs no longer contains: {line}");
-    }
-    let conn = norm(include_str!("../src/ws/conn.rs"));
-    assert!(conn.contains("if pushed.wakes() { self.inner.wake.notify(); }"));
-    assert!(signal.contains("if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(..) => self.list(), } }"));
+    restated(
+        "signal.rs",
+        include_str!("../src/ws/signal.rs"),
+        &[
+            // ConnWake's flag, now the signal's
+            "if !self.queued.swap(true, Ordering::AcqRel) { lister.list(*id); }",
+            "pub(crate) fn unlist(&self) { self.queued.store(false, Ordering::Release); }",
+            "if self.state.fetch_or(SET, Ordering::AcqRel) == 0 { match &self.target { Target::Task(w) => w.wake(), Target::Fixed(..) => self.list(), } }",
+        ],
+    );
+    restated(
+        "event_loop/server.rs",
+        include_str!("../../simples-ws/src/event_loop/server.rs"),
+        &[
+            "if !self.woken.swap(true, Ordering::AcqRel) { let _ = self.waker.wake(); }",
+            "if handle.woken.load(Ordering::Acquire) && handle.woken.swap(false, Ordering::AcqRel) {",
+        ],
+    );
+    restated("conn.rs", include_str!("../src/ws/conn.rs"), &["if pushed.wakes() { self.inner.wake.notify(); }"]);
 }
