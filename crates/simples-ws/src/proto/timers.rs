@@ -9,6 +9,7 @@
 //! first call.
 
 use super::{Config, ProtocolError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The window of `Config::max_control_frames_per_second`.
@@ -17,8 +18,10 @@ const CONTROL_WINDOW: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(super) struct Timers {
     /// When data was last received and when we last sent a keepalive ping;
-    /// `None` until the first call tells the time (the connection's start).
-    marks: Option<Marks>,
+    /// meaningful once `started`.
+    marks: Marks,
+    /// The first call told the time (the connection's start): `marks` hold.
+    started: bool,
     /// Data arrived since the last sync.
     pub rx_flag: bool,
     /// The closing handshake's deadline and the control-frame window:
@@ -47,12 +50,61 @@ struct Rare {
     control_window: Option<Instant>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The connection's marks, as [`Mark`]s (16 bytes where two `Instant`s
+/// took 32).
+#[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Marks {
     /// When data was last received (or the connection started).
-    pub last_rx: Instant,
+    last_rx: Mark,
     /// When we last sent a keepalive ping (or the connection started).
-    pub last_ping: Instant,
+    last_ping: Mark,
+}
+
+impl Marks {
+    /// When data was last received (or the connection started).
+    pub fn last_rx(&self) -> Instant {
+        self.last_rx.instant()
+    }
+
+    /// When we last sent a keepalive ping (or the connection started).
+    pub fn last_ping(&self) -> Instant {
+        self.last_ping.instant()
+    }
+
+    /// Records a keepalive ping sent at `now`.
+    pub fn set_last_ping(&mut self, now: Instant) {
+        self.last_ping = Mark::new(now);
+    }
+}
+
+/// The reference of every [`Mark`]: the first instant any connection's
+/// timers were told (the core reads no clock).
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+/// An instant in 8 bytes: signed nanoseconds from [`ORIGIN`] (an instant
+/// told later may be earlier than the first). Exact both ways for instants
+/// within 292 years of the origin; further ones saturate there.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Mark(i64);
+
+impl Mark {
+    fn new(t: Instant) -> Mark {
+        let origin = *ORIGIN.get_or_init(|| t);
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        match t.checked_duration_since(origin) {
+            Some(after) => Mark(nanos(after)),
+            None => Mark(-nanos(origin - t)),
+        }
+    }
+
+    fn instant(self) -> Instant {
+        // Only made by `Mark::new` (or `Default`, never read before a
+        // `new`: `Timers::started`), so the origin is set.
+        let origin = *ORIGIN.get().expect("a mark is made from an instant first");
+        let d = Duration::from_nanos(self.0.unsigned_abs());
+        let t = if self.0 >= 0 { origin.checked_add(d) } else { origin.checked_sub(d) };
+        t.unwrap_or(origin)
+    }
 }
 
 impl Timers {
@@ -115,11 +167,14 @@ impl Timers {
                 _ => {}
             }
         }
-        let marks = self.marks.get_or_insert(Marks { last_rx: now, last_ping: now });
-        if std::mem::take(&mut self.rx_flag) {
-            marks.last_rx = now;
+        if !self.started {
+            self.started = true;
+            self.marks = Marks { last_rx: Mark::new(now), last_ping: Mark::new(now) };
         }
-        marks
+        if std::mem::take(&mut self.rx_flag) {
+            self.marks.last_rx = Mark::new(now);
+        }
+        &mut self.marks
     }
 
     /// Counts one control frame received from the peer; the error once
@@ -148,12 +203,12 @@ impl Timers {
         if let Some(d) = self.close_deadline() {
             return Some(d);
         }
-        let marks = self.marks?;
-        if !open {
+        if !self.started || !open {
             return None;
         }
-        let idle = config.idle_timeout.map(|t| marks.last_rx + t);
-        let ping = config.ping_interval.map(|t| marks.last_rx.max(marks.last_ping) + t);
+        let last_rx = self.marks.last_rx();
+        let idle = config.idle_timeout.map(|t| last_rx + t);
+        let ping = config.ping_interval.map(|t| last_rx.max(self.marks.last_ping()) + t);
         let window = self.rare.as_ref().and_then(|r| r.control_window).map(|start| start + CONTROL_WINDOW);
         [idle, ping, window].into_iter().flatten().min()
     }
@@ -164,10 +219,33 @@ mod tests {
     use super::*;
 
     /// Part of every connection's protocol: what only closing and
-    /// control-frame traffic need is boxed (48 bytes, 72 with it inline).
+    /// control-frame traffic need is boxed (48 bytes, 72 with it inline),
+    /// the marks are 8 bytes each (32 with them as `Instant`s).
     #[test]
-    fn timers_are_six_words() {
-        assert_eq!(std::mem::size_of::<Timers>(), 48);
+    fn timers_are_four_words() {
+        assert_eq!(std::mem::size_of::<Timers>(), 32);
+    }
+
+    /// Marks convert back to the instant they were made from, whether it
+    /// comes before or after the origin (the first instant told).
+    #[test]
+    fn marks_are_exact_around_the_origin() {
+        let now = Instant::now();
+        Mark::new(now);
+        // Set by this or by an earlier test.
+        let origin = *ORIGIN.get().unwrap();
+        for t in [
+            origin,
+            origin + Duration::from_nanos(1),
+            origin + Duration::from_secs(86_400 * 365),
+            origin - Duration::from_nanos(1),
+            origin - Duration::from_millis(1_500),
+            now,
+            now + Duration::from_secs(30),
+        ] {
+            assert_eq!(Mark::new(t).instant(), t);
+        }
+        assert!(Mark::new(origin - Duration::from_secs(1)).0 < 0);
     }
 
     #[test]
