@@ -302,7 +302,7 @@ fn source_still_matches_the_model() {
             "self.ready.extend(lock(&self.lane.ready).drain(..)); let mut ready = std::mem::take(&mut self.ready); for id in ready.drain(..) { self.step(ctx, id); }",
             // open: registered, then stepped at once
             "host.register(&conn);",
-            "_slot: slot.map(Box::new) }); self.step(ctx, id); }",
+            "paused: false, rare }); self.step(ctx, id); }",
             // on_drained
             "fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) { self.step(ctx, id);",
             // step: queued cleared first ...
@@ -311,7 +311,7 @@ fn source_still_matches_the_model() {
             "// `Signal::list`), and what they announce is pumped below. conn.inner.wake.take();",
             // the signal lists on the lane, and the handlers' waker is the
             // connection, which lists the same way
-            "Signal::fixed(self.lane.clone(), self.lane.number, id)",
+            "Signal::fixed(self.lister.clone(), self.lane.number, id)",
             "impl Wake for ConnInner { fn wake(self: Arc<Self>) { self.wake.list(); } fn wake_by_ref(self: &Arc<Self>) { self.wake.list(); } }",
             "if backlog { ctx.notify_drained(id); }",
         ],

@@ -46,10 +46,16 @@ impl ConnInner {
         outbox
     }
 
+    /// The driver has ended (its outbox is finished; see [`Extras`]). Only
+    /// looks: the direct path stays open (nothing is pushed).
+    pub(crate) fn ended(&self) -> bool {
+        lock(&self.outbox).is_finished()
+    }
+
     /// Records channel `name`; `false` once the connection has ended.
     pub(crate) fn join_channel(&self, name: &str) -> bool {
         let mut extras = lock(&self.extras);
-        if extras.left || self.outbox().is_finished() {
+        if self.ended() {
             return false;
         }
         extras.used().names.push(name.to_string());
@@ -63,11 +69,11 @@ impl ConnInner {
         }
     }
 
-    /// The connection ended: it joins no channel any more; returns the
-    /// channels it was in.
+    /// The connection ended (its outbox is finished, so it joins no
+    /// channel any more); returns the channels it was in.
     pub(crate) fn leave_all_channels(&self) -> Vec<String> {
         let mut extras = lock(&self.extras);
-        extras.left = true;
+        debug_assert!(self.ended(), "the driver finishes the outbox before it leaves the channels");
         extras.used.as_mut().map(|used| std::mem::take(&mut used.names)).unwrap_or_default()
     }
 }
@@ -232,7 +238,7 @@ impl WsConn {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut extras = lock(&self.inner.extras);
-            if extras.closed {
+            if self.inner.ended() {
                 return Err(WsError::Closed);
             }
             let used = extras.used();
@@ -373,10 +379,11 @@ impl WsConn {
         }
     }
 
-    /// The connection ended: fail the waiting requests, refuse new ones.
+    /// The connection ended (its outbox is finished, so new requests are
+    /// refused): fail the waiting ones.
     pub(crate) fn end_requests(&self) {
         let mut extras = lock(&self.inner.extras);
-        extras.closed = true;
+        debug_assert!(self.inner.ended(), "the driver finishes the outbox before it ends the requests");
         if let Some(used) = extras.used.as_mut() {
             used.waiting = None;
         }

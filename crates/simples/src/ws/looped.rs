@@ -44,7 +44,7 @@ use super::channel::leave_all;
 use super::direct;
 use super::jobs::{caught, dispatch, pump, receive, report, Handler, Pending, Running};
 use super::outbox::{Out, HIGH_WATER};
-use super::signal::{Lister, Signal};
+use super::signal::{Lister, SharedLister, Signal};
 use super::state::{Adoption, ConnInner, Lane, Loops, Retired, WsConn, WsShared};
 use crate::lifecycle::Together;
 
@@ -237,6 +237,7 @@ fn start_into(threads: usize, loops: &mut Loops) -> std::io::Result<()> {
             stopped: AtomicBool::new(false),
         });
         let handler = LoopHandler {
+            lister: Arc::new(Box::new(lane.clone())),
             lane: lane.clone(),
             entries: Vec::new(),
             ready: Vec::new(),
@@ -275,7 +276,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Where a loop connection's wake-ups list it (`Signal::list`, once at
 /// a time).
-impl Lister for Lane {
+impl Lister for Arc<Lane> {
     fn list(&self, id: ConnId) {
         lock(&self.ready).push(id);
         self.handle.wake();
@@ -309,17 +310,34 @@ struct Entry {
     generation: u32,
     /// Reading paused while handlers lag.
     paused: bool,
+    /// What only some connections have, in one box made only for them (8
+    /// bytes per connection, not 16 for two).
+    rare: Option<Box<EntryRare>>,
+}
+
+/// See `Entry::rare`.
+struct EntryRare {
     /// The connection's span (id, peer, host, path), entered while its
-    /// handlers run; boxed, and only when some subscriber wants it.
-    span: Option<Box<tracing::Span>>,
+    /// handlers run; only when some subscriber wants it.
+    span: Option<tracing::Span>,
     /// The admission slot (with connection limits only), released with
-    /// the connection; boxed: most hosts have no limits.
-    _slot: Option<Box<super::admission::Slot>>,
+    /// the connection.
+    slot: Option<super::admission::Slot>,
+}
+
+impl Entry {
+    /// The connection's span, if it has one.
+    fn span(&self) -> Option<tracing::Span> {
+        self.rare.as_ref().and_then(|r| r.span.clone())
+    }
 }
 
 /// The loop's [`EventHandler`]: the framework's connections of one lane.
 struct LoopHandler {
     lane: Arc<Lane>,
+    /// The lane as its connections' signals list on it (`Lister for
+    /// Arc<Lane>`), made once.
+    lister: SharedLister,
     /// By `ConnId::index` (dense: the loop reuses its slots).
     entries: Vec<Option<Entry>>,
     /// Scratch lists, filled from the lane's under its lock.
@@ -353,21 +371,22 @@ impl LoopHandler {
         // `Adoption`).
         let kept = request.rehome();
         self.retired.push(Retired { _request: request });
-        let conn = WsConn::new(conn_id, host.clone(), kept, Signal::fixed(self.lane.clone(), self.lane.number, id));
+        let conn = WsConn::new(conn_id, host.clone(), kept, Signal::fixed(self.lister.clone(), self.lane.number, id));
         host.register(&conn);
         let (on_open, _) = host.lifecycle_handlers();
         let generation = host.force.load(Ordering::SeqCst) as u32;
         let span = tracing::info_span!("ws", id = conn.id(), peer = %conn.peer_addr(), host = %conn.host_name(), path = %conn.path());
-        let span = (!span.is_disabled()).then(|| Box::new(span));
+        let span = (!span.is_disabled()).then_some(span);
         let task = {
-            let _in = span.as_deref().map(tracing::Span::enter);
+            let _in = span.as_ref().map(tracing::Span::enter);
             on_open.map(|open| caught(open(conn.clone())))
         };
         let index = id.index();
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }
-        self.entries[index] = Some(Entry { conn, id, task, pending: None, generation, paused: false, span, _slot: slot.map(Box::new) });
+        let rare = (span.is_some() || slot.is_some()).then(|| Box::new(EntryRare { span, slot }));
+        self.entries[index] = Some(Entry { conn, id, task, pending: None, generation, paused: false, rare });
         self.step(ctx, id);
     }
 
@@ -381,7 +400,7 @@ impl LoopHandler {
         entry.conn.inner.wake.unlist();
         let conn = entry.conn.clone();
         let host = &conn.inner.host;
-        let span = entry.span.as_deref().cloned();
+        let span = entry.span();
         let _in = span.as_ref().map(tracing::Span::enter);
         // The handler, then the messages that waited for it, in order;
         // polled with a waker made from the connection (the first time).
@@ -498,7 +517,8 @@ impl LoopHandler {
     /// new messages, leave the registry and the channels, fail the waiting
     /// requests, then tell the application (as the tokio driver does).
     fn finish(&self, entry: Entry, frame: Option<CloseFrame>) {
-        let Entry { conn, task, pending, _slot, .. } = entry;
+        let Entry { conn, task, pending, rare, .. } = entry;
+        let slot = rare.and_then(|r| r.slot);
         conn.inner.outbox().finish();
         drop(task);
         drop(pending);
@@ -511,7 +531,7 @@ impl LoopHandler {
         if let Some(close) = on_close {
             self.runtime.spawn(async move {
                 report(caught(close(conn, frame)).await);
-                drop(_slot);
+                drop(slot);
             });
         }
     }
@@ -567,7 +587,7 @@ impl EventHandler for LoopHandler {
             return;
         };
         let conn = entry.conn.clone();
-        let span = entry.span.as_deref().cloned();
+        let span = entry.span();
         let _in = span.as_ref().map(tracing::Span::enter);
         let Some((job, size)) = receive(&conn, msg) else {
             // An acknowledgement, or a refusal already queued.
@@ -613,5 +633,26 @@ impl EventHandler for LoopHandler {
         // What leaving the channels broadcast (presence): `on_close` may
         // come after `before_writes`.
         self.write_direct(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One per connection of a loop (the handler's table): the span and
+    /// the admission slot share one box (64 bytes with a box each).
+    #[test]
+    fn an_entry_is_seven_words() {
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
+    }
+
+    /// The connection's shared state: 200 bytes with the `Arc`'s counts,
+    /// so malloc's 208-byte chunk (224 before the signal's lister was a
+    /// thin pointer and the ended flags were the outbox's).
+    #[test]
+    fn a_connection_fits_a_208_byte_chunk() {
+        assert_eq!(std::mem::size_of::<ConnInner>() + 16, 200);
     }
 }

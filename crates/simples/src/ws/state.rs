@@ -180,17 +180,16 @@ pub(crate) struct ConnInner {
 
 /// What only some connections use: channels and requests. The lists
 /// are allocated by the first join or request (an idle connection that
-/// does neither holds 16 B here, not the 72 B of two locked lists). Lock
+/// does neither holds 8 B here, not the 72 B of two locked lists). Lock
 /// order: the channel table, a room, this, then the outbox (`channel`,
-/// `ConnInner::join_channel`).
+/// `ConnInner::join_channel`). Whether the connection has ended is its
+/// outbox's `finished` flag (`ConnInner::ended`): both drivers finish the
+/// outbox before they leave the channels and fail the requests, each under
+/// this lock, so a join or request made under it before the finish is
+/// seen by them, and one made after is refused.
 #[derive(Default)]
 pub(crate) struct Extras {
     pub(crate) used: Option<Box<Used>>,
-    /// The connection has left its channels (ended): it joins none any
-    /// more.
-    pub(crate) left: bool,
-    /// The connection ended: no new requests.
-    pub(crate) closed: bool,
 }
 
 /// See [`Extras`].
