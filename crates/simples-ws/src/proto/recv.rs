@@ -65,7 +65,7 @@ impl Protocol {
             return;
         }
         // Activity for the idle timer (stamped at the next clock reading).
-        self.timers.rx_flag = true;
+        self.received = true;
     }
 
     /// Copies bytes read elsewhere in, as [`Protocol::read_buf`] and
@@ -97,7 +97,7 @@ impl Protocol {
     /// is already queued in [`Protocol::output`], and later calls return
     /// `Ok(None)`.
     pub fn poll_message(&mut self) -> Result<Option<Message>, ProtocolError> {
-        if let Some(rare) = self.rare.as_mut() {
+        if let Some(rare) = self.timers.extra_if_made() {
             if let Some(err) = rare.pending_error.take() {
                 return Err(err);
             }

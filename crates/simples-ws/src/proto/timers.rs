@@ -15,25 +15,26 @@ use std::time::{Duration, Instant};
 /// The window of `Config::max_control_frames_per_second`.
 const CONTROL_WINDOW: Duration = Duration::from_secs(1);
 
+/// `X`: the protocol's own rare state (`Protocol::rare`), kept in the
+/// same box as the timers' (one pointer and one allocation per connection
+/// for both).
 #[derive(Debug, Default)]
-pub(super) struct Timers {
+pub(super) struct Timers<X> {
     /// When data was last received and when we last sent a keepalive ping;
-    /// meaningful once `started`.
+    /// unset until the first call tells the time (the connection's start).
     marks: Marks,
-    /// The first call told the time (the connection's start): `marks` hold.
-    started: bool,
-    /// Data arrived since the last sync.
-    pub rx_flag: bool,
-    /// The closing handshake's deadline and the control-frame window:
-    /// boxed, made by the first close frame queued, idle timeout or
-    /// control frame received (an idle connection has none: 24 bytes less
-    /// per connection).
-    rare: Option<Box<Rare>>,
+    /// The closing handshake's deadline and the control-frame window,
+    /// with `X`: boxed, made by the first close frame queued, idle timeout
+    /// or control frame received, or by the first use of `X` (an idle
+    /// connection has none: 48 bytes less per connection).
+    rare: Option<Box<Rare<X>>>,
 }
 
 /// See `Timers::rare`.
 #[derive(Debug, Default)]
-struct Rare {
+struct Rare<X> {
+    /// The protocol's.
+    extra: X,
     /// When the close timeout expires, once our close frame was queued: a
     /// close timeout after the last time output was written (the peer may
     /// still be reading what was queued before the close frame).
@@ -51,8 +52,8 @@ struct Rare {
 }
 
 /// The connection's marks, as [`Mark`]s (16 bytes where two `Instant`s
-/// took 32).
-#[derive(Debug, Default, Clone, Copy)]
+/// took 32, and an `Option` of them 40).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Marks {
     /// When data was last received (or the connection started).
     last_rx: Mark,
@@ -60,7 +61,18 @@ pub(super) struct Marks {
     last_ping: Mark,
 }
 
+impl Default for Marks {
+    /// Not started.
+    fn default() -> Marks {
+        Marks { last_rx: Mark::UNSET, last_ping: Mark::UNSET }
+    }
+}
+
 impl Marks {
+    fn started(&self) -> bool {
+        self.last_rx != Mark::UNSET
+    }
+
     /// When data was last received (or the connection started).
     pub fn last_rx(&self) -> Instant {
         self.last_rx.instant()
@@ -84,10 +96,13 @@ static ORIGIN: OnceLock<Instant> = OnceLock::new();
 /// An instant in 8 bytes: signed nanoseconds from [`ORIGIN`] (an instant
 /// told later may be earlier than the first). Exact both ways for instants
 /// within 292 years of the origin; further ones saturate there.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mark(i64);
 
 impl Mark {
+    /// No instant (`new` never makes it: it saturates at `-i64::MAX`).
+    const UNSET: Mark = Mark(i64::MIN);
+
     fn new(t: Instant) -> Mark {
         let origin = *ORIGIN.get_or_init(|| t);
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
@@ -98,8 +113,8 @@ impl Mark {
     }
 
     fn instant(self) -> Instant {
-        // Only made by `Mark::new` (or `Default`, never read before a
-        // `new`: `Timers::started`), so the origin is set.
+        // Only read once made by `Mark::new` (`Marks::started`), so the
+        // origin is set.
         let origin = *ORIGIN.get().expect("a mark is made from an instant first");
         let d = Duration::from_nanos(self.0.unsigned_abs());
         let t = if self.0 >= 0 { origin.checked_add(d) } else { origin.checked_sub(d) };
@@ -107,9 +122,24 @@ impl Mark {
     }
 }
 
-impl Timers {
-    fn rare(&mut self) -> &mut Rare {
+impl<X: Default> Timers<X> {
+    fn rare(&mut self) -> &mut Rare<X> {
         self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The protocol's rare state, if made.
+    pub fn extra(&self) -> Option<&X> {
+        self.rare.as_deref().map(|r| &r.extra)
+    }
+
+    /// The protocol's rare state, if made, to change.
+    pub fn extra_if_made(&mut self) -> Option<&mut X> {
+        self.rare.as_deref_mut().map(|r| &mut r.extra)
+    }
+
+    /// The protocol's rare state, made if needed.
+    pub fn extra_mut(&mut self) -> &mut X {
+        &mut self.rare().extra
     }
 
     /// When the close timeout expires, once our close frame was queued.
@@ -138,13 +168,13 @@ impl Timers {
     }
 
     /// Stamps the events recorded since the last call with `now`; returns
-    /// the marks, which exist from then on. `wrote`: output was written
-    /// since the last call. Once our close frame is queued, the close
+    /// the marks, which exist from then on. `received`: data arrived since
+    /// the last call; `wrote`: output was written since the last call. Once our close frame is queued, the close
     /// timeout runs from the last write: a peer that keeps reading a backlog
     /// queued before the close frame (a graceful stop behind many messages)
     /// is not cut off while it reads, and one that reads nothing is still
     /// given up a close timeout after its last progress.
-    pub fn sync(&mut self, now: Instant, close_sent: bool, wrote: bool, config: &Config) -> &mut Marks {
+    pub fn sync(&mut self, now: Instant, close_sent: bool, received: bool, wrote: bool, config: &Config) -> &mut Marks {
         // A write is stamped with the time of this call, which may come
         // later than the write: never past a deadline already due (a driver
         // that writes without telling the time, as the split writer task,
@@ -167,11 +197,9 @@ impl Timers {
                 _ => {}
             }
         }
-        if !self.started {
-            self.started = true;
+        if !self.marks.started() {
             self.marks = Marks { last_rx: Mark::new(now), last_ping: Mark::new(now) };
-        }
-        if std::mem::take(&mut self.rx_flag) {
+        } else if received {
             self.marks.last_rx = Mark::new(now);
         }
         &mut self.marks
@@ -203,7 +231,7 @@ impl Timers {
         if let Some(d) = self.close_deadline() {
             return Some(d);
         }
-        if !self.started || !open {
+        if !self.marks.started() || !open {
             return None;
         }
         let last_rx = self.marks.last_rx();
@@ -220,10 +248,11 @@ mod tests {
 
     /// Part of every connection's protocol: what only closing and
     /// control-frame traffic need is boxed (48 bytes, 72 with it inline),
-    /// the marks are 8 bytes each (32 with them as `Instant`s).
+    /// the marks are 8 bytes each (32 with them as `Instant`s) and say
+    /// themselves whether they are set.
     #[test]
-    fn timers_are_four_words() {
-        assert_eq!(std::mem::size_of::<Timers>(), 32);
+    fn timers_are_three_words() {
+        assert_eq!(std::mem::size_of::<Timers<()>>(), 24);
     }
 
     /// Marks convert back to the instant they were made from, whether it
@@ -252,16 +281,16 @@ mod tests {
     fn the_close_deadline_and_the_control_window_live_in_the_box_once_needed() {
         let config = Config { ping_interval: None, idle_timeout: None, ..Config::default() };
         let t0 = Instant::now();
-        let mut timers = Timers::default();
-        timers.sync(t0, false, false, &config);
+        let mut timers = Timers::<()>::default();
+        timers.sync(t0, false, false, false, &config);
         assert!(timers.rare.is_none() && timers.close_deadline().is_none() && !timers.counting_control());
         timers.count_control(&config).unwrap();
         assert!(timers.counting_control());
-        timers.sync(t0, false, false, &config);
+        timers.sync(t0, false, false, false, &config);
         assert_eq!(timers.next_deadline(&config, true), Some(t0 + CONTROL_WINDOW), "the window's end");
-        timers.sync(t0 + CONTROL_WINDOW, false, false, &config);
+        timers.sync(t0 + CONTROL_WINDOW, false, false, false, &config);
         assert!(!timers.counting_control());
-        timers.sync(t0 + CONTROL_WINDOW, true, false, &config);
+        timers.sync(t0 + CONTROL_WINDOW, true, false, false, &config);
         assert_eq!(timers.close_deadline(), Some(t0 + CONTROL_WINDOW + config.close_timeout));
         assert!(!timers.close_expired() && !timers.idle_closing());
         timers.start_idle_closing();
