@@ -301,10 +301,6 @@ struct Entry {
     task: Option<Handler>,
     /// Messages waiting for the running handler; allocated by the first.
     pending: Option<Box<Pending>>,
-    /// Its id on the loop (also in the connection's signal: kept here,
-    /// where the loop looks first, so that finding an entry does not reach
-    /// into another allocation).
-    id: ConnId,
     /// `WsShared::force` when the connection started (its low bits: the
     /// counter only ever grows by one at a time).
     generation: u32,
@@ -326,6 +322,15 @@ struct EntryRare {
 }
 
 impl Entry {
+    /// Whether this is connection `id` (not one before it in the slot):
+    /// its id on the loop is its signal's (not kept here too: the entry
+    /// would take 56 bytes, not 48; the lookups that ask touch the
+    /// signal's cache line next anyway).
+    #[inline]
+    fn is(&self, id: ConnId) -> bool {
+        self.conn.inner.wake.loop_id() == Some(id)
+    }
+
     /// The connection's span, if it has one.
     fn span(&self) -> Option<tracing::Span> {
         self.rare.as_ref().and_then(|r| r.span.clone())
@@ -352,7 +357,7 @@ struct LoopHandler {
 
 impl LoopHandler {
     fn entry(&mut self, id: ConnId) -> Option<&mut Entry> {
-        self.entries.get_mut(id.index())?.as_mut().filter(|e| e.id == id)
+        self.entries.get_mut(id.index())?.as_mut().filter(|e| e.is(id))
     }
 
     /// A connection handed over by `adopt` joins the loop and opens.
@@ -386,14 +391,14 @@ impl LoopHandler {
             self.entries.resize_with(index + 1, || None);
         }
         let rare = (span.is_some() || slot.is_some()).then(|| Box::new(EntryRare { span, slot }));
-        self.entries[index] = Some(Entry { conn, id, task, pending: None, generation, paused: false, rare });
+        self.entries[index] = Some(Entry { conn, task, pending: None, generation, paused: false, rare });
         self.step(ctx, id);
     }
 
     /// Everything a wake-up may call for: the handler, the next message,
     /// the outbox, a forced stop.
     fn step(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
-        let Some(entry) = self.entries.get_mut(id.index()).and_then(Option::as_mut).filter(|e| e.id == id) else {
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(Option::as_mut).filter(|e| e.is(id)) else {
             return;
         };
         // A wake-up from now on lists the connection again.
@@ -494,7 +499,7 @@ impl LoopHandler {
         }
         let entries = &self.entries;
         direct::drain(|id, frames| {
-            let Some(entry) = entries.get(id.index()).and_then(Option::as_ref).filter(|e| e.id == id) else {
+            let Some(entry) = entries.get(id.index()).and_then(Option::as_ref).filter(|e| e.is(id)) else {
                 return;
             };
             // Sent at once when nothing waited: the outputs of a burst to
@@ -619,7 +624,7 @@ impl EventHandler for LoopHandler {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_>, id: ConnId, reason: CloseReason) {
-        let Some(entry) = self.entries.get_mut(id.index()).and_then(|e| e.take_if(|e| e.id == id)) else {
+        let Some(entry) = self.entries.get_mut(id.index()).and_then(|e| e.take_if(|e| e.is(id))) else {
             return;
         };
         let frame = match reason {
@@ -641,18 +646,20 @@ mod tests {
     use super::*;
 
     /// One per connection of a loop (the handler's table): the span and
-    /// the admission slot share one box (64 bytes with a box each).
+    /// the admission slot share one box (64 bytes with a box each), the
+    /// loop's id is the signal's (56 with a copy here).
     #[test]
-    fn an_entry_is_seven_words() {
-        assert_eq!(std::mem::size_of::<Entry>(), 56);
-        assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
+    fn an_entry_is_six_words() {
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 48);
     }
 
-    /// The connection's shared state: 200 bytes with the `Arc`'s counts,
-    /// so malloc's 208-byte chunk (224 before the signal's lister was a
-    /// thin pointer and the ended flags were the outbox's).
+    /// The connection's shared state: 184 bytes with the `Arc`'s counts,
+    /// so malloc's 192-byte chunk (224 before the signal's lister was a
+    /// thin pointer and the ended flags were the outbox's, 208 before the
+    /// request's ends moved into its text).
     #[test]
-    fn a_connection_fits_a_208_byte_chunk() {
-        assert_eq!(std::mem::size_of::<ConnInner>() + 16, 200);
+    fn a_connection_fits_a_192_byte_chunk() {
+        assert_eq!(std::mem::size_of::<ConnInner>() + 16, 184);
     }
 }

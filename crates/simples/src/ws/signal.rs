@@ -129,6 +129,15 @@ impl Signal {
         }
     }
 
+    /// The connection's id on its loop (`None` for a task's signal).
+    #[inline]
+    pub(crate) fn loop_id(&self) -> Option<ConnId> {
+        match &self.target {
+            Target::Fixed(_, id) => Some(*id),
+            Target::Task(_) => None,
+        }
+    }
+
     /// The loop steps the connection: a wake-up from now on lists it
     /// again.
     pub(crate) fn unlist(&self) {
