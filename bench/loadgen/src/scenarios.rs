@@ -819,6 +819,8 @@ pub struct Idle {
     meter: Option<Meter>,
     connect_secs: f64,
     rss: [u64; 3],
+    /// RssAnon at the same three readings.
+    anon: [u64; 3],
     pool: Pool,
     rng: Rng,
     sent: Vec<Option<u32>>,
@@ -841,6 +843,7 @@ impl Idle {
             meter: None,
             connect_secs: 0.0,
             rss: [0; 3],
+            anon: [0; 3],
             pool: Pool::new(&mut rng, 16, true),
             rng,
             sent: Vec::new(),
@@ -857,6 +860,16 @@ impl Idle {
             r.unit = "B/conn";
             r.extra
                 .push(("echo_bytes_per_conn", format!("{:.0}", per(self.rss[2]))));
+            // Without the file-backed pages (code paged in by the first
+            // connections: a one-time cost, 60-110 B per connection of
+            // 10,000 for the framework, which varies from run to run).
+            let per_anon = |rss: u64| (rss as f64 - self.anon[0] as f64) / n as f64;
+            r.extra
+                .push(("anon_bytes_per_conn", format!("{:.0}", per_anon(self.anon[1]))));
+            r.extra.push((
+                "anon_echo_bytes_per_conn",
+                format!("{:.0}", per_anon(self.anon[2])),
+            ));
             r.extra
                 .push(("rss_before_kb", (self.rss[0] / 1024).to_string()));
             r.extra
@@ -906,6 +919,7 @@ impl Handler for Idle {
             IdlePhase::Setup => {
                 if self.t0.is_none() {
                     self.rss[0] = self.srv.0.rss(&self.srv.1);
+                    self.anon[0] = self.srv.0.rss_anon(&self.srv.1);
                     self.meter = Some(Meter::start(Some(&self.srv)));
                     self.t0 = Some(now);
                     for _ in 0..self.conns {
@@ -931,6 +945,7 @@ impl Handler for Idle {
             }
             IdlePhase::Idle(end) if now >= end => {
                 self.rss[1] = self.srv.0.rss(&self.srv.1);
+                self.anon[1] = self.srv.0.rss_anon(&self.srv.1);
                 for id in net.open_ids() {
                     let off = self.pool.pick(&mut self.rng);
                     net.out.send(id, OP_TEXT, self.pool.get(off));
@@ -950,6 +965,7 @@ impl Handler for Idle {
             }
             IdlePhase::Settle(end) if now >= end => {
                 self.rss[2] = self.srv.0.rss(&self.srv.1);
+                self.anon[2] = self.srv.0.rss_anon(&self.srv.1);
                 self.phase = IdlePhase::Done;
                 return Ok(true);
             }

@@ -300,6 +300,7 @@ fn idle_scenario_reads_rss() {
     assert!(r.error.is_none(), "{}", r.line());
     assert_eq!(r.unit, "B/conn");
     assert!(r.line().contains(" rss_echo_kb="), "{}", r.line());
+    assert!(r.line().contains(" anon_bytes_per_conn="), "{}", r.line());
     c.server_pid = None;
     assert_eq!(run(&c).error.map(|e| e.kind), Some("usage"));
 }

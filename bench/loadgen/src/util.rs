@@ -215,17 +215,28 @@ impl ServerProc {
 
     /// VmRSS of the tree, in bytes.
     pub fn rss(&self, tree: &[u32]) -> u64 {
-        tree.iter()
-            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-            .filter_map(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .sum::<u64>()
-            * 1024
+        status_kb(tree, "VmRSS:") * 1024
     }
+
+    /// RssAnon of the tree, in bytes: VmRSS without the pages mapped from
+    /// files (the program's code, paged in on first use, and shared
+    /// libraries) and shared memory.
+    pub fn rss_anon(&self, tree: &[u32]) -> u64 {
+        status_kb(tree, "RssAnon:") * 1024
+    }
+}
+
+/// The sum over `tree` of a `/proc/PID/status` field given in kB.
+fn status_kb(tree: &[u32], field: &str) -> u64 {
+    tree.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .sum::<u64>()
 }
 
 #[cfg(test)]

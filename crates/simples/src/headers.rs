@@ -77,6 +77,11 @@ pub(crate) fn languages(header: &str) -> Vec<String> {
 /// Normalizes a `Host` header (or URI authority): drops the port and a
 /// trailing dot, lowercases. `[::1]:8080` becomes `[::1]`.
 pub(crate) fn host_name(host: &str) -> String {
+    host_name_part(host).to_ascii_lowercase()
+}
+
+/// The part of `host` that [`host_name`] lowercases (a slice of it).
+pub(crate) fn host_name_part(host: &str) -> &str {
     let host = host.trim();
     let name = if host.starts_with('[') {
         match host.find(']') {
@@ -89,7 +94,7 @@ pub(crate) fn host_name(host: &str) -> String {
             _ => host,
         }
     };
-    name.trim_end_matches('.').to_ascii_lowercase()
+    name.trim_end_matches('.')
 }
 
 /// Adds `; charset=utf-8` to textual media types.

@@ -2,9 +2,10 @@
 //! request for `WsConn::header`, `query`, `cookie` & co., for the
 //! connection's whole life, so kept small.
 //!
-//! The path, the query string, the host name, the headers and the route
-//! parameters are copied at accept into **one** allocation (`name:value\n`
-//! per header, then each parameter's name and value, length-prefixed;
+//! The path, the query string, the host name (unless the `Host` header
+//! gives it back), the headers and the route parameters are copied at
+//! accept into **one** allocation (`name:value\n` per header, then each
+//! parameter's name and value, length-prefixed;
 //! hyper's parsed head holds views of its 8 KiB read buffer, which they
 //! would keep alive). `header` and `param` scan those bytes; what needs
 //! parsing (the `HeaderMap` of `headers`, the decoded query and cookies,
@@ -143,6 +144,9 @@ impl RequestInfo {
         let data = conn.take_data();
         let head = &conn.head;
         let (path, query, host) = (head.uri.path(), head.uri.query().unwrap_or(""), head.host.as_str());
+        // Not copied when its `Host` header (kept below) gives it back.
+        let derived = head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(headers::host_name_part);
+        let host = if derived == Some(host) { "" } else { host };
         let kept = || head.headers.iter().filter(|(n, _)| !CONSUMED.contains(&n.as_str()));
         let headers_len: usize = kept().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
         let params = conn.params();
@@ -199,10 +203,16 @@ impl RequestInfo {
         self.part(path, query)
     }
 
-    /// The host name the client asked for (lowercase, without port).
+    /// The host name the client asked for (lowercase, without port): the
+    /// copied part, or, when none was copied, what the `Host` header gives
+    /// (`headers::host_name_part`; `new` copies the name unless the header
+    /// gives it back exactly).
     pub(crate) fn host(&self) -> &str {
         let [_, query, host, _] = self.ends();
-        self.part(query, host)
+        if host > query {
+            return self.part(query, host);
+        }
+        self.header("host").map(headers::host_name_part).unwrap_or("")
     }
 
     /// `(name, value)` of every header, in order.
@@ -498,6 +508,23 @@ mod tests {
         assert_eq!((r.path(), r.query_string(), r.host()), ("/p", "q=1", "host"));
         assert_eq!(r.header("x-long").map(str::len), Some(70_000));
         assert!(r.params().is_empty());
+    }
+
+    /// The host name is not copied when the kept `Host` header gives it
+    /// back (16 bytes less in malloc for the benchmark's request); an
+    /// empty copied part reads the header.
+    #[test]
+    fn the_host_name_comes_from_the_host_header_when_not_copied() {
+        let r = info("/phost:127.0.0.1:9000\n", 2, 2, 2);
+        assert_eq!(r.host(), "127.0.0.1");
+        let r = info("/phost:[::1]:80\n", 2, 2, 2);
+        assert_eq!(r.host(), "[::1]");
+        // Copied (the header's is not lowercase): the copy wins.
+        let r = info("/pexample.comhost:Example.COM\n", 2, 2, 13);
+        assert_eq!(r.host(), "example.com");
+        // Neither: empty.
+        let r = info("/px-other:1\n", 2, 2, 2);
+        assert_eq!(r.host(), "");
     }
 
     /// The connection's copy of its request: a box and the peer's address
