@@ -206,6 +206,15 @@ impl Protocol {
         self.out.shrink();
     }
 
+    /// As [`Protocol::shrink_buffers`], and the small encoding buffer it
+    /// keeps for reuse is released too: for connections that stayed idle
+    /// a while (the event loop's sweep, at most once a second per
+    /// connection), for which reuse saves nothing.
+    pub fn release_buffers(&mut self) {
+        self.shrink_buffers();
+        self.out.release();
+    }
+
     /// Capacity of the buffers held (receive, send and a partial message).
     pub fn buffered_capacity(&self) -> usize {
         self.read.capacity() + self.incoming.as_ref().and_then(|m| m.fragments.as_ref()).map_or(0, |f| f.capacity())

@@ -131,6 +131,16 @@ impl Output {
         }
     }
 
+    /// Releases every buffer when nothing is waiting, the small one
+    /// [`Output::shrink`] keeps too.
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            self.tail = BytesMut::new();
+            self.chunks = None;
+            self.peak = 0;
+        }
+    }
+
     /// Makes room for a burst of frames about to be queued, given each
     /// one's size (a prepared frame's bytes, or a message's payload): the
     /// ones copied into the encoding buffer (under 16 KiB) then take one
@@ -275,6 +285,20 @@ mod tests {
         assert_eq!(o.take_all(), vec![Bytes::from_static(b"yz")]);
         o.shrink();
         assert!(o.chunks.is_none() && o.is_empty());
+    }
+
+    #[test]
+    fn shrink_keeps_a_small_buffer_and_release_does_not() {
+        let mut o = Output::default();
+        o.tail_mut().put_slice(b"abc");
+        o.commit(3);
+        o.release();
+        assert_eq!(o.len(), 3, "nothing is released while bytes wait");
+        o.advance(3);
+        o.shrink();
+        assert!(o.tail_mut().capacity() > 0, "a small buffer is kept for reuse");
+        o.release();
+        assert_eq!(o.tail_mut().capacity(), 0);
     }
 
     #[test]
