@@ -64,7 +64,11 @@ static ALLOC: counting::Counting = counting::Counting;
 /// pointer (the loop's slab entry 248 -> 216 B in release builds), the
 /// signal's lister a thin pointer and the ended flags read from the
 /// outbox (`ConnInner` 224 -> 208 B in malloc), the loop's entry 64 -> 56
-/// B, 623 B (642 B), 663 B (682 B) with the timeout, 1,408 B as a task.
+/// B, 623 B (642 B), 663 B (682 B) with the timeout, 1,408 B as a task;
+/// with the protocol's activity flag and rare state folded (184 B), the
+/// loop's id read from the signal (entry 48 B) and the request's part
+/// ends in its text (`ConnInner` 192 B in malloc), 576 B (595 B), 616 B
+/// (634 B) with the timeout, 1,384 B as a task.
 /// As tokio tasks
 /// (`event_loop: false`, TLS connections), the task model's figures above
 /// stay under [`BUDGET_TASKS`].
