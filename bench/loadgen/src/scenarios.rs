@@ -819,8 +819,8 @@ pub struct Idle {
     meter: Option<Meter>,
     connect_secs: f64,
     rss: [u64; 3],
-    /// RssAnon at the same three readings.
-    anon: [u64; 3],
+    /// RssAnon at the same three readings (`None`: not reported).
+    anon: [Option<u64>; 3],
     pool: Pool,
     rng: Rng,
     sent: Vec<Option<u32>>,
@@ -843,7 +843,7 @@ impl Idle {
             meter: None,
             connect_secs: 0.0,
             rss: [0; 3],
-            anon: [0; 3],
+            anon: [None; 3],
             pool: Pool::new(&mut rng, 16, true),
             rng,
             sent: Vec::new(),
@@ -863,13 +863,14 @@ impl Idle {
             // Without the file-backed pages (code paged in by the first
             // connections: a one-time cost, 60-110 B per connection of
             // 10,000 for the framework, which varies from run to run).
-            let per_anon = |rss: u64| (rss as f64 - self.anon[0] as f64) / n as f64;
+            let per_anon = |at: Option<u64>| match (self.anon[0], at) {
+                (Some(before), Some(at)) => format!("{:.0}", (at as f64 - before as f64) / n as f64),
+                _ => "na".to_string(),
+            };
             r.extra
-                .push(("anon_bytes_per_conn", format!("{:.0}", per_anon(self.anon[1]))));
-            r.extra.push((
-                "anon_echo_bytes_per_conn",
-                format!("{:.0}", per_anon(self.anon[2])),
-            ));
+                .push(("anon_bytes_per_conn", per_anon(self.anon[1])));
+            r.extra
+                .push(("anon_echo_bytes_per_conn", per_anon(self.anon[2])));
             r.extra
                 .push(("rss_before_kb", (self.rss[0] / 1024).to_string()));
             r.extra

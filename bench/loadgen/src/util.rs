@@ -215,28 +215,31 @@ impl ServerProc {
 
     /// VmRSS of the tree, in bytes.
     pub fn rss(&self, tree: &[u32]) -> u64 {
-        status_kb(tree, "VmRSS:") * 1024
+        status_kb(tree, "VmRSS:").unwrap_or(0) * 1024
     }
 
     /// RssAnon of the tree, in bytes: VmRSS without the pages mapped from
     /// files (the program's code, paged in on first use, and shared
-    /// libraries) and shared memory.
-    pub fn rss_anon(&self, tree: &[u32]) -> u64 {
-        status_kb(tree, "RssAnon:") * 1024
+    /// libraries) and shared memory. `None` where the kernel does not
+    /// report it (before Linux 4.5) for every process of the tree.
+    pub fn rss_anon(&self, tree: &[u32]) -> Option<u64> {
+        status_kb(tree, "RssAnon:").map(|kb| kb * 1024)
     }
 }
 
-/// The sum over `tree` of a `/proc/PID/status` field given in kB.
-fn status_kb(tree: &[u32], field: &str) -> u64 {
+/// The sum over `tree` of a `/proc/PID/status` field given in kB; `None`
+/// if a process of the tree is gone or does not report it.
+fn status_kb(tree: &[u32], field: &str) -> Option<u64> {
     tree.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| {
-            s.lines()
+        .map(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+            status
+                .lines()
                 .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
         })
-        .sum::<u64>()
+        .sum()
 }
 
 #[cfg(test)]

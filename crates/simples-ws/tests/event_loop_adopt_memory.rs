@@ -146,6 +146,24 @@ fn adopted_idle_connection_memory_and_controls_allocate_nothing() {
     // idle, its `Config` is shared.
     assert!(per <= 700.0, "{per:.0} B per idle adopted connection");
 
+    // One message each, then a second of quiet: the loop's sweep (the loop
+    // reads the system clock, so this waits in real time) releases every
+    // buffer the message needed, the small encoding buffer that
+    // `Output::shrink` keeps for busy connections too (it stayed, 19 B per
+    // connection, until 2026-12-05).
+    // Baseline: the idle connections after a sweep of their own.
+    std::thread::sleep(Duration::from_millis(1200));
+    let quiet = settled();
+    let sizes_quiet = by_size();
+    for c in &mut clients {
+        echo_once(c);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let swept = settled();
+    let kept = (swept.0 - quiet.0) as f64 / N as f64;
+    println!("after one message each and the idle sweep: {kept:+.1} B per connection\n  {}", breakdown(&sizes_quiet, &by_size()));
+    assert!(kept <= 2.0, "{kept:.1} B per connection kept after one message and the idle sweep");
+
     drop(clients);
     drop(warm);
     wait_until("every connection to close", || OPEN.load(Relaxed) == 0);

@@ -239,6 +239,38 @@ async fn a_client_that_never_answers_is_dropped_after_the_shutdown_deadline() {
     assert!(host.is_empty());
 }
 
+/// Once the driver has ended (its outbox finished, which is also what
+/// tells both drivers' clean-up that the connection ended), the
+/// connection joins no channel and starts no request: a join or request
+/// after the clean-up would never be undone. On the event loops and as a
+/// task.
+#[tokio::test]
+async fn an_ended_connection_joins_no_channel_and_starts_no_request() {
+    for event_loop in [true, false] {
+        let mut server = common::server();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let host = server.ws("/ws", WsOptions { event_loop, ..WsOptions::object() }, |_| async {});
+        host.on_close(move |conn, _| {
+            let tx = tx.clone();
+            async move {
+                let joined = conn.bind("late");
+                let asked = conn.request_timeout("ask", &(), Duration::from_secs(5)).await;
+                let _ = tx.send((joined, conn.host().channel("late").len(), conn.channels(), asked));
+            }
+        });
+        let running = common::start(server).await;
+        let mut client = connect(running.local_addr(), "/ws").await;
+        common::ws::wait_for(&host, 1).await;
+        client.close(CloseCode::NORMAL, "bye").await.unwrap();
+        let (joined, members, channels, asked) =
+            tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("on_close within 5 s").unwrap();
+        assert!(!joined, "event_loop {event_loop}: an ended connection joined a channel");
+        assert_eq!((members, channels), (0, Vec::<String>::new()), "event_loop {event_loop}");
+        assert_eq!(asked, Err(WsError::Closed), "event_loop {event_loop}: refused at once, not timed out");
+        running.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn on_close_gets_the_clients_frame_after_the_connection_left_everything() {
     let mut server = common::server();

@@ -107,8 +107,9 @@ impl Channel {
         let added = loop {
             let room = rooms.get_or_create(&self.name, || self.host.room_appeared(&self.name));
             // The connection's list is updated under the room's lock, and a
-            // connection that has ended (its list is marked left) is refused
-            // there: an ended connection is never left behind in a room.
+            // connection that has ended (its outbox is finished, which its
+            // driver does before it leaves the channels) is refused there:
+            // an ended connection is never left behind in a room.
             match room.insert(conn, || conn.inner.join_channel(&self.name)) {
                 Inserted::Added { .. } => break true,
                 Inserted::Retired => continue,

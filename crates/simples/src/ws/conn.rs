@@ -238,6 +238,8 @@ impl WsConn {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut extras = lock(&self.inner.extras);
+            // Refused at once, before a waiter table is made and the
+            // event encoded (the push below would refuse it too).
             if self.inner.ended() {
                 return Err(WsError::Closed);
             }
@@ -405,5 +407,35 @@ impl std::fmt::Debug for WsConn {
             .field("path", &self.path())
             .field("peer", &self.peer_addr())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::{WsHost, WsOptions};
+
+    fn conn() -> WsConn {
+        let host = WsHost::new("/t", WsOptions::object());
+        WsConn::new(1, host.shared.clone(), RequestInfo::for_tests("/t", [2, 2, 2]), Signal::default())
+    }
+
+    /// The drivers' order (finish the outbox, then leave the channels and
+    /// end the requests) closes the window `is_open` leaves: once the
+    /// outbox is finished, a join that got past `is_open` is refused under
+    /// the lock the clean-up takes, and a request is refused before it
+    /// makes a waiter table.
+    #[tokio::test]
+    async fn once_the_outbox_is_finished_no_channel_is_joined_and_no_request_waits() {
+        let conn = conn();
+        assert!(conn.inner.join_channel("before"));
+        conn.inner.outbox().finish();
+        assert!(!conn.inner.join_channel("after"), "joined after the driver ended");
+        assert_eq!(conn.inner.leave_all_channels(), ["before"]);
+        let asked = conn.request_timeout("ask", &(), Duration::from_secs(5)).await;
+        assert_eq!(asked, Err(WsError::Closed));
+        let used = lock(&conn.inner.extras).used.as_ref().map(|u| u.waiting.is_some());
+        assert_eq!(used, Some(false), "a refused request made a waiter table");
+        conn.end_requests();
     }
 }

@@ -183,6 +183,23 @@ impl RequestInfo {
         }
     }
 
+    /// A request of `text` (path, query, host name, then header lines),
+    /// the first three parts ending at `ends`, from 127.0.0.1:1.
+    #[cfg(test)]
+    pub(crate) fn for_tests(text: &str, ends: [usize; 3]) -> RequestInfo {
+        let prefix = Ends::prefix_for(text.len());
+        let mut all = vec![0; prefix];
+        all.extend_from_slice(text.as_bytes());
+        let [path, query, host] = ends;
+        Ends::write(&mut all, [path, query, host, text.len()].map(|e| e + prefix));
+        RequestInfo {
+            text: all.into(),
+            transport: Transport::new(SocketAddr::from(([127, 0, 0, 1], 1)), false),
+            extras: None,
+            parsed: OnceBox::new(),
+        }
+    }
+
     fn ends(&self) -> [usize; 4] {
         Ends::read(&self.text)
     }
@@ -426,16 +443,7 @@ mod tests {
     }
 
     fn info(text: &str, path_end: usize, query_end: usize, host_end: usize) -> RequestInfo {
-        let prefix = Ends::prefix_for(text.len());
-        let mut all = vec![0; prefix];
-        all.extend_from_slice(text.as_bytes());
-        Ends::write(&mut all, [path_end, query_end, host_end, text.len()].map(|e| e + prefix));
-        RequestInfo {
-            text: all.into(),
-            transport: Transport::new(SocketAddr::from(([127, 0, 0, 1], 1)), false),
-            extras: None,
-            parsed: OnceBox::new(),
-        }
+        RequestInfo::for_tests(text, [path_end, query_end, host_end])
     }
 
     #[test]
