@@ -662,4 +662,80 @@ mod tests {
     fn a_connection_fits_a_192_byte_chunk() {
         assert_eq!(std::mem::size_of::<ConnInner>() + 16, 184);
     }
+
+    /// The ids of two connections that held the same slot of a real loop,
+    /// one after the other (the first closed before the second came).
+    fn ids_sharing_a_slot() -> (ConnId, ConnId) {
+        use std::io::Write;
+        use std::time::Duration;
+
+        #[derive(Default)]
+        struct Ids {
+            opened: Vec<ConnId>,
+            closed: usize,
+        }
+        impl EventHandler for Ids {
+            fn on_open(
+                &mut self,
+                _: &mut Ctx<'_>,
+                id: ConnId,
+                _: &simples_ws::event_loop::Request,
+            ) -> Result<simples_ws::event_loop::Accept, simples_ws::handshake::HandshakeError> {
+                self.opened.push(id);
+                Ok(simples_ws::event_loop::Accept::default())
+            }
+            fn on_message(&mut self, _: &mut Ctx<'_>, _: ConnId, _: Message) {}
+            fn on_close(&mut self, _: &mut Ctx<'_>, _: ConnId, _: CloseReason) {
+                self.closed += 1;
+            }
+        }
+        let mut lp = EventLoop::<Ids>::bind(([127, 0, 0, 1], 0).into(), Options::default()).unwrap();
+        let addr = lp.local_addr().unwrap();
+        let mut ids = Ids::default();
+        let mut run_until = |ids: &mut Ids, done: &dyn Fn(&Ids) -> bool| {
+            for _ in 0..500 {
+                if done(ids) {
+                    return;
+                }
+                lp.run_once(ids, Some(Duration::from_millis(10))).unwrap();
+            }
+            panic!("the loop did not get there in 5 s");
+        };
+        for n in 1..=2 {
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            client
+                .write_all(
+                    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                )
+                .unwrap();
+            run_until(&mut ids, &|ids| ids.opened.len() == n);
+            drop(client);
+            run_until(&mut ids, &|ids| ids.closed == n);
+        }
+        let (old, new) = (ids.opened[0], ids.opened[1]);
+        assert_eq!(old.index(), new.index(), "the second connection took another slot");
+        (old, new)
+    }
+
+    /// Regression (2026-12-05, found by mutating `Entry::is` to always
+    /// true: no test failed): a wake-up or a direct-path listing made for
+    /// a connection that has since closed names a slot a newer connection
+    /// may hold; the entry must not answer to the old id, or the loop
+    /// steps (and unlists, reopens the direct path of) the wrong one.
+    #[test]
+    fn an_entry_answers_to_its_own_id_only_not_to_an_earlier_one_of_its_slot() {
+        struct Nobody;
+        impl Lister for Nobody {
+            fn list(&self, _: ConnId) {}
+        }
+        let (old, new) = ids_sharing_a_slot();
+        let lister: SharedLister = Arc::new(Box::new(Nobody));
+        let host = super::super::WsHost::new("/t", super::super::WsOptions::default());
+        let request = super::super::request::RequestInfo::for_tests("/t", [2, 2, 2]);
+        let conn = WsConn::new(1, host.shared.clone(), request, Signal::fixed(lister, direct::lane_number(), new));
+        let entry = Entry { conn, task: None, pending: None, generation: 0, paused: false, rare: None };
+        assert!(entry.is(new));
+        assert!(!entry.is(old), "the entry of {new:?} answered to {old:?}");
+    }
 }
