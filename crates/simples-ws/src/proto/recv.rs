@@ -32,6 +32,16 @@ impl Protocol {
     /// socket is empty). Once the room holds that, it is not grown again:
     /// growing copies the frame's buffered bytes.
     pub fn read_buf(&mut self) -> &mut BytesMut {
+        self.read_buf_from(|_| None)
+    }
+
+    /// As [`Protocol::read_buf`], but when the buffer must grow, it grows
+    /// into `spare(capacity)` if that gives an empty buffer of at least
+    /// `capacity` bytes (one [`Protocol::take_read_buffer`] took, from any
+    /// connection), the bytes buffered so far copied into it, instead of
+    /// into a new allocation. For drivers that keep the buffers of large
+    /// frames for the next ones.
+    pub fn read_buf_from(&mut self, spare: impl FnOnce(usize) -> Option<BytesMut>) -> &mut BytesMut {
         let room = self.read.capacity() - self.read.len();
         let want = match self.reading {
             Reading::Payload { hdr, done, .. } => {
@@ -45,9 +55,29 @@ impl Protocol {
             Reading::Header => MIN_READ,
         };
         if room < want / 2 || room == 0 {
-            self.read.reserve(want);
+            let capacity = self.read.len() + want;
+            match spare(capacity).filter(|b| b.is_empty() && b.capacity() >= capacity) {
+                Some(mut buf) => {
+                    buf.extend_from_slice(&self.read);
+                    self.read = buf;
+                }
+                None => self.read.reserve(want),
+            }
         }
         &mut self.read
+    }
+
+    /// Takes the receive buffer, for a driver to hand to a later
+    /// [`Protocol::read_buf_from`] (of this connection or another), when
+    /// it is worth keeping: nothing buffered, no partial frame, no message
+    /// handed out still sharing it, and room for at least `min` bytes.
+    /// The protocol then holds none (as after
+    /// [`Protocol::shrink_buffers`]).
+    pub fn take_read_buffer(&mut self, min: usize) -> Option<BytesMut> {
+        if !self.is_between_frames() || !self.read.try_reclaim(min) {
+            return None;
+        }
+        Some(std::mem::take(&mut self.read))
     }
 
     /// Reports one read of the transport: `n` bytes were appended to

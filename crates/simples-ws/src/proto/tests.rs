@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod control_rate;
+mod read_buffers;
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 const CONT: u8 = 0x0;

@@ -90,7 +90,7 @@ pub(crate) fn poll_read_proto<R: AsyncRead + Unpin>(io: &mut R, proto: &mut Prot
         // `receive` reports what it copies.
         poll_read_scratch(io, cx, |bytes| proto.receive(bytes))
     } else {
-        tokio_util::io::poll_read_buf(Pin::new(io), cx, proto.read_buf())
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, proto.read_buf_from(spares::take))
     };
     if let Poll::Ready(Ok(n)) = res {
         if !between || n == 0 {
@@ -98,6 +98,105 @@ pub(crate) fn poll_read_proto<R: AsyncRead + Unpin>(io: &mut R, proto: &mut Prot
         }
     }
     res
+}
+
+/// Releases what `proto` holds while it waits for input (nothing is
+/// buffered): the receive buffer of a large frame is kept on this thread
+/// for the next large frame of any connection ([`spares`]); the rest is
+/// freed ([`Protocol::shrink_buffers`]).
+pub(crate) fn shrink_waiting(proto: &mut Protocol) {
+    if let Some(buf) = proto.take_read_buffer(spares::MIN) {
+        spares::keep(buf);
+    }
+    proto.shrink_buffers();
+}
+
+/// The receive buffers of large frames, kept per thread for the next
+/// large frames.
+///
+/// A connection waiting for input holds no receive buffer (idle memory),
+/// so each large message took a new allocation and freed it: with glibc on
+/// a runtime's main thread, the heap's top was trimmed and grown again
+/// every few messages (1,185 `brk` calls in 2 s of 1 MiB echoes), and the
+/// page faults and zeroing of the fresh pages were 13% of the server's
+/// CPU (`BENCHMARKS.md`, "echo 1 MiB"). Buffers of at least [`MIN`] bytes
+/// and at most [`MAX`] are kept here instead, up to [`BUDGET`] bytes per
+/// thread, and reused by the next frame that needs as much room.
+pub(crate) mod spares {
+    use bytes::BytesMut;
+    use std::cell::RefCell;
+
+    /// Smallest buffer kept: glibc's default threshold for serving an
+    /// allocation with its own mapping (smaller ones come from the heap
+    /// cheaply).
+    pub(crate) const MIN: usize = 128 * 1024;
+    /// Largest buffer kept (1 MiB frames take a little more than 1 MiB).
+    pub(crate) const MAX: usize = 4 << 20;
+    /// Bytes kept per thread, at most.
+    pub(crate) const BUDGET: usize = 8 << 20;
+
+    thread_local! {
+        static SPARES: RefCell<(Vec<BytesMut>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+    }
+
+    /// Keeps `buf` (empty) if it is no larger than [`MAX`] and fits the
+    /// budget; frees it otherwise.
+    pub(crate) fn keep(buf: BytesMut) {
+        let size = buf.capacity();
+        if size > MAX {
+            return;
+        }
+        SPARES.with_borrow_mut(|(list, bytes)| {
+            if *bytes + size <= BUDGET {
+                *bytes += size;
+                list.push(buf);
+            }
+        });
+    }
+
+    /// A kept buffer with room for `capacity` bytes, if any.
+    pub(crate) fn take(capacity: usize) -> Option<BytesMut> {
+        SPARES.with_borrow_mut(|(list, bytes)| {
+            let at = list.iter().position(|b| b.capacity() >= capacity)?;
+            let buf = list.swap_remove(at);
+            *bytes -= buf.capacity();
+            Some(buf)
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn kept() -> usize {
+            SPARES.with_borrow(|(_, bytes)| *bytes)
+        }
+
+        #[test]
+        fn a_kept_buffer_serves_a_request_it_has_room_for_once() {
+            let buf = BytesMut::with_capacity(MIN);
+            let at = buf.as_ptr();
+            keep(buf);
+            assert_eq!(kept(), MIN);
+            assert!(take(MIN + 1).is_none(), "a buffer without the room was given");
+            let again = take(MIN).expect("the kept buffer");
+            assert_eq!(again.as_ptr(), at);
+            assert!(take(1).is_none(), "given twice");
+            assert_eq!(kept(), 0);
+        }
+
+        #[test]
+        fn buffers_over_the_maximum_or_the_budget_are_freed() {
+            keep(BytesMut::with_capacity(MAX + 1));
+            assert_eq!(kept(), 0, "kept a buffer over the maximum");
+            for _ in 0..BUDGET / MAX + 2 {
+                keep(BytesMut::with_capacity(MAX));
+            }
+            assert_eq!(kept(), BUDGET / MAX * MAX);
+            while take(1).is_some() {}
+            assert_eq!(kept(), 0);
+        }
+    }
 }
 
 /// Reads into the per-thread scratch buffer and hands the bytes to `f`.

@@ -21,7 +21,7 @@
 //! parked receiver, whose timer must run) are modelled, with every
 //! interleaving explored, in `tests/model_split.rs`.
 
-use super::io::{poll_discard, poll_read_proto, write_chunks, Timer};
+use super::io::{poll_discard, poll_read_proto, shrink_waiting, write_chunks, Timer};
 use super::Error;
 use crate::close::CloseCode;
 use crate::message::Message;
@@ -358,7 +358,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 continue;
             }
             // Waiting with nothing buffered: hold no receive memory.
-            self.shared.lock().proto.shrink_buffers();
+            shrink_waiting(&mut self.shared.lock().proto);
             return Poll::Pending;
         }
     }

@@ -1,6 +1,6 @@
 //! [`WebSocket`]: one connection driven from one task.
 
-use super::io::{poll_discard, poll_read_proto, poll_write_output, Timer};
+use super::io::{poll_discard, poll_read_proto, poll_write_output, shrink_waiting, Timer};
 use super::Error;
 use crate::close::CloseCode;
 use crate::message::Message;
@@ -219,7 +219,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             if flushed && read {
                 // Waiting for the peer with nothing buffered: hold no memory.
-                self.proto.shrink_buffers();
+                shrink_waiting(&mut self.proto);
             }
             return Poll::Pending;
         }
