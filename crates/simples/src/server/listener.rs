@@ -84,21 +84,13 @@ pub(crate) async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>,
 }
 
 /// An accepted connection's task.
-fn connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
-    signals: Signals,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        match tls {
-            None => serve(tcp, peer, false, shared, signals).await,
-            // Boxed: the TLS states (the handshake, the stream) inline
-            // made every connection's task 4.9 KB, plain ones too (see
-            // the test below).
-            Some(acceptor) => Box::pin(serve_tls(acceptor, tcp, peer, shared, signals)).await,
-        }
+async fn connection(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, shared: Arc<Shared>, signals: Signals) {
+    match tls {
+        None => serve(tcp, peer, false, shared, signals).await,
+        // Boxed: the TLS states (the handshake, the stream) inline made
+        // every connection's task 4.9 KB, plain ones too (see the test
+        // below).
+        Some(acceptor) => Box::pin(serve_tls(acceptor, tcp, peer, shared, signals)).await,
     }
 }
 
