@@ -13,7 +13,9 @@
 //! their loop's slab entries and the kernel's sockets in the order they
 //! were allocated, not in the set's hash order (to 10,000 subscribers:
 //! 350 ns of CPU per delivery against 400, medians of six paired runs,
-//! `BENCHMARKS.md`).
+//! `BENCHMARKS.md`). The sort makes a rebuild of 10,000 members 0.32 ms
+//! instead of 0.12: less than one broadcast to them saves (~0.5 ms), so
+//! it pays even with a join or leave between every two broadcasts.
 
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
