@@ -70,11 +70,22 @@ impl Protocol {
     /// Takes the receive buffer, for a driver to hand to a later
     /// [`Protocol::read_buf_from`] (of this connection or another), when
     /// it is worth keeping: nothing buffered, no partial frame, no message
-    /// handed out still sharing it, and room for at least `min` bytes.
-    /// The protocol then holds none (as after
+    /// handed out still sharing it, and at least `min` bytes. Its
+    /// capacity is then its whole allocation (a driver can bound what it
+    /// keeps by it), and the protocol holds none (as after
     /// [`Protocol::shrink_buffers`]).
     pub fn take_read_buffer(&mut self, min: usize) -> Option<BytesMut> {
-        if !self.is_between_frames() || !self.read.try_reclaim(min) {
+        if !self.is_between_frames() {
+            return None;
+        }
+        // Between frames the buffer is a view at the end of its allocation,
+        // past the frames handed out, and its capacity only that view's
+        // room. Asking for one byte more than the room moves it to the
+        // allocation's start, whole, when nothing shares the allocation any
+        // more (and fails otherwise, or when it starts there already: then
+        // it is freed, as before).
+        let room = self.read.capacity();
+        if !self.read.try_reclaim(room + 1) || self.read.capacity() < min {
             return None;
         }
         Some(std::mem::take(&mut self.read))

@@ -81,3 +81,27 @@ fn a_spare_too_small_or_not_empty_is_not_used() {
         assert_eq!(msgs, vec![Message::binary(p)]);
     }
 }
+
+/// Regression (2026-12-05, found in review): the buffer was taken as the
+/// view past the frame just handed out, whose capacity is only the rest of
+/// the allocation: a driver bounding what it keeps by that capacity kept
+/// the whole allocation alive while counting a fraction of it (a 3 MiB
+/// frame left a view of about 1 MiB on a 4 MiB allocation).
+#[test]
+fn a_taken_buffer_is_its_whole_allocation() {
+    let mut s = server();
+    let len = 3 << 20;
+    let msgs = read_with(&mut s, &cf(BIN, &payload(len, 6)), None);
+    assert_eq!(msgs.len(), 1);
+    let frame_at = match &msgs[0] {
+        Message::Binary(b) => b.as_ptr() as usize,
+        _ => unreachable!(),
+    };
+    drop(msgs);
+    let room = s.read_buf_from(|_| None).capacity();
+    assert!(room >= 128 * 1024, "the case needs a large room past the frame ({room} B)");
+    let spare = s.take_read_buffer(128 * 1024).expect("an unshared buffer");
+    assert!(spare.capacity() > len, "{} bytes counted for an allocation holding a {len}-byte frame", spare.capacity());
+    // It starts where the frame's header did.
+    assert!(frame_at - (spare.as_ptr() as usize) < 16);
+}
