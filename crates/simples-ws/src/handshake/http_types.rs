@@ -46,10 +46,36 @@ macro_rules! impl_request_head {
 
             fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
                 let $h = self;
-                $headers.get_all(name).into_iter().map(http::HeaderValue::as_bytes)
+                let values = match known_name(name) {
+                    Some(known) => $headers.get_all(known),
+                    None => $headers.get_all(name),
+                };
+                values.into_iter().map(http::HeaderValue::as_bytes)
             }
         }
     };
+}
+
+/// The handshake's header names as `http`'s constants, spelled as the rule
+/// asks for them (`offer.rs`, `decision.rs`; a test checks it). A lookup by
+/// constant skips parsing and lowercasing the name: about 250 instructions
+/// each, eleven times per handshake. Any other spelling is parsed, as
+/// before.
+fn known_name(name: &str) -> Option<&'static http::HeaderName> {
+    use http::header;
+    Some(match name {
+        "Host" => &header::HOST,
+        "Upgrade" => &header::UPGRADE,
+        "Connection" => &header::CONNECTION,
+        "Sec-WebSocket-Version" => &header::SEC_WEBSOCKET_VERSION,
+        "Sec-WebSocket-Key" => &header::SEC_WEBSOCKET_KEY,
+        "Sec-WebSocket-Accept" => &header::SEC_WEBSOCKET_ACCEPT,
+        "Sec-WebSocket-Protocol" => &header::SEC_WEBSOCKET_PROTOCOL,
+        "Sec-WebSocket-Extensions" => &header::SEC_WEBSOCKET_EXTENSIONS,
+        "Transfer-Encoding" => &header::TRANSFER_ENCODING,
+        "Content-Length" => &header::CONTENT_LENGTH,
+        _ => return None,
+    })
 }
 
 impl_request_head!([] HttpHead<'_>, |h| (h.method, h.version, h.headers));
@@ -84,11 +110,12 @@ impl Decision {
             // Every name and value was checked (tokens, no CR/LF/NUL) when
             // it entered the decision; a value `http` still refuses (other
             // control characters) is left out rather than sent broken.
-            let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value)) else {
+            let header = known_name(name).cloned().map_or_else(|| http::HeaderName::try_from(name), Ok);
+            let (Ok(header), Ok(value)) = (header, http::HeaderValue::try_from(value)) else {
                 tracing::debug!(header = name, "header left out of the 101: not valid for http");
                 continue;
             };
-            headers.append(name, value);
+            headers.append(header, value);
         }
         response
     }
@@ -223,6 +250,46 @@ mod tests {
         let mut post = head(VALID);
         post.method = http::Method::POST;
         assert_eq!(status(&post, BadRequest), 405);
+    }
+
+    /// The head of `parts`, noting every header name the rule asks for.
+    struct Noting {
+        parts: http::request::Parts,
+        asked: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl super::RequestHead for Noting {
+        fn method(&self) -> &str {
+            self.parts.method.as_str()
+        }
+
+        fn is_http11(&self) -> bool {
+            self.parts.version == http::Version::HTTP_11
+        }
+
+        fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+            self.asked.borrow_mut().push(name.to_owned());
+            self.parts.header_values(name)
+        }
+    }
+
+    /// Every name the rule looks up and every name of a `101` is one of the
+    /// constants (else each handshake parses it again: a spelling changed
+    /// on one side only).
+    #[test]
+    fn the_rules_header_names_are_known_constants() {
+        let mut offered = VALID.to_vec();
+        offered.extend([("sec-websocket-protocol", "a"), ("sec-websocket-extensions", "x"), ("content-length", "0")]);
+        let noting = Noting { parts: head(&offered), asked: Default::default() };
+        let policy = ServerPolicy { protocols: vec!["a".into()], ..ServerPolicy::default() };
+        let decision = policy.decide(&noting).unwrap();
+        let asked = noting.asked.into_inner();
+        assert!(asked.len() >= 10, "{asked:?}");
+        for name in asked.iter().map(String::as_str).chain(decision.response_headers().iter().map(|(n, _)| *n)) {
+            let known = super::known_name(name).unwrap_or_else(|| panic!("{name} is parsed on every handshake"));
+            assert!(known.as_str().eq_ignore_ascii_case(name), "{name} maps to {known}");
+        }
+        assert_eq!(super::known_name("X-Other"), None);
     }
 
     #[test]
