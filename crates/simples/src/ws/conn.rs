@@ -62,10 +62,16 @@ impl ConnInner {
         true
     }
 
-    /// Forgets channel `name`.
+    /// Forgets one membership of channel `name`. One, not every: while
+    /// `Channel::close` takes the members out of a room, a member may be
+    /// bound again to a new room of the same name (the list then names it
+    /// twice), and that membership must stay listed, or the connection's
+    /// end would not take it out of the new room.
     pub(crate) fn leave_channel(&self, name: &str) {
         if let Some(used) = lock(&self.extras).used.as_mut() {
-            used.names.retain(|c| c != name);
+            if let Some(i) = used.names.iter().position(|c| c == name) {
+                used.names.remove(i);
+            }
         }
     }
 
@@ -310,7 +316,9 @@ impl WsConn {
     pub fn set_presence(&self, info: Value) {
         let host = &self.inner.host;
         if host.options.presence {
-            host.set_presence_info(self.id(), info);
+            if !host.set_presence_info(self, info) {
+                return;
+            }
             for name in self.channels() {
                 host.presence_change(&name, self, true);
             }
@@ -437,5 +445,60 @@ mod tests {
         let used = lock(&conn.inner.extras).used.as_ref().map(|u| u.waiting.is_some());
         assert_eq!(used, Some(false), "a refused request made a waiter table");
         conn.end_requests();
+    }
+
+    /// Regression (2026-12-05, review): a member bound again to a channel
+    /// while `Channel::close` takes the old members out (here from the
+    /// presence hook `close` runs) lost the new membership from its list,
+    /// so its end left it in the new room for good (the room, its relay
+    /// subscription and a finished outbox kept forever).
+    #[tokio::test]
+    async fn a_member_bound_again_during_close_leaves_the_new_room_at_its_end() {
+        use crate::ws::presence::PresenceEvent;
+        use std::sync::Mutex;
+        let host = WsHost::new("/t", WsOptions { presence: true, ..WsOptions::object() });
+        let make = |id| WsConn::new(id, host.shared.clone(), RequestInfo::for_tests("/t", [2, 2, 2]), Signal::default());
+        let (a, b) = (make(1), make(2));
+        let pending = Arc::new(Mutex::new(Some((a.clone(), b.clone()))));
+        let rebound = Arc::new(Mutex::new(None::<WsConn>));
+        let (p, r) = (pending.clone(), rebound.clone());
+        host.on_presence(move |event| {
+            if let PresenceEvent::Leave { member, .. } = event {
+                if let Some((a, b)) = p.lock().unwrap().take() {
+                    // The first to leave brings the other back, whose own
+                    // leave `close` has yet to announce.
+                    let other = if member.conn == a.id() { b } else { a };
+                    assert!(other.bind("room"));
+                    *r.lock().unwrap() = Some(other);
+                }
+            }
+        });
+        assert!(a.bind("room") && b.bind("room"));
+        let room = host.channel("room");
+        assert_eq!(room.close(), 2);
+        let other = rebound.lock().unwrap().clone().expect("the hook ran");
+        assert_eq!(room.members().iter().map(WsConn::id).collect::<Vec<_>>(), [other.id()]);
+        assert_eq!(other.channels(), ["room"]);
+        // Its driver ends it.
+        other.inner.outbox().finish();
+        super::super::channel::leave_all(&host.shared, &other);
+        assert!(!room.contains(&other), "an ended connection stays in the room");
+        assert!(host.channel_names().is_empty(), "the room outlived its members");
+    }
+
+    /// Regression (2026-12-05, review): `set_presence` on a connection
+    /// whose end had already forgotten its presence info kept the new info
+    /// for good.
+    #[tokio::test]
+    async fn presence_info_set_after_the_end_is_not_kept() {
+        let host = WsHost::new("/t", WsOptions { presence: true, ..WsOptions::object() });
+        let conn = WsConn::new(7, host.shared.clone(), RequestInfo::for_tests("/t", [2, 2, 2]), Signal::default());
+        conn.set_presence(serde_json::json!({ "nick": "ana" }));
+        assert!(host.shared.presence_info.lock().unwrap().contains_key(&7));
+        conn.inner.outbox().finish();
+        super::super::channel::leave_all(&host.shared, &conn);
+        assert!(host.shared.presence_info.lock().unwrap().is_empty());
+        conn.set_presence(serde_json::json!({ "nick": "bob" }));
+        assert!(host.shared.presence_info.lock().unwrap().is_empty(), "presence info kept for an ended connection");
     }
 }

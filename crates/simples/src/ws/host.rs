@@ -560,8 +560,18 @@ impl WsShared {
         PresenceMember { node: self.node_id().to_string(), conn: conn.id(), info: info.unwrap_or(Value::Null) }
     }
 
-    pub(crate) fn set_presence_info(&self, conn: u64, info: Value) {
-        self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).insert(conn, info);
+    /// Records `conn`'s presence info; `false` (nothing kept) once the
+    /// connection has ended. Its end forgets the info after marking it
+    /// ended (`leave_all`), so an insert that still sees it open is
+    /// removed there, and one that sees it ended removes itself.
+    pub(crate) fn set_presence_info(&self, conn: &WsConn, info: Value) -> bool {
+        let infos = || self.presence_info.lock().unwrap_or_else(|e| e.into_inner());
+        infos().insert(conn.id(), info);
+        if conn.inner.ended() {
+            infos().remove(&conn.id());
+            return false;
+        }
+        true
     }
 
     /// The connection ended and has left its channels (their leaves were
