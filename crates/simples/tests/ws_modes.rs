@@ -111,6 +111,53 @@ async fn a_panicking_handler_answers_an_error_and_the_connection_goes_on() {
     running.stop().await;
 }
 
+/// Regression (2026-12-05, review): a message handler that panicked
+/// before returning its future (its synchronous part), or a hook that
+/// panicked on the loop's thread, unwound through the event loop: every
+/// connection on it ended, and the loop, gone, was still handed new
+/// connections (their 101 answered, then nothing; a stop then waited its
+/// whole timeout for them).
+#[tokio::test]
+async fn a_handler_or_hook_panicking_on_the_loop_leaves_it_serving() {
+    let mut server = common::server();
+    let options = WsOptions { event_loop_threads: 1, ..WsOptions::default() };
+    let echo = server.ws("/echo", options, |conn| async move {
+        conn.bind("room");
+    });
+    echo.on_message(|conn, message| {
+        if message.payload() == b"boom" {
+            panic!("handler bug before its future");
+        }
+        let _ = conn.send(message);
+        async {}
+    });
+    // Runs on the loop's thread when a connection ends (it leaves "room").
+    echo.on_channel(|_| panic!("hook bug"));
+    let running = common::start(server).await;
+    let addr = running.local_addr();
+    let mut a = connect(addr, "/echo").await;
+    let mut b = connect(addr, "/echo").await;
+    send(&mut a, "boom").await;
+    send(&mut a, "after").await;
+    assert_eq!(text(&mut a).await, "after");
+    send(&mut b, "hi").await;
+    assert_eq!(text(&mut b).await, "hi");
+    // b leaves: `on_channel` panics on the loop's thread.
+    drop(b);
+    while echo.len() > 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut c = connect(addr, "/echo").await;
+    send(&mut c, "new").await;
+    assert_eq!(text(&mut c).await, "new");
+    send(&mut a, "still").await;
+    assert_eq!(text(&mut a).await, "still");
+    drop((a, c));
+    let stopping = std::time::Instant::now();
+    running.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(5), "the stop waited for connections nobody serves");
+}
+
 #[tokio::test]
 async fn server_requests_get_the_clients_ack_or_time_out() {
     let mut server = common::server();

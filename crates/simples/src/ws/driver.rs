@@ -66,7 +66,7 @@ where
         let (on_open, on_close) = host.lifecycle_handlers();
         let generation = host.force.load(Ordering::SeqCst);
         let mut pending = Pending::default();
-        let mut task: Option<Handler> = on_open.map(|open| caught(open(conn.clone())));
+        let mut task: Option<Handler> = on_open.map(|open| caught(|| open(conn.clone())));
         let mut batch = VecDeque::new();
 
         let close_frame: Option<CloseFrame> = loop {
@@ -141,7 +141,7 @@ where
         leave_all(&host, &conn);
         conn.end_requests();
         if let Some(close) = on_close {
-            report(caught(close(conn.clone(), close_frame)).await);
+            report(caught(|| close(conn.clone(), close_frame)).await);
         }
     }
 }

@@ -503,7 +503,7 @@ impl WsShared {
         }
         let hook = read(&self.handlers).slow.clone();
         if let Some(hook) = hook {
-            hook(conn, action);
+            call_hook("on_slow", || hook(conn, action));
         }
     }
 
@@ -591,7 +591,8 @@ impl WsShared {
         let hook = read(&self.handlers).presence.clone();
         if let Some(hook) = hook {
             let channel = channel.to_string();
-            hook(&if joined { PresenceEvent::Join { channel, member } } else { PresenceEvent::Leave { channel, member } });
+            let event = if joined { PresenceEvent::Join { channel, member } } else { PresenceEvent::Leave { channel, member } };
+            call_hook("on_presence", || hook(&event));
         }
     }
 
@@ -690,8 +691,17 @@ impl WsShared {
     pub(crate) fn channel_event(&self, event: &ChannelEvent) {
         let hook = read(&self.handlers).channel.clone();
         if let Some(hook) = hook {
-            hook(event);
+            call_hook("on_channel", || hook(event));
         }
+    }
+}
+
+/// Runs an application hook; a panic in it is logged and goes no further.
+/// Hooks run on whichever thread changed what they report: an event
+/// loop's among them, where a panic would end every connection on it.
+fn call_hook(name: &'static str, hook: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+        tracing::error!(hook = name, "a WebSocket hook panicked; the server goes on");
     }
 }
 

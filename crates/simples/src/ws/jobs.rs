@@ -134,14 +134,14 @@ pub(crate) fn dispatch(conn: &WsConn, job: Job) -> Option<Handler> {
             // The handler's first, synchronous part may send (an echo
             // often sends before it returns its future): this task runs and
             // looks at its signal next, so that send needs no wake-up.
-            let (future, _) = conn.inner.wake.running(|| handler(conn.clone(), message));
-            return Some(caught(future));
+            let (handler, _) = conn.inner.wake.running(|| caught(|| handler(conn.clone(), message)));
+            return Some(handler);
         }
         Job::Event { event, data, id } => (event, data, id),
     };
     let handler = host.event_handler(&event);
     let conn = conn.clone();
-    Some(caught(Box::pin(async move {
+    Some(caught(|| Box::pin(async move {
         let result = match handler {
             Some(handler) => match AssertUnwindSafe(handler(conn.clone(), data)).catch_unwind().await {
                 Ok(result) => result,
@@ -192,7 +192,15 @@ impl Future for Running<'_> {
 /// handler's own boxed future.
 pub(crate) type Handler = CatchUnwind<AssertUnwindSafe<BoxFuture<'static, ()>>>;
 
-pub(crate) fn caught(fut: BoxFuture<'static, ()>) -> Handler {
+/// The handler `start` returns, its panics caught: the ones of its
+/// synchronous part too (what runs before it returns its future; on an
+/// event loop's thread such a panic would unwind through the loop and end
+/// every connection on it), reported as a panic of the future.
+pub(crate) fn caught(start: impl FnOnce() -> BoxFuture<'static, ()>) -> Handler {
+    let fut = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+        Ok(fut) => fut,
+        Err(panic) => Box::pin(async move { std::panic::resume_unwind(panic) }),
+    };
     AssertUnwindSafe(fut).catch_unwind()
 }
 

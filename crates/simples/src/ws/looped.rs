@@ -110,7 +110,16 @@ pub(crate) fn adopt(
         adoption.protocol.set_extension(ext);
     }
     adoption.protocol.receive(leftover);
-    lock(&lane.adopt).push(adoption);
+    let mut queue = lock(&lane.adopt);
+    if lane.stopped.load(Ordering::Acquire) {
+        // The loop has ended (stopped, or failed): nothing would take it.
+        drop(queue);
+        tracing::debug!(id = adoption.id, "WebSocket connection refused: its event loop has ended");
+        adoption.host.end_upgrade();
+        return;
+    }
+    queue.push(adoption);
+    drop(queue);
     lane.handle.wake();
 }
 
@@ -179,11 +188,17 @@ impl WsShared {
         })
     }
 
-    /// The next loop in turn, starting the loops if needed.
+    /// The next loop in turn that still runs, starting the loops if
+    /// needed; an error when every loop has ended (the connection then
+    /// runs as a task).
     fn lane(&self) -> std::io::Result<Arc<Lane>> {
         let loops = self.loops()?;
-        let i = loops.next.fetch_add(1, Ordering::Relaxed) % loops.lanes.len();
-        Ok(loops.lanes[i].clone())
+        let first = loops.next.fetch_add(1, Ordering::Relaxed);
+        (0..loops.lanes.len())
+            .map(|k| &loops.lanes[(first + k) % loops.lanes.len()])
+            .find(|lane| !lane.stopped.load(Ordering::Acquire))
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("every WebSocket event loop has ended"))
     }
 }
 
@@ -384,7 +399,7 @@ impl LoopHandler {
         let span = (!span.is_disabled()).then_some(span);
         let task = {
             let _in = span.as_ref().map(tracing::Span::enter);
-            on_open.map(|open| caught(open(conn.clone())))
+            on_open.map(|open| caught(|| open(conn.clone())))
         };
         let index = id.index();
         if self.entries.len() <= index {
@@ -535,7 +550,7 @@ impl LoopHandler {
         let (_, on_close) = host.lifecycle_handlers();
         if let Some(close) = on_close {
             self.runtime.spawn(async move {
-                report(caught(close(conn, frame)).await);
+                report(caught(|| close(conn, frame)).await);
                 drop(slot);
             });
         }
@@ -552,8 +567,15 @@ impl Drop for LoopHandler {
         // Frames listed on the direct path that no loop will write now.
         direct::drain(|_, _| {});
         // Taken first: the adoptions (the application's request data
-        // among them) are dropped with no lock held.
-        let adopting = std::mem::take(&mut *lock(&self.lane.adopt));
+        // among them) are dropped with no lock held. Marked ended under
+        // the same lock: `adopt` refuses from now on, and `lane` skips this
+        // loop (it may have ended on an error of its poll, before any stop).
+        let adopting = {
+            let mut queue = lock(&self.lane.adopt);
+            self.lane.stopped.store(true, Ordering::Release);
+            std::mem::take(&mut *queue)
+        };
+        self.lane.retire.notify_one();
         for adoption in adopting {
             adoption.host.end_upgrade();
         }
