@@ -175,3 +175,57 @@ async fn a_member_that_stops_reading_is_bounded_by_its_outbox_on_the_direct_path
     drop((_stalled, driver));
     running.stop().await;
 }
+
+/// Regression (2026-12-05, review): a connection read again after the
+/// iteration's `before_writes` (resumed once its pending handler finished:
+/// `max_pending_messages: 1`) had its handler's broadcast listed on the
+/// direct path and left there until the loop's next event: the member got
+/// it 600-880 ms late (the idle sweep), or later on a loop with nothing
+/// else to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_from_a_resumed_connection_goes_out_at_once() {
+    let options = WsOptions { max_pending_messages: 1, ..one_loop() };
+    let mut server = common::server();
+    let room = server.ws("/room", options.clone(), |_| async {});
+    let drive = server.ws("/drive", options, |_| async {});
+    {
+        let room = room.clone();
+        drive.on_message(move |_conn, m| {
+            let slow = m.payload() == b"slow";
+            if !slow {
+                room.broadcast(Message::text(String::from_utf8_lossy(m.payload()).into_owned()));
+            }
+            async move {
+                if slow {
+                    // Holds the next message back: reading pauses, and
+                    // resumes in the loop's writes when this ends.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+    }
+    let running = common::start(server).await;
+    let addr = running.local_addr();
+    let mut member = connect(addr, "/room").await;
+    wait_for(&room, 1).await;
+    let mut driver = connect(addr, "/drive").await;
+    wait_for(&drive, 1).await;
+    let mut worst = Duration::ZERO;
+    for round in 0..5 {
+        send(&mut driver, "slow").await;
+        send(&mut driver, &format!("a {round}")).await;
+        send(&mut driver, &format!("b {round}")).await;
+        assert_eq!(text(&mut member).await, format!("a {round}"));
+        let waited = std::time::Instant::now();
+        assert_eq!(text(&mut member).await, format!("b {round}"));
+        worst = worst.max(waited.elapsed());
+        // Lets the loop go quiet between rounds.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Late by the loop's next event (the idle sweep, up to a second) in
+    // every round before the fix; a few milliseconds after it.
+    assert!(worst < Duration::from_millis(400), "a broadcast waited {worst:?}");
+    drop((member, driver));
+    running.stop().await;
+}
+

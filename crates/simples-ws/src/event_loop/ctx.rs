@@ -147,6 +147,17 @@ impl Ctx<'_> {
         true
     }
 
+    /// True in the callbacks that come after this iteration's
+    /// [`EventHandler::before_writes`](super::EventHandler::before_writes),
+    /// while the loop writes: `on_message` for a connection read again
+    /// then (just adopted, or resumed), `on_drained`, `on_close`. Work a
+    /// handler batches for `before_writes` must be flushed by such a
+    /// callback itself, or it waits for the next iteration (the next
+    /// event, which may be long).
+    pub fn writing(&self) -> bool {
+        self.core.writing
+    }
+
     /// Bytes waiting to be written on `id` (`None`: gone).
     pub fn queued(&mut self, id: ConnId) -> Option<usize> {
         self.core.live(id).map(|(p, _)| p.output().len())

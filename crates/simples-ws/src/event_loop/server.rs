@@ -122,6 +122,9 @@ pub(super) struct Core {
     /// [`EventLoop::shutdown`] started: connections adopted from now on are
     /// closed with 1001 at once.
     pub(super) shutting_down: bool,
+    /// The iteration's [`EventHandler::before_writes`] has run (see
+    /// [`Ctx::writing`]).
+    pub(super) writing: bool,
 }
 
 /// What a [`EventHandler`] callback can do: send to, close or inspect any
@@ -177,6 +180,7 @@ impl<H: EventHandler> EventLoop<H> {
                 now: Instant::now(),
                 epoch: Instant::now(),
                 shutting_down: false,
+                writing: false,
             },
             handle: Handle { stop: Arc::default(), woken: Arc::default(), graceful: Arc::default(), waker },
             accepting: Accepting::default(),
@@ -234,6 +238,7 @@ impl<H: EventHandler> EventLoop<H> {
         }
         let EventLoop { events, listener, core, accepting, handle, .. } = self;
         core.now = Instant::now();
+        core.writing = false;
         core.fire_timers(handler);
         if accepting.retry.is_some_and(|t| t <= core.now) {
             accepting.retry = None;
@@ -265,6 +270,7 @@ impl<H: EventHandler> EventLoop<H> {
             handler.on_wake(&mut Ctx { core });
         }
         handler.before_writes(&mut Ctx { core });
+        core.writing = true;
         core.settle_dirty(handler);
         core.sweep_idle();
         Ok(())

@@ -507,7 +507,8 @@ impl LoopHandler {
     /// until the output drains and the pump finds the outbox empty). Once
     /// per iteration (`before_writes`), before the pump of a connection
     /// with frames listed (`step`), and after callbacks that come after
-    /// `before_writes` (`on_drained`, `on_close`).
+    /// `before_writes` (`on_drained`, `on_close`, and `on_message` then:
+    /// `Ctx::writing`).
     fn write_direct(&mut self, ctx: &mut Ctx<'_>) {
         if !direct::pending() {
             return;
@@ -616,23 +617,26 @@ impl EventHandler for LoopHandler {
         let conn = entry.conn.clone();
         let span = entry.span();
         let _in = span.as_ref().map(tracing::Span::enter);
-        let Some((job, size)) = receive(&conn, msg) else {
-            // An acknowledgement, or a refusal already queued.
-            self.step(ctx, id);
-            return;
-        };
-        if entry.task.is_none() && entry.pending.is_none() {
-            // Straight to its handler (polled by `step`): no queue.
-            entry.task = dispatch(&conn, job);
-        } else {
-            let pending = entry.pending.get_or_insert_with(Box::default);
-            pending.push(job, size);
-            if !pending.accepts_more(&conn.inner.host.options) && !entry.paused {
-                entry.paused = true;
-                ctx.pause_reading(id, true);
+        // (`None`: an acknowledgement, or a refusal already queued.)
+        if let Some((job, size)) = receive(&conn, msg) {
+            if entry.task.is_none() && entry.pending.is_none() {
+                // Straight to its handler (polled by `step`): no queue.
+                entry.task = dispatch(&conn, job);
+            } else {
+                let pending = entry.pending.get_or_insert_with(Box::default);
+                pending.push(job, size);
+                if !pending.accepts_more(&conn.inner.host.options) && !entry.paused {
+                    entry.paused = true;
+                    ctx.pause_reading(id, true);
+                }
             }
         }
         self.step(ctx, id);
+        if ctx.writing() {
+            // Read again after `before_writes` (just adopted, or resumed):
+            // what its handler broadcast goes now, not at the next event.
+            self.write_direct(ctx);
+        }
     }
 
     fn on_drained(&mut self, ctx: &mut Ctx<'_>, id: ConnId) {
