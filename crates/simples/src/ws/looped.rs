@@ -174,11 +174,17 @@ pub(crate) async fn stop(shared: &WsShared) {
 }
 
 impl WsShared {
-    /// The host's loops, starting them if needed.
+    /// The host's loops, starting them if needed; never while the host
+    /// stops (an upgrade still in flight after `stop` took the loops
+    /// would start a set nobody stops: its connection runs as a task,
+    /// closed at once since the host is stopping).
     fn loops(&self) -> std::io::Result<Arc<Loops>> {
         let mut slot = lock(&self.loops);
         Ok(match &*slot {
             Some(loops) => loops.clone(),
+            None if self.stopping.load(Ordering::SeqCst) => {
+                return Err(std::io::Error::other("the host is stopping"));
+            }
             None => {
                 let loops = Arc::new(start(thread_count(self.options.event_loop_threads))?);
                 loops.users.store(1, Ordering::SeqCst);
@@ -670,6 +676,20 @@ impl EventHandler for LoopHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (2026-12-05, review): an upgrade still in flight after
+    /// the host's stop took its loops started a new set of loop threads
+    /// that nothing stopped.
+    #[tokio::test]
+    async fn a_stopping_host_starts_no_loops() {
+        let host = crate::ws::WsHost::new("/t", crate::ws::WsOptions::default());
+        host.shared.stopping.store(true, Ordering::SeqCst);
+        assert!(host.shared.lane().is_err());
+        assert!(lock(&host.shared.loops).is_none(), "loops started for a stopping host");
+        host.shared.stopping.store(false, Ordering::SeqCst);
+        assert!(host.shared.lane().is_ok());
+        stop(&host.shared).await;
+    }
 
     /// One per connection of a loop (the handler's table): the span and
     /// the admission slot share one box (64 bytes with a box each), the
