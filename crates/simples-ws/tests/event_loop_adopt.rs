@@ -54,10 +54,13 @@ struct Srv {
     echo: bool,
     /// Called once from the first `on_wake`: a wake during `on_wake`.
     rewake: Option<Handle>,
+    /// `Ctx::writing` in each `on_message`, in order.
+    writing: Arc<std::sync::Mutex<Vec<bool>>>,
 }
 
 impl EventHandler for Srv {
     fn on_message(&mut self, ctx: &mut Ctx<'_>, id: ConnId, msg: Message) {
+        self.writing.lock().unwrap().push(ctx.writing());
         if msg == text("pause-me") {
             assert!(ctx.pause_reading(id, true));
         }
@@ -103,6 +106,7 @@ struct Server {
     cmds: mpsc::Sender<Cmd>,
     events: mpsc::Receiver<Ev>,
     thread: Option<thread::JoinHandle<()>>,
+    writing: Arc<std::sync::Mutex<Vec<bool>>>,
 }
 
 impl Server {
@@ -112,9 +116,10 @@ impl Server {
         let handle = lp.handle();
         let (cmd_tx, cmds) = mpsc::channel();
         let (ev_tx, events) = mpsc::channel();
-        let srv = Srv { cmds, events: ev_tx, wakes: Arc::default(), echo, rewake: None };
+        let writing = Arc::default();
+        let srv = Srv { cmds, events: ev_tx, wakes: Arc::default(), echo, rewake: None, writing: Arc::clone(&writing) };
         let thread = thread::spawn(move || lp.run(srv).unwrap());
-        Server { handle, cmds: cmd_tx, events, thread: Some(thread) }
+        Server { handle, cmds: cmd_tx, events, thread: Some(thread), writing }
     }
 
     fn cmd(&self, cmd: Cmd) {
@@ -311,6 +316,21 @@ fn adopted_connection_delivers_leftover_bytes_then_socket_bytes_in_order() {
     server.quiet(Duration::from_millis(100));
 }
 
+/// `Ctx::writing`: false for a message read on its socket's event, true for
+/// one delivered in the loop's writes (after `before_writes`): an adopted
+/// connection's leftover bytes are, and so is what waits in its socket.
+#[test]
+fn ctx_writing_tells_messages_delivered_in_the_loops_writes() {
+    let server = Server::start(Options::default(), false);
+    let l = listener();
+    let (stream, proto, mut client) = handshake(&l, |c| c.frames(&[text("leftover")]));
+    let id = server.adopt(stream, proto).unwrap();
+    assert_eq!(server.message(id), text("leftover"));
+    client.send(&[text("read")]);
+    assert_eq!(server.message(id), text("read"));
+    assert_eq!(*server.writing.lock().unwrap(), [true, false]);
+}
+
 /// An adopted connection with no leftover bytes, echoing: the common case.
 fn adopted(server: &Server, l: &TcpListener) -> (ConnId, Client) {
     let (stream, proto, client) = handshake(l, |_| Vec::new());
@@ -351,7 +371,7 @@ fn manual() -> (EventLoop<Srv>, Srv, mpsc::Receiver<Ev>) {
     let lp = EventLoop::unbound(Options::default()).unwrap();
     let (_, cmds) = mpsc::channel();
     let (tx, events) = mpsc::channel();
-    let srv = Srv { cmds, events: tx, wakes: Arc::default(), echo: false, rewake: None };
+    let srv = Srv { cmds, events: tx, wakes: Arc::default(), echo: false, rewake: None, writing: Arc::default() };
     (lp, srv, events)
 }
 

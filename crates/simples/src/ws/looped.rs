@@ -691,6 +691,45 @@ mod tests {
         stop(&host.shared).await;
     }
 
+    /// A loop that ended without a stop (as on an error of its poll) is
+    /// marked by its handler's end: no connection is sent there any more,
+    /// and one already on its way is refused (its upgrade ended, its
+    /// socket closed) rather than left in a queue nobody reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_loop_that_ended_gets_no_more_connections() {
+        let options = crate::ws::WsOptions { event_loop_threads: 2, ..crate::ws::WsOptions::default() };
+        let host = crate::ws::WsHost::new("/t", options);
+        let loops = host.shared.loops().unwrap();
+        let dead = loops.lanes[0].clone();
+        // Its loop returns, as `run` does on a poll error (no `stop_lane`).
+        dead.handle.stop();
+        let thread = lock(&loops.threads).remove(0);
+        tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+        assert!(dead.stopped.load(Ordering::Acquire), "the ended loop is not marked");
+        for _ in 0..4 {
+            assert!(!Arc::ptr_eq(&host.shared.lane().unwrap(), &dead), "a connection sent to the ended loop");
+        }
+        // One that picked it just before: refused, its upgrade ended.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        assert!(host.shared.begin_upgrade());
+        let adoption = Adoption {
+            stream,
+            protocol: simples_ws::Protocol::new(simples_ws::Role::Server, host.shared.config.clone()),
+            host: host.shared.clone(),
+            id: 1,
+            request: crate::ws::request::RequestInfo::for_tests("/t", [2, 2, 2]),
+            slot: None,
+        };
+        adopt(&dead, adoption, &[], None);
+        assert_eq!(host.shared.upgrading.load(Ordering::SeqCst), 0);
+        assert!(lock(&dead.adopt).is_empty());
+        client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        assert_eq!(std::io::Read::read(&mut &client, &mut [0u8; 1]).unwrap(), 0, "the refused socket is closed");
+        stop(&host.shared).await;
+    }
+
     /// One per connection of a loop (the handler's table): the span and
     /// the admission slot share one box (64 bytes with a box each), the
     /// loop's id is the signal's (56 with a copy here).
