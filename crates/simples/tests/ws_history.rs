@@ -205,3 +205,40 @@ async fn malformed_join_and_leave_requests_are_answered_with_an_error_and_the_co
     drop(a);
     running.stop().await;
 }
+
+/// Found in review: a member unbound while its `@join` recovered (here by
+/// an `on_channel` hook of its own bind, the one way to land in that
+/// window deterministically; an application's unbind or a
+/// `Channel::close` from another thread lands there by chance) lost its
+/// recovery buffer, and the recovery read that as "could not catch up"
+/// and closed the connection with 1013. The join now fails with the
+/// reason; the connection goes on.
+#[tokio::test]
+async fn regression_unbound_while_joining_ends_the_join_not_the_connection() {
+    let (running, host) = start(5, 1024).await;
+    let kicked = host.clone();
+    host.on_channel(move |event| {
+        if let simples::ws::ChannelEvent::Bind { channel, conn } = event {
+            if channel == "kick" {
+                assert!(kicked.channel(channel).unbind(conn));
+            }
+        }
+    });
+    let addr = running.local_addr();
+    let mut a = connect(addr, "/h").await;
+    host.channel("kick").broadcast_event("m", &1).unwrap(); // a history to recover from
+    for (id, since) in [(1, None), (2, Some(("0123456789abcdef", 1)))] {
+        let (before, ack) = join(&mut a, "kick", since, id).await;
+        assert!(before.is_empty(), "{before:?}");
+        assert_eq!(ack, json!({ "ack": id, "error": "left channel \"kick\" while joining it" }));
+        assert_eq!(host.channel("kick").len(), 0);
+    }
+    // The connection goes on: another join, then a message on it.
+    let (_, ack) = join(&mut a, "room", None, 3).await;
+    assert_eq!(ack["data"]["recovered"], true, "{ack}");
+    host.channel("room").broadcast_event("m", &2).unwrap();
+    assert_eq!(json(&mut a).await["data"], 2);
+    assert_eq!(host.stats().connections, 1);
+    drop(a);
+    running.stop().await;
+}

@@ -28,6 +28,10 @@ pub enum WsError {
     Backplane(String),
     /// An [`ObjectClient`](crate::ws::ObjectClient) could not connect.
     Connect(String),
+    /// The connection left the channel (unbound by the application, or
+    /// the channel closed) while [`Channel::join`](crate::ws::Channel::join)
+    /// was recovering it: the join ended, the connection stays open.
+    Unbound(String),
 }
 
 impl fmt::Display for WsError {
@@ -42,6 +46,7 @@ impl fmt::Display for WsError {
             WsError::PresenceOff => f.write_str("presence is off for this WebSocket host (WsOptions::presence)"),
             WsError::Backplane(e) => write!(f, "{e}"),
             WsError::Connect(e) => write!(f, "cannot connect: {e}"),
+            WsError::Unbound(channel) => write!(f, "left channel {channel:?} while joining it"),
         }
     }
 }

@@ -215,7 +215,11 @@ pub(crate) async fn recover(
         let mut slow: Vec<(WsConn, SlowAction)> = Vec::new();
         let done = {
             let mut buffers = lock(&recovering.buffers);
-            let Some(buffer) = buffers.get_mut(&key) else { break };
+            // The entry goes before the registration's end only with the
+            // membership (`forget`): the connection left the channel
+            // meanwhile (an unbind, possibly by a hook of its own bind,
+            // or `Channel::close`). The join ends; the connection goes on.
+            let Some(buffer) = buffers.get_mut(&key) else { return Err(WsError::Unbound(name.to_string())) };
             let gap = buffer.overflowed || buffer.frames.first().is_some_and(|(o, _)| *o > last + 1);
             if gap {
                 buffer.frames.clear();
