@@ -242,3 +242,49 @@ async fn regression_unbound_while_joining_ends_the_join_not_the_connection() {
     drop(a);
     running.stop().await;
 }
+
+/// Found in review: a client looping `@join room:<n>` / `@leave` made one
+/// history log per name and none went (100 joins: 100 logs, 0 rooms),
+/// though memory is said to be bounded by the sizes. Now at most
+/// `max_history_channels`; a busy channel's history survives the churn
+/// and its members still recover.
+#[tokio::test]
+async fn regression_joining_channel_after_channel_keeps_history_bounded() {
+    let mut server = common::server();
+    let options = WsOptions { max_history_channels: 16, ..WsOptions::object() };
+    let host = server.ws("/h", options, |_| async {});
+    host.history(|_| Some(HistoryOptions { size: 10, ttl: Duration::from_secs(3600) }));
+    host.on_join(|_, _| async { Ok(()) });
+    let running = common::start(server).await;
+    let addr = running.local_addr();
+    let mut a = connect(addr, "/h").await;
+    let (_, ack) = join(&mut a, "busy", None, 1).await;
+    let epoch = ack["data"]["epoch"].as_str().unwrap().to_string();
+    let mut churn = connect(addr, "/h").await;
+    for n in 0..200u64 {
+        let (_, ack) = join(&mut churn, &format!("room:{n}"), None, 2 * n + 1).await;
+        assert_eq!(ack["data"]["recovered"], true, "{ack}");
+        send_json(&mut churn, json!({ "event": "@leave", "data": { "channel": format!("room:{n}") }, "id": 2 * n + 2 })).await;
+        assert_eq!(json(&mut churn).await["data"]["left"], true);
+        if n % 20 == 0 {
+            host.channel("busy").broadcast_event("m", &n).unwrap();
+        }
+        let stats = host.stats();
+        assert!(stats.history_channels <= 16, "after {n} joins: {} histories", stats.history_channels);
+    }
+    assert_eq!(host.stats().history_messages, 10);
+    // `a` got the ten live; a client that saw five recovers the rest, in
+    // the epoch of the start: the busy history was never evicted.
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.push(json(&mut a).await);
+    }
+    assert_eq!(offsets(&seen), (1..=10).collect::<Vec<_>>());
+    drop(a);
+    let mut b = connect(addr, "/h").await;
+    let (replayed, ack) = join(&mut b, "busy", Some((&epoch, 5)), 1).await;
+    assert_eq!(offsets(&replayed), [6, 7, 8, 9, 10]);
+    assert_eq!(ack["data"]["recovered"], true, "{ack}");
+    drop((b, churn));
+    running.stop().await;
+}

@@ -131,6 +131,17 @@ pub struct WsOptions {
     /// relay, across nodes (one backplane write per bind and unbind).
     /// Default: `false`.
     pub presence: bool,
+    /// Most channel histories the memory backend keeps at once (see
+    /// [`WsHost::history`](crate::WsHost::history)): a history is created
+    /// by the first message or `@join` of a channel the policy gives
+    /// history to, and one more past this evicts the least recently used
+    /// (empty ones first; none in use at that moment). A client that
+    /// recovers from a position of an evicted history gets
+    /// `recovered: false`, as after a restart. The bound on the histories'
+    /// memory: this many channels times the policy's `size` messages
+    /// (`LIMITS.md`). The Redis backend is bounded by its keys' expiry
+    /// instead. Values under 1 count as 1. Default: `10_000`.
+    pub max_history_channels: usize,
     /// Most control frames (pings and pongs) accepted from a client per
     /// second; a ping flood over it closes the connection with 1008
     /// (policy violation). Default: `Some(1000)` (a browser sends none; a
@@ -186,6 +197,7 @@ impl Default for WsOptions {
             max_pending_messages: 16,
             relay: None,
             presence: false,
+            max_history_channels: 10_000,
             max_control_frames_per_second: Some(1000),
             max_connections: None,
             max_connections_per_ip: None,

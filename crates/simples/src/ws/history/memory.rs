@@ -6,6 +6,14 @@
 //! the channel in this process): a restarted process has new epochs, and
 //! a client that recovers from a position of the old one gets
 //! `recovered: false`.
+//!
+//! The number of logs is bounded (`WsOptions::max_history_channels`): a
+//! client that joins channel after channel (`@join room:1`, `room:2`,
+//! ...) creates one log each, which its `@leave` does not remove (a
+//! quiet channel's epoch must outlive its members, or every reconnection
+//! to it would be `recovered: false`). At the bound, a new log evicts the
+//! least recently used ones, empty first, down to seven eighths of it
+//! (one sweep per eighth of the bound: amortised O(log n) per new log).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +47,8 @@ pub(crate) struct Log {
     last: u64,
     entries: VecDeque<Stored>,
     options: HistoryOptions,
+    /// When it was last appended to or read.
+    touched: Instant,
 }
 
 /// What a read since a position found.
@@ -54,14 +64,55 @@ pub(crate) struct Since {
 }
 
 impl Memory {
-    /// Channel `name`'s log, created (with a new epoch) if missing.
-    pub(crate) fn log(&self, name: &str, options: HistoryOptions) -> Arc<Mutex<Log>> {
+    /// Channel `name`'s log, created (with a new epoch) if missing; when
+    /// `max_logs` are there already, the least recently used go first.
+    pub(crate) fn log(&self, name: &str, options: HistoryOptions, max_logs: usize) -> Arc<Mutex<Log>> {
         let mut logs = lock(&self.logs);
-        logs.entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Log { epoch: new_epoch(), last: 0, entries: VecDeque::new(), options }))
+        if let Some(log) = logs.get(name) {
+            return log.clone();
+        }
+        let max_logs = max_logs.max(1);
+        if logs.len() >= max_logs {
+            self.evict(&mut logs, max_logs - 1 - max_logs / 8);
+        }
+        let log = Log { epoch: new_epoch(), last: 0, entries: VecDeque::new(), options, touched: Instant::now() };
+        let log = Arc::new(Mutex::new(log));
+        logs.insert(name.to_string(), log.clone());
+        log
+    }
+
+    /// Removes logs, least recently used first and empty ones (after
+    /// trimming by age) before any that holds messages, until `keep` are
+    /// left. A log someone holds now (a publication or a read under way)
+    /// stays: only the map holds the others, and nobody can take one
+    /// while the map's lock is held.
+    fn evict(&self, logs: &mut HashMap<String, Arc<Mutex<Log>>>, keep: usize) {
+        let now = Instant::now();
+        let mut idle: Vec<(bool, Instant, String)> = logs
+            .iter()
+            .filter(|(_, log)| Arc::strong_count(log) == 1)
+            .map(|(name, log)| {
+                let mut log = lock(log);
+                log.trim(self, now);
+                (!log.entries.is_empty(), log.touched, name.clone())
             })
-            .clone()
+            .collect();
+        idle.sort_unstable();
+        let excess = logs.len().saturating_sub(keep);
+        let (mut evicted, mut with_messages) = (0, 0);
+        for (held, _, name) in idle.into_iter().take(excess) {
+            if let Some(log) = logs.remove(&name) {
+                let mut log = lock(&log);
+                while log.pop(self) {}
+                evicted += 1;
+                with_messages += usize::from(held);
+            }
+        }
+        if with_messages > 0 {
+            tracing::warn!(evicted, with_messages, "channel histories evicted at WsOptions::max_history_channels");
+        } else {
+            tracing::debug!(evicted, "empty channel histories evicted at WsOptions::max_history_channels");
+        }
     }
 
     /// Channel `name`'s log if it exists.
@@ -84,6 +135,7 @@ impl Log {
     pub(crate) fn append(&mut self, memory: &Memory, payload: Bytes, binary: bool) -> Position {
         let now = Instant::now();
         self.trim(memory, now);
+        self.touched = now;
         self.last += 1;
         memory.messages.fetch_add(1, Ordering::Relaxed);
         memory.bytes.fetch_add(payload.len(), Ordering::Relaxed);
@@ -112,6 +164,13 @@ impl Log {
         }
     }
 
+    /// A read: trims by age, and the log counts as used now.
+    pub(crate) fn touch(&mut self, memory: &Memory) {
+        let now = Instant::now();
+        self.trim(memory, now);
+        self.touched = now;
+    }
+
     /// The latest position (offset 0 before the first message).
     pub(crate) fn top(&self) -> Position {
         Position { epoch: self.epoch.clone(), offset: self.last }
@@ -119,7 +178,7 @@ impl Log {
 
     /// The messages after `since` still here, and whether that is all.
     pub(crate) fn since(&mut self, memory: &Memory, since: &Position) -> Since {
-        self.trim(memory, Instant::now());
+        self.touch(memory);
         let top = self.top();
         let oldest = self.entries.front().map_or(self.last + 1, |e| e.offset);
         let complete = since.epoch == self.epoch && since.offset <= self.last && since.offset + 1 >= oldest;
@@ -137,7 +196,7 @@ impl Log {
 
     /// The latest `limit` messages, oldest first.
     pub(crate) fn recent(&mut self, memory: &Memory, limit: usize) -> Vec<HistoryEntry> {
-        self.trim(memory, Instant::now());
+        self.touch(memory);
         let skip = self.entries.len().saturating_sub(limit);
         self.entries
             .iter()
@@ -162,6 +221,57 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Found in review: a client joining channel after channel (each
+    /// `@join` makes a log) grew the map without bound. At the bound the
+    /// least recently used go, empty ones first, never one in use; the
+    /// counters follow what is removed.
+    #[tokio::test(start_paused = true)]
+    async fn regression_logs_are_bounded_lru_empty_first_never_one_in_use() {
+        let memory = Memory::default();
+        let options = opts(10, 60);
+        // Two logs with messages, used long ago; one held by a publication.
+        for name in ["kept-1", "kept-2"] {
+            lock(&memory.log(name, options, 8)).append(&memory, Bytes::from_static(b"abc"), false);
+        }
+        let held = memory.log("held", options, 8);
+        for n in 0..100 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            memory.log(&format!("empty-{n}"), options, 8);
+            assert!(memory.usage().channels <= 8, "{n}: {:?}", memory.usage());
+        }
+        let names: Vec<String> = lock(&memory.logs).keys().cloned().collect();
+        for name in ["kept-1", "kept-2", "held", "empty-99"] {
+            assert!(names.iter().any(|n| n == name), "{name} evicted: {names:?}");
+        }
+        assert_eq!(memory.usage(), Usage { channels: names.len(), messages: 2, bytes: 6 });
+        // Past the messages' age they are empty too, and the oldest: gone
+        // first; so is a log once nobody holds it.
+        drop(held);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        for n in 0..8 {
+            memory.log(&format!("new-{n}"), options, 8);
+        }
+        let names: Vec<String> = lock(&memory.logs).keys().cloned().collect();
+        assert!(!names.iter().any(|n| n.starts_with("kept") || n == "held"), "{names:?}");
+        assert_eq!((memory.usage().messages, memory.usage().bytes), (0, 0));
+        // A recent read keeps a log: `since` and `recent` count as use.
+        let read = memory.log("read", options, 8);
+        drop(read);
+        for n in 0..30 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            if let Some(log) = memory.existing("read") {
+                lock(&log).recent(&memory, 1);
+            }
+            memory.log(&format!("more-{n}"), options, 8);
+        }
+        assert!(memory.existing("read").is_some());
+        // A bound under 1 counts as 1.
+        let one = Memory::default();
+        one.log("a", options, 0);
+        one.log("b", options, 0);
+        assert_eq!(one.usage().channels, 1);
+    }
+
     fn opts(size: usize, secs: u64) -> HistoryOptions {
         HistoryOptions { size, ttl: Duration::from_secs(secs) }
     }
@@ -169,7 +279,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn trims_by_size_and_age() {
         let memory = Memory::default();
-        let log = memory.log("c", opts(3, 10));
+        let log = memory.log("c", opts(3, 10), 100);
         for i in 0..5u8 {
             assert_eq!(lock(&log).append(&memory, Bytes::from(vec![i]), true).offset, u64::from(i) + 1);
         }
