@@ -389,3 +389,41 @@ async fn cluster_nodes_share_channels_over_sharded_pubsub() {
         node.running.stop().await;
     }
 }
+
+/// Found in review: a bind announced its presence join after releasing
+/// the room's lock; an unbind in between (here by the `on_channel` hook
+/// of the bind itself, the deterministic way into that window; the
+/// connection's end from another thread lands there by chance) had its
+/// leave written to Redis first, and the late join left an entry for a
+/// member that had left: every node listed it until its node stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_member_unbound_while_its_bind_is_announced_is_not_left_in_presence() {
+    let Some(redis) = RedisServer::start() else { return };
+    let url = redis.url();
+    let (a, b) = (Node::start(presence_options(&url)).await, Node::start(presence_options(&url)).await);
+    let kicker = a.host.clone();
+    a.host.on_channel(move |event| {
+        if let simples::ws::ChannelEvent::Bind { channel, conn } = event {
+            if channel == "kick" {
+                assert!(kicker.channel(channel).unbind(conn));
+            }
+        }
+    });
+    // Bound to "kick" (and at once unbound), then to "p".
+    let _ana = connect(a.running.local_addr(), "/chat?room=kick,p&who=ana").await;
+    // One connection's presence writes are applied in order: once B sees
+    // it in "p", its "kick" entries are written too.
+    let mut who = Vec::new();
+    for _ in 0..100 {
+        who = who_is_in(&b, "p").await;
+        if !who.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(who, ["ana"]);
+    assert_eq!(who_is_in(&b, "kick").await, Vec::<String>::new(), "a member that left is listed");
+    assert_eq!(who_is_in(&a, "kick").await, Vec::<String>::new());
+    a.running.stop().await;
+    b.running.stop().await;
+}

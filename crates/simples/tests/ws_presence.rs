@@ -81,3 +81,47 @@ async fn presence_off_is_a_clear_error() {
     assert_eq!(host.channel("room").presence().await, Err(WsError::PresenceOff));
     running.stop().await;
 }
+
+/// Found in review: a bind announced its membership after releasing the
+/// room's lock, so an unbind (or the connection's end) in between was
+/// announced first: presence saw the member leave, then join, and kept a
+/// member that had left (on the backplane: an entry for a dead
+/// connection). Here the unbind comes from the `on_channel` hook of the
+/// bind itself, the one way to land in that window every time. The
+/// changes are now announced in the order they happened.
+#[tokio::test]
+async fn regression_an_unbind_during_the_binds_announcement_is_announced_after_it() {
+    let mut server = common::server();
+    let host = server.ws("/p", WsOptions { presence: true, ..WsOptions::object() }, |conn| async move {
+        conn.set_presence(json!({ "nick": "ana" }));
+        conn.bind("kick");
+        conn.bind("stay");
+    });
+    let kicker = host.clone();
+    host.on_channel(move |event| {
+        if let simples::ws::ChannelEvent::Bind { channel, conn } = event {
+            if channel == "kick" {
+                assert!(kicker.channel(channel).unbind(conn));
+            }
+        }
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = events.clone();
+    host.on_presence(move |e| {
+        let what = if matches!(e, PresenceEvent::Join { .. }) { "join" } else { "leave" };
+        log.lock().unwrap().push(format!("{what} {}", e.channel()));
+    });
+    let running = common::start(server).await;
+    let ana = connect(running.local_addr(), "/p").await;
+    wait_for(&host, 1).await;
+    for _ in 0..200 {
+        if host.channel("stay").len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*events.lock().unwrap(), ["join kick", "leave kick", "join stay"]);
+    assert!(host.channel("kick").is_empty());
+    drop(ana);
+    running.stop().await;
+}

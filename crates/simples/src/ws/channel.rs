@@ -11,6 +11,13 @@
 //!
 //! Lock order: the table, then a room, then a connection's channel list
 //! (its `Extras`); no path holds two of them except in that order.
+//!
+//! Announcements (the `on_channel` and `on_presence` hooks, the
+//! backplane's presence) follow the memberships: each change is queued on
+//! the connection (`Change`) under the room's lock, with the change
+//! itself, and announced after the lock is released by one thread at a
+//! time per connection (`WsShared::announce`), so a bind racing an unbind
+//! or the connection's end is announced before the leave, never after.
 
 use std::sync::Arc;
 
@@ -23,7 +30,7 @@ use super::host::Audience;
 use super::members::Inserted;
 use super::object;
 use super::relay::channel_topic;
-use super::state::{ChannelEvent, Members, Rooms, WsConn, WsHost, WsShared};
+use super::state::{Change, ChannelEvent, Members, Rooms, WsConn, WsHost, WsShared};
 use crate::backplane::PresenceMember;
 
 impl Rooms {
@@ -121,7 +128,7 @@ impl Channel {
             }
         };
         if added {
-            self.host.membership(&self.name, conn, true);
+            self.host.announce(conn);
         }
         added
     }
@@ -131,7 +138,7 @@ impl Channel {
         if !leave(&self.host, &self.name, conn, true) {
             return false;
         }
-        self.host.membership(&self.name, conn, false);
+        self.host.announce(conn);
         true
     }
 
@@ -141,13 +148,10 @@ impl Channel {
         let Some(room) = self.host.rooms.remove(&self.name, || self.host.room_disappeared(&self.name)) else {
             return 0;
         };
-        let members = room.retire();
+        let members = room.retire(|c| c.inner.leave_channel(Change::Closed(self.name.clone()), true));
         for conn in &members {
-            conn.inner.leave_channel(&self.name);
             self.host.history.recovering.forget(conn.id(), &self.name);
-            if self.host.options.presence {
-                self.host.presence_left(&self.name, conn);
-            }
+            self.host.announce(conn);
         }
         if !members.is_empty() {
             self.host.channel_event(&ChannelEvent::Close { channel: self.name.clone(), members: members.len() });
@@ -269,11 +273,7 @@ impl std::fmt::Debug for Channel {
 /// was not a member.
 fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> bool {
     let Some(room) = host.rooms.get(name) else { return false };
-    let left = room.remove(conn.id(), |c| {
-        if update_list {
-            c.inner.leave_channel(name);
-        }
-    });
+    let left = room.remove(conn.id(), |c| c.inner.leave_channel(Change::Unbound(name.to_string()), update_list));
     if left.is_some() {
         host.history.recovering.forget(conn.id(), name);
     }
@@ -287,13 +287,16 @@ fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> 
     }
 }
 
-/// A closed connection leaves all its channels (with `Unbind` events).
+/// A closed connection leaves all its channels (with `Unbind` events),
+/// then its presence info goes.
 pub(crate) fn leave_all(host: &Arc<WsShared>, conn: &WsConn) {
     let names = conn.inner.leave_all_channels();
     for name in names {
-        if leave(host, &name, conn, false) {
-            host.membership(&name, conn, false);
-        }
+        leave(host, &name, conn, false);
     }
-    host.forget_presence_info(conn.id());
+    if conn.inner.push_ended() {
+        host.announce(conn);
+    } else {
+        host.forget_presence_info(conn.id());
+    }
 }

@@ -2,6 +2,7 @@
 //! see it: what the handshake request carried, the session shared with
 //! HTTP, and non-blocking sends through the bounded outbox.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use super::object;
 use super::outbox::{Out, Outbox, Pushed};
 use super::request::RequestInfo;
 use super::signal::Signal;
-use super::state::{ConnInner, Extras, Used, WsConn, WsShared};
+use super::state::{Change, ConnInner, Extras, Used, WsConn, WsShared};
 use crate::router::Params;
 use crate::session::Session;
 
@@ -52,26 +53,83 @@ impl ConnInner {
         lock(&self.outbox).is_finished()
     }
 
-    /// Records channel `name`; `false` once the connection has ended.
+    /// Records channel `name` and queues its `Bound` change (called under
+    /// the room's lock); `false` once the connection has ended.
     pub(crate) fn join_channel(&self, name: &str) -> bool {
         let mut extras = lock(&self.extras);
         if self.ended() {
             return false;
         }
-        extras.used().names.push(name.to_string());
+        let used = extras.used();
+        used.names.push(name.to_string());
+        used.changes.push_back(Change::Bound(name.to_string()));
         true
     }
 
-    /// Forgets one membership of channel `name`. One, not every: while
-    /// `Channel::close` takes the members out of a room, a member may be
-    /// bound again to a new room of the same name (the list then names it
-    /// twice), and that membership must stay listed, or the connection's
-    /// end would not take it out of the new room.
-    pub(crate) fn leave_channel(&self, name: &str) {
-        if let Some(used) = lock(&self.extras).used.as_mut() {
+    /// Queues `change`, a leave (called under the room's lock), and with
+    /// `listed` forgets one membership of its channel. One, not every:
+    /// while `Channel::close` takes the members out of a room, a member
+    /// may be bound again to a new room of the same name (the list then
+    /// names it twice), and that membership must stay listed, or the
+    /// connection's end would not take it out of the new room.
+    pub(crate) fn leave_channel(&self, change: Change, listed: bool) {
+        let mut extras = lock(&self.extras);
+        let used = extras.used();
+        if let (true, Change::Unbound(name) | Change::Closed(name)) = (listed, &change) {
             if let Some(i) = used.names.iter().position(|c| c == name) {
                 used.names.remove(i);
             }
+        }
+        used.changes.push_back(change);
+    }
+
+    /// Queues `Updated` for every channel the connection is in (its
+    /// presence info changed); `false` if it is in none.
+    pub(crate) fn presence_updated(&self) -> bool {
+        let mut extras = lock(&self.extras);
+        let Some(used) = extras.used.as_mut().filter(|u| !u.names.is_empty()) else { return false };
+        let updates: Vec<Change> = used.names.iter().map(|n| Change::Updated(n.clone())).collect();
+        used.changes.extend(updates);
+        true
+    }
+
+    /// Queues `Ended` behind the leaves of the connection's end; `false`
+    /// if it never was in a channel (nothing to order it with).
+    pub(crate) fn push_ended(&self) -> bool {
+        let mut extras = lock(&self.extras);
+        let Some(used) = extras.used.as_mut() else { return false };
+        used.changes.push_back(Change::Ended);
+        true
+    }
+
+    /// Takes the announcer's role if changes wait and nobody has it.
+    pub(crate) fn claim_announcing(&self) -> bool {
+        let mut extras = lock(&self.extras);
+        let Some(used) = extras.used.as_mut() else { return false };
+        if used.announcing || used.changes.is_empty() {
+            return false;
+        }
+        used.announcing = true;
+        true
+    }
+
+    /// The announcer's next change; `None` ends its role (and frees the
+    /// queue's buffer: a member holds none between changes).
+    pub(crate) fn next_change(&self) -> Option<Change> {
+        let mut extras = lock(&self.extras);
+        let used = extras.used.as_mut()?;
+        let next = used.changes.pop_front();
+        if next.is_none() {
+            used.announcing = false;
+            used.changes = VecDeque::new();
+        }
+        next
+    }
+
+    /// Releases the announcer's role (its thread is unwinding).
+    pub(crate) fn abandon_announcing(&self) {
+        if let Some(used) = lock(&self.extras).used.as_mut() {
+            used.announcing = false;
         }
     }
 
@@ -315,13 +373,8 @@ impl WsConn {
     /// on.
     pub fn set_presence(&self, info: Value) {
         let host = &self.inner.host;
-        if host.options.presence {
-            if !host.set_presence_info(self, info) {
-                return;
-            }
-            for name in self.channels() {
-                host.presence_change(&name, self, true);
-            }
+        if host.options.presence && host.set_presence_info(self, info) && self.inner.presence_updated() {
+            host.announce(self);
         }
     }
 
@@ -464,7 +517,10 @@ mod tests {
         let (p, r) = (pending.clone(), rebound.clone());
         host.on_presence(move |event| {
             if let PresenceEvent::Leave { member, .. } = event {
-                if let Some((a, b)) = p.lock().unwrap().take() {
+                // Taken before the bind: the bind announces the other's
+                // leave first (it happened first), in this hook again.
+                let pending = p.lock().unwrap().take();
+                if let Some((a, b)) = pending {
                     // The first to leave brings the other back, whose own
                     // leave `close` has yet to announce.
                     let other = if member.conn == a.id() { b } else { a };

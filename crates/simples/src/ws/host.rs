@@ -23,7 +23,7 @@ use super::outbox::{Limits, Out, Pushed};
 use super::presence::PresenceEvent;
 use super::relay::{channel_topic, host_topic, Remote};
 use super::state::{
-    read, write, AuthFn, ChannelEvent, CloseFn, EventFn, FilterFn, Handlers, History, Members, MessageFn, OpenFn, Rooms,
+    read, write, AuthFn, Change, ChannelEvent, CloseFn, EventFn, FilterFn, Handlers, History, Members, MessageFn, OpenFn, Rooms,
     WsConn, WsHost, WsShared,
 };
 use crate::backplane::{Envelope, Kind, PresenceMember};
@@ -255,7 +255,12 @@ impl WsHost {
     }
 
     /// Called (synchronously, keep it short) on every channel bind, unbind
-    /// and close.
+    /// and close. One connection's `Bind` and `Unbind` events (and its
+    /// presence changes) come in the order its memberships changed, one at
+    /// a time: while one thread announces a connection's changes, a bind
+    /// or unbind of it on another thread (or in the hook itself) leaves
+    /// its event to that thread, so it may run just after `bind`/`unbind`
+    /// returned, on that thread.
     pub fn on_channel(&self, hook: impl Fn(&ChannelEvent) + Send + Sync + 'static) -> &Self {
         write(&self.shared.handlers).channel = Some(Arc::new(hook));
         self
@@ -264,7 +269,8 @@ impl WsHost {
     /// Called (synchronously, keep it short) when a connection joins or
     /// leaves a channel, on this node or (with a relay) on another node
     /// that shares the channel with this one. Only with
-    /// [`WsOptions::presence`] on.
+    /// [`WsOptions::presence`] on. In order per connection, as
+    /// [`on_channel`](WsHost::on_channel)'s events.
     pub fn on_presence(&self, hook: impl Fn(&PresenceEvent) + Send + Sync + 'static) -> &Self {
         write(&self.shared.handlers).presence = Some(Arc::new(hook));
         self
@@ -523,9 +529,43 @@ impl WsShared {
         }
     }
 
+    /// Announces `conn`'s queued membership changes (`Change`), unless
+    /// another thread does: then that thread announces these too, after
+    /// the ones before them. Each change was queued under its room's lock
+    /// with the membership itself, so a bind racing an unbind or the
+    /// connection's end is announced in the order the memberships
+    /// changed: the backplane never keeps a presence entry for a member
+    /// that left, and the hooks see a join before its leave. Runs the
+    /// hooks with no lock held (a hook may bind or unbind again: its
+    /// changes are announced after it returns, by this loop).
+    pub(crate) fn announce(&self, conn: &WsConn) {
+        if !conn.inner.claim_announcing() {
+            return;
+        }
+        struct Role<'a>(&'a WsConn);
+        impl Drop for Role<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.inner.abandon_announcing();
+                }
+            }
+        }
+        let _role = Role(conn);
+        while let Some(change) = conn.inner.next_change() {
+            match change {
+                Change::Bound(name) => self.membership(&name, conn, true),
+                Change::Unbound(name) => self.membership(&name, conn, false),
+                Change::Closed(name) if self.options.presence => self.presence_change(&name, conn, false),
+                Change::Updated(name) if self.options.presence => self.presence_change(&name, conn, true),
+                Change::Closed(_) | Change::Updated(_) => {}
+                Change::Ended => self.forget_presence_info(conn.id()),
+            }
+        }
+    }
+
     /// `conn` joined (`true`) or left channel `name`: the `on_channel`
     /// hook, then presence.
-    pub(crate) fn membership(&self, name: &str, conn: &WsConn, joined: bool) {
+    fn membership(&self, name: &str, conn: &WsConn, joined: bool) {
         let event = if joined {
             ChannelEvent::Bind { channel: name.to_string(), conn: conn.clone() }
         } else {
@@ -537,14 +577,9 @@ impl WsShared {
         }
     }
 
-    /// `conn` left channel `name` (closed by the application): presence only.
-    pub(crate) fn presence_left(&self, name: &str, conn: &WsConn) {
-        self.presence_change(name, conn, false);
-    }
-
     /// Presence: the backplane's entry, then the other nodes' `on_presence`
     /// hooks (announced once the entry is written), and this node's.
-    pub(crate) fn presence_change(&self, name: &str, conn: &WsConn, joined: bool) {
+    fn presence_change(&self, name: &str, conn: &WsConn, joined: bool) {
         let member = self.presence_member(conn);
         if let (Some(relay), Ok(json)) = (&self.options.relay, serde_json::to_vec(&member)) {
             let kind = if joined { Kind::PresenceJoin } else { Kind::PresenceLeave };

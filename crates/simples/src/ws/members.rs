@@ -103,12 +103,13 @@ impl Members {
         s.retired
     }
 
-    /// Retires the set and returns what it held.
-    pub(crate) fn retire(&self) -> Vec<WsConn> {
+    /// Retires the set and returns what it held; `each` runs on every
+    /// member under the set's lock.
+    pub(crate) fn retire(&self, mut each: impl FnMut(&WsConn)) -> Vec<WsConn> {
         let mut s = self.lock();
         s.retired = true;
         s.snapshot = None;
-        s.by_id.drain().map(|ById(c)| c).collect()
+        s.by_id.drain().map(|ById(c)| c).inspect(|c| each(c)).collect()
     }
 
     /// The connection with this id.

@@ -27,7 +27,7 @@
 //! that refers back to them) is defined here too; anything else goes to
 //! the module that uses it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -202,6 +202,30 @@ pub(crate) struct Used {
     /// Waiters of the requests; allocated by the first request (a
     /// connection in channels seldom makes any).
     pub(crate) waiting: Option<Box<Waiters>>,
+    /// Membership changes not announced yet, in the order they happened
+    /// (each pushed under the room's lock, with the membership itself).
+    pub(crate) changes: VecDeque<Change>,
+    /// A thread is announcing `changes` (`WsShared::announce`): the others
+    /// only push theirs, so the hooks and the backplane see one
+    /// connection's changes in order.
+    pub(crate) announcing: bool,
+}
+
+/// A change of a connection's channels to announce to the `on_channel` and
+/// `on_presence` hooks and the backplane's presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Bound: `Bind`, a presence join.
+    Bound(String),
+    /// Unbound, or left at its end: `Unbind`, a presence leave.
+    Unbound(String),
+    /// Taken out by `Channel::close` (which reports one `Close` event):
+    /// a presence leave.
+    Closed(String),
+    /// New presence info in a channel it is in: a presence join (update).
+    Updated(String),
+    /// The connection ended: its presence info goes, after its leaves.
+    Ended,
 }
 
 /// Who waits for each request's acknowledgement, by request id.
