@@ -542,6 +542,47 @@ mod tests {
         assert!(host.channel_names().is_empty(), "the room outlived its members");
     }
 
+    /// Threads binding and unbinding one connection at once, then its
+    /// end: the presence events alternate join, leave, join, ... (each
+    /// bind and unbind that took effect, in the order they took effect)
+    /// and end with a leave. Without the ordered announcements a join
+    /// could follow the leave that undid it.
+    #[test]
+    fn racing_binds_and_unbinds_are_announced_in_the_order_they_took_effect() {
+        use crate::ws::presence::PresenceEvent;
+        use std::sync::Mutex;
+        for round in 0..20 {
+            let host = WsHost::new("/t", WsOptions { presence: true, ..WsOptions::object() });
+            let conn = WsConn::new(1, host.shared.clone(), RequestInfo::for_tests("/t", [2, 2, 2]), Signal::default());
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let log = events.clone();
+            host.on_presence(move |e| log.lock().unwrap().push(matches!(e, PresenceEvent::Join { .. })));
+            std::thread::scope(|s| {
+                for t in 0..4 {
+                    let conn = conn.clone();
+                    s.spawn(move || {
+                        for i in 0..500 {
+                            if (i + t) % 2 == 0 {
+                                conn.bind("room");
+                            } else {
+                                conn.unbind("room");
+                            }
+                        }
+                    });
+                }
+            });
+            conn.inner.outbox().finish();
+            super::super::channel::leave_all(&host.shared, &conn);
+            let events = events.lock().unwrap();
+            assert!(!events.is_empty());
+            for (i, joined) in events.iter().enumerate() {
+                assert_eq!(*joined, i % 2 == 0, "round {round}: event {i} of {}", events.len());
+            }
+            assert_eq!(events.last(), Some(&false), "round {round}: the last event is a leave");
+            assert!(host.shared.presence_info.lock().unwrap().is_empty());
+        }
+    }
+
     /// Regression (2026-12-05, review): `set_presence` on a connection
     /// whose end had already forgotten its presence info kept the new info
     /// for good.
