@@ -43,6 +43,14 @@ pub struct ServerOptions {
     /// and what has not finished its closing handshake by then is dropped.
     /// Default: 10 seconds.
     pub shutdown_timeout: Duration,
+    /// Connections the kernel completes and holds for each listener
+    /// before the server accepts them (`listen`'s backlog; Linux caps it
+    /// at `net.core.somaxconn`, 4096 on current kernels). A burst larger
+    /// than this while the accept loop is busy (clients reconnecting
+    /// after a restart) has its excess connection attempts dropped, and
+    /// their clients retry after one second, then three. Default: `1024`
+    /// (tokio's and the standard library's `bind` use 128).
+    pub backlog: u32,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +62,7 @@ impl Default for ServerOptions {
             keep_alive: true,
             tls_handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            backlog: 1024,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -44,6 +44,22 @@ struct Active {
     force: watch::Sender<bool>,
     alive: mpsc::Receiver<()>,
     accept_tasks: Vec<JoinHandle<()>>,
+}
+
+/// Binds a listener to the first address `addr` resolves to that takes
+/// it (as `TcpListener::bind` does), with `SO_REUSEADDR` (a restart binds
+/// again at once) and `backlog` (`ServerOptions::backlog`).
+async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
 }
 
 fn server_error(reason: impl Into<String>) -> Error {
@@ -82,8 +98,9 @@ impl Running {
     /// loops.
     async fn bind(&self, addrs: &[String]) -> Result<Active> {
         let mut bound = Vec::new();
+        let backlog = self.inner.shared.options.backlog;
         for (config, addr) in self.inner.listeners.iter().zip(addrs) {
-            let listener = TcpListener::bind(addr.as_str())
+            let listener = listen(addr, backlog)
                 .await
                 .map_err(|e| server_error(format!("cannot listen on {addr}: {e}")).with_source(e))?;
             bound.push((listener, config.tls.clone()));
