@@ -85,7 +85,14 @@ where
     F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    // A backlog of 1024, as the event loop's and the framework's listeners
+    // (`TcpListener::bind` uses 128): a test's burst of connects (200 in
+    // `burst_of_connections_dropped_mid_handshake`) must not overflow it
+    // while the accept loop shares two threads with the clients, or the
+    // dropped SYNs retry after 1 s, then 3 s, past a step's limit.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+    let listener = socket.listen(1024).expect("listen");
     let addr = listener.local_addr().expect("local_addr");
     tokio::spawn(async move {
         loop {
