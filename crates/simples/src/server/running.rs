@@ -47,19 +47,28 @@ struct Active {
 }
 
 /// Binds a listener to the first address `addr` resolves to that takes
-/// it (as `TcpListener::bind` does), with `SO_REUSEADDR` (a restart binds
-/// again at once) and `backlog` (`ServerOptions::backlog`).
+/// it (as `TcpListener::bind` does: an address whose family is missing,
+/// e.g. `::1` with IPv6 off, is skipped), with `SO_REUSEADDR` (a restart
+/// binds again at once) and `backlog` (`ServerOptions::backlog`).
 async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
     let mut last = None;
     for addr in tokio::net::lookup_host(addr).await? {
-        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+        match listen_on(addr, backlog) {
             Ok(listener) => return Ok(listener),
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
+}
+
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // Not on Windows, where it would let another process take the port
+    // (as tokio's `bind`).
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 fn server_error(reason: impl Into<String>) -> Error {

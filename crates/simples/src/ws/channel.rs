@@ -79,6 +79,11 @@ impl Rooms {
         self.get(name).map(|r| r.snapshot())
     }
 
+    /// Whether room `name` exists (it has members).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).contains_key(name)
+    }
+
     /// The names of the rooms that have members.
     pub(crate) fn names(&self) -> Vec<String> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
@@ -294,9 +299,76 @@ pub(crate) fn leave_all(host: &Arc<WsShared>, conn: &WsConn) {
     for name in names {
         leave(host, &name, conn, false);
     }
-    if conn.inner.push_ended() {
-        host.announce(conn);
-    } else {
-        host.forget_presence_info(conn.id());
+    // Announces the leaves; the presence info goes after the last (here,
+    // or on the thread announcing this connection's changes, also for a
+    // leave a racing `Channel::close` queues after this).
+    host.announce(conn);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::presence::PresenceEvent;
+    use crate::ws::request::RequestInfo;
+    use crate::ws::signal::Signal;
+    use crate::ws::WsOptions;
+    use std::sync::Mutex;
+
+    /// A host with presence whose `on_presence` events are logged as
+    /// `"join <nick>"` / `"leave <nick>"`, and a connection showing `ana`.
+    fn host_and_conn() -> (WsHost, WsConn, Arc<Mutex<Vec<String>>>) {
+        let host = WsHost::new("/t", WsOptions { presence: true, ..WsOptions::object() });
+        let conn = WsConn::new(1, host.shared.clone(), RequestInfo::for_tests("/t", [2, 2, 2]), Signal::default());
+        conn.set_presence(serde_json::json!({ "nick": "ana" }));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = events.clone();
+        host.on_presence(move |e| {
+            let what = if matches!(e, PresenceEvent::Join { .. }) { "join" } else { "leave" };
+            log.lock().unwrap().push(format!("{what} {}", e.member().info["nick"].as_str().unwrap_or("null")));
+        });
+        (host, conn, events)
+    }
+
+    /// `Channel::close`'s two steps with something in between: it takes
+    /// the room out of the table, then empties it.
+    fn close_in_two_steps(host: &WsHost, name: &str, between: impl FnOnce()) {
+        let shared = &host.shared;
+        let room = shared.rooms.remove(name, || {}).expect("the room");
+        between();
+        for conn in room.retire(|c| c.inner.leave_channel(Change::Closed(name.to_string()), true)) {
+            shared.announce(&conn);
+        }
+    }
+
+    /// Found in review: a member bound again between those two steps was
+    /// in two rooms of one name; its join (new room) was announced, then
+    /// the old room's leave, so presence lost a member that was there (on
+    /// Redis, every node stopped listing it).
+    #[test]
+    fn a_bind_racing_close_keeps_the_member_present() {
+        let (host, conn, events) = host_and_conn();
+        assert!(conn.bind("room"));
+        close_in_two_steps(&host, "room", || assert!(conn.bind("room")));
+        assert_eq!(*events.lock().unwrap(), ["join ana"], "the member was announced gone");
+        assert_eq!(conn.channels(), ["room"]);
+        assert!(conn.unbind("room"));
+        assert_eq!(*events.lock().unwrap(), ["join ana", "leave ana"]);
+    }
+
+    /// Found in review: the connection's end between those two steps
+    /// found no room to leave and forgot its presence info; the old room's
+    /// leave then went out with `null`. The info now goes after the last
+    /// leave.
+    #[test]
+    fn a_connection_ending_during_close_leaves_with_its_info() {
+        let (host, conn, events) = host_and_conn();
+        assert!(conn.bind("room"));
+        close_in_two_steps(&host, "room", || {
+            conn.inner.outbox().finish();
+            leave_all(&host.shared, &conn);
+            assert!(host.shared.presence_info.lock().unwrap().contains_key(&1), "forgotten before its leave");
+        });
+        assert_eq!(*events.lock().unwrap(), ["join ana", "leave ana"]);
+        assert!(host.shared.presence_info.lock().unwrap().is_empty(), "kept after the last leave");
     }
 }

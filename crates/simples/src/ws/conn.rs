@@ -54,7 +54,8 @@ impl ConnInner {
     }
 
     /// Records channel `name` and queues its `Bound` change (called under
-    /// the room's lock); `false` once the connection has ended.
+    /// the room's lock) unless the connection is in a room of that name
+    /// already (see `Used::present`); `false` once it has ended.
     pub(crate) fn join_channel(&self, name: &str) -> bool {
         let mut extras = lock(&self.extras);
         if self.ended() {
@@ -62,68 +63,81 @@ impl ConnInner {
         }
         let used = extras.used();
         used.names.push(name.to_string());
-        used.changes.push_back(Change::Bound(name.to_string()));
+        if !used.present.iter().any(|p| p == name) {
+            used.present.push(name.to_string());
+            used.changes.push_back(Change::Bound(name.to_string()));
+        }
         true
     }
 
-    /// Queues `change`, a leave (called under the room's lock), and with
-    /// `listed` forgets one membership of its channel. One, not every:
-    /// while `Channel::close` takes the members out of a room, a member
-    /// may be bound again to a new room of the same name (the list then
-    /// names it twice), and that membership must stay listed, or the
-    /// connection's end would not take it out of the new room.
+    /// Queues `change`, a leave (called under the room's lock), if it
+    /// takes the connection's last membership of its channel; with
+    /// `listed`, forgets one membership of the channel first. One, not
+    /// every: while `Channel::close` takes the members out of a room, a
+    /// member may be bound again to a new room of the same name (the list
+    /// then names it twice), and that membership must stay listed, or the
+    /// connection's end would not take it out of the new room. (The
+    /// connection's end passes `listed: false`: it took the whole list.)
     pub(crate) fn leave_channel(&self, change: Change, listed: bool) {
         let mut extras = lock(&self.extras);
         let used = extras.used();
-        if let (true, Change::Unbound(name) | Change::Closed(name)) = (listed, &change) {
+        let (Change::Unbound(name) | Change::Closed(name) | Change::Updated(name)) = &change else { return };
+        if listed {
             if let Some(i) = used.names.iter().position(|c| c == name) {
                 used.names.remove(i);
             }
+            if used.names.contains(name) {
+                return;
+            }
         }
-        used.changes.push_back(change);
+        if let Some(i) = used.present.iter().position(|p| p == name) {
+            used.present.swap_remove(i);
+            used.changes.push_back(change);
+        }
     }
 
     /// Queues `Updated` for every channel the connection is in (its
     /// presence info changed); `false` if it is in none.
     pub(crate) fn presence_updated(&self) -> bool {
         let mut extras = lock(&self.extras);
-        let Some(used) = extras.used.as_mut().filter(|u| !u.names.is_empty()) else { return false };
-        let updates: Vec<Change> = used.names.iter().map(|n| Change::Updated(n.clone())).collect();
+        let Some(used) = extras.used.as_mut().filter(|u| !u.present.is_empty()) else { return false };
+        let updates: Vec<Change> = used.present.iter().map(|n| Change::Updated(n.clone())).collect();
         used.changes.extend(updates);
         true
     }
 
-    /// Queues `Ended` behind the leaves of the connection's end; `false`
-    /// if it never was in a channel (nothing to order it with).
-    pub(crate) fn push_ended(&self) -> bool {
+    /// Takes the announcer's role if changes wait and nobody has it;
+    /// otherwise `Err(done)`, `done` as in [`next_change`](Self::next_change)
+    /// (never while another thread has the role: it decides at its end).
+    pub(crate) fn claim_announcing(&self) -> Result<(), bool> {
         let mut extras = lock(&self.extras);
-        let Some(used) = extras.used.as_mut() else { return false };
-        used.changes.push_back(Change::Ended);
-        true
-    }
-
-    /// Takes the announcer's role if changes wait and nobody has it.
-    pub(crate) fn claim_announcing(&self) -> bool {
-        let mut extras = lock(&self.extras);
-        let Some(used) = extras.used.as_mut() else { return false };
-        if used.announcing || used.changes.is_empty() {
-            return false;
+        let Some(used) = extras.used.as_mut() else { return Err(self.ended()) };
+        if used.announcing {
+            return Err(false);
+        }
+        if used.changes.is_empty() {
+            return Err(used.present.is_empty() && self.ended());
         }
         used.announcing = true;
-        true
+        Ok(())
     }
 
-    /// The announcer's next change; `None` ends its role (and frees the
-    /// queue's buffer: a member holds none between changes).
-    pub(crate) fn next_change(&self) -> Option<Change> {
+    /// The announcer's next change, or `Err` when there is none, which ends
+    /// its role (and frees the queue's buffer: a member holds none between
+    /// changes) and says whether the connection is done with channels: it
+    /// has ended and every leave was announced, so its presence info can
+    /// go (no change comes after that: an ended connection joins nothing
+    /// and `set_presence` on it is a no-op).
+    pub(crate) fn next_change(&self) -> Result<Change, bool> {
         let mut extras = lock(&self.extras);
-        let used = extras.used.as_mut()?;
-        let next = used.changes.pop_front();
-        if next.is_none() {
-            used.announcing = false;
-            used.changes = VecDeque::new();
+        let Some(used) = extras.used.as_mut() else { return Err(false) };
+        if let Some(next) = used.changes.pop_front() {
+            return Ok(next);
         }
-        next
+        used.announcing = false;
+        used.changes = VecDeque::new();
+        let done = used.present.is_empty() && self.ended();
+        Err(done)
     }
 
     /// Releases the announcer's role (its thread is unwinding).

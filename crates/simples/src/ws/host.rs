@@ -260,7 +260,12 @@ impl WsHost {
     /// a time: while one thread announces a connection's changes, a bind
     /// or unbind of it on another thread (or in the hook itself) leaves
     /// its event to that thread, so it may run just after `bind`/`unbind`
-    /// returned, on that thread.
+    /// returned, on that thread (and a closed connection's `Unbind` events
+    /// just after its `on_close`). A connection bound to a channel it is
+    /// already in under a room of the same name (bound again while
+    /// [`Channel::close`](crate::ws::Channel::close) empties the old one)
+    /// gets no second `Bind`, and its `Unbind` comes when it leaves the
+    /// last one.
     pub fn on_channel(&self, hook: impl Fn(&ChannelEvent) + Send + Sync + 'static) -> &Self {
         write(&self.shared.handlers).channel = Some(Arc::new(hook));
         self
@@ -537,9 +542,14 @@ impl WsShared {
     /// changed: the backplane never keeps a presence entry for a member
     /// that left, and the hooks see a join before its leave. Runs the
     /// hooks with no lock held (a hook may bind or unbind again: its
-    /// changes are announced after it returns, by this loop).
+    /// changes are announced after it returns, by this loop). Once the
+    /// connection has ended and its last leave is announced, its presence
+    /// info goes (`set_presence`).
     pub(crate) fn announce(&self, conn: &WsConn) {
-        if !conn.inner.claim_announcing() {
+        if let Err(done) = conn.inner.claim_announcing() {
+            if done {
+                self.forget_presence_info(conn.id());
+            }
             return;
         }
         struct Role<'a>(&'a WsConn);
@@ -551,15 +561,18 @@ impl WsShared {
             }
         }
         let _role = Role(conn);
-        while let Some(change) = conn.inner.next_change() {
-            match change {
-                Change::Bound(name) => self.membership(&name, conn, true),
-                Change::Unbound(name) => self.membership(&name, conn, false),
-                Change::Closed(name) if self.options.presence => self.presence_change(&name, conn, false),
-                Change::Updated(name) if self.options.presence => self.presence_change(&name, conn, true),
-                Change::Closed(_) | Change::Updated(_) => {}
-                Change::Ended => self.forget_presence_info(conn.id()),
+        let done = loop {
+            match conn.inner.next_change() {
+                Ok(Change::Bound(name)) => self.membership(&name, conn, true),
+                Ok(Change::Unbound(name)) => self.membership(&name, conn, false),
+                Ok(Change::Closed(name)) if self.options.presence => self.presence_change(&name, conn, false),
+                Ok(Change::Updated(name)) if self.options.presence => self.presence_change(&name, conn, true),
+                Ok(Change::Closed(_) | Change::Updated(_)) => {}
+                Err(done) => break done,
             }
+        };
+        if done {
+            self.forget_presence_info(conn.id());
         }
     }
 
@@ -609,9 +622,9 @@ impl WsShared {
         true
     }
 
-    /// The connection ended and has left its channels (their leaves were
-    /// announced with its info): forget the info.
-    pub(crate) fn forget_presence_info(&self, conn: u64) {
+    /// The connection ended and its leaves were announced (with its info):
+    /// forget the info.
+    fn forget_presence_info(&self, conn: u64) {
         if self.options.presence {
             self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn);
         }

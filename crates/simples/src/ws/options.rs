@@ -135,12 +135,15 @@ pub struct WsOptions {
     /// [`WsHost::history`](crate::WsHost::history)): a history is created
     /// by the first message or `@join` of a channel the policy gives
     /// history to, and one more past this evicts the least recently used
-    /// (empty ones first; none in use at that moment). A client that
-    /// recovers from a position of an evicted history gets
-    /// `recovered: false`, as after a restart. The bound on the histories'
-    /// memory: this many channels times the policy's `size` messages
-    /// (`LIMITS.md`). The Redis backend is bounded by its keys' expiry
-    /// instead. Values under 1 count as 1. Default: `10_000`.
+    /// of the channels without members on this node (empty ones first;
+    /// none in use at that moment). A client that recovers from a position
+    /// of an evicted history gets `recovered: false`, as after a restart.
+    /// The histories of channels with members stay (past the bound, there
+    /// are as many histories as such channels). The bound on the
+    /// histories' memory: this many channels, or the channels with
+    /// members, times the policy's `size` messages (`LIMITS.md`). The
+    /// Redis backend is bounded by its keys' expiry instead. Values under 1
+    /// count as 1. Default: `10_000`.
     pub max_history_channels: usize,
     /// Most control frames (pings and pongs) accepted from a client per
     /// second; a ping flood over it closes the connection with 1008

@@ -205,6 +205,12 @@ pub(crate) struct Used {
     /// Membership changes not announced yet, in the order they happened
     /// (each pushed under the room's lock, with the membership itself).
     pub(crate) changes: VecDeque<Change>,
+    /// The channels whose join was queued and not its leave: a change is
+    /// queued only when a name enters or leaves this list, so two rooms of
+    /// one name (a bind racing `Channel::close`, which takes the old room
+    /// out of the table before it empties it) make one join and one leave,
+    /// announced when the last membership of the name goes.
+    pub(crate) present: Vec<String>,
     /// A thread is announcing `changes` (`WsShared::announce`): the others
     /// only push theirs, so the hooks and the backplane see one
     /// connection's changes in order.
@@ -224,8 +230,6 @@ pub(crate) enum Change {
     Closed(String),
     /// New presence info in a channel it is in: a presence join (update).
     Updated(String),
-    /// The connection ended: its presence info goes, after its leaves.
-    Ended,
 }
 
 /// Who waits for each request's acknowledgement, by request id.
@@ -373,9 +377,15 @@ pub(crate) struct Recovering {
     /// when some do.
     pub(crate) active: AtomicUsize,
     pub(crate) buffers: Mutex<HashMap<(u64, String), Buffer>>,
+    /// The last recovery's number (`Buffer::recovery`).
+    pub(crate) numbered: AtomicU64,
 }
 
 pub(crate) struct Buffer {
+    /// The recovery that registered it: an entry of the same connection
+    /// and channel may be another recovery's (the first one's entry went
+    /// with an unbind, and a new join registered again).
+    pub(crate) recovery: u64,
     pub(crate) frames: Vec<(u64, Arc<PreparedFrame>)>,
     pub(crate) overflowed: bool,
     pub(crate) cap: usize,

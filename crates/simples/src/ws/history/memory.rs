@@ -12,8 +12,11 @@
 //! ...) creates one log each, which its `@leave` does not remove (a
 //! quiet channel's epoch must outlive its members, or every reconnection
 //! to it would be `recovered: false`). At the bound, a new log evicts the
-//! least recently used ones, empty first, down to seven eighths of it
-//! (one sweep per eighth of the bound: amortised O(log n) per new log).
+//! least recently used ones of channels without members here, empty
+//! first, down to seven eighths of it (one sweep per eighth of the bound:
+//! amortised O(log n) per new log; a sweep of 10,000 logs holds the map's
+//! lock about a millisecond). Logs of channels with members are never
+//! evicted: past the bound, the logs are as many as those channels.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,15 +68,22 @@ pub(crate) struct Since {
 
 impl Memory {
     /// Channel `name`'s log, created (with a new epoch) if missing; when
-    /// `max_logs` are there already, the least recently used go first.
-    pub(crate) fn log(&self, name: &str, options: HistoryOptions, max_logs: usize) -> Arc<Mutex<Log>> {
+    /// `max_logs` are there already, the least recently used of those
+    /// whose channel has no member here (`has_members`) go first.
+    pub(crate) fn log(
+        &self,
+        name: &str,
+        options: HistoryOptions,
+        max_logs: usize,
+        has_members: impl Fn(&str) -> bool,
+    ) -> Arc<Mutex<Log>> {
         let mut logs = lock(&self.logs);
         if let Some(log) = logs.get(name) {
             return log.clone();
         }
         let max_logs = max_logs.max(1);
         if logs.len() >= max_logs {
-            self.evict(&mut logs, max_logs - 1 - max_logs / 8);
+            self.evict(&mut logs, max_logs - 1 - max_logs / 8, has_members);
         }
         let log = Log { epoch: new_epoch(), last: 0, entries: VecDeque::new(), options, touched: Instant::now() };
         let log = Arc::new(Mutex::new(log));
@@ -83,14 +93,16 @@ impl Memory {
 
     /// Removes logs, least recently used first and empty ones (after
     /// trimming by age) before any that holds messages, until `keep` are
-    /// left. A log someone holds now (a publication or a read under way)
-    /// stays: only the map holds the others, and nobody can take one
-    /// while the map's lock is held.
-    fn evict(&self, logs: &mut HashMap<String, Arc<Mutex<Log>>>, keep: usize) {
+    /// left. Two kinds stay: a log someone holds now (a publication or a
+    /// read under way; only the map holds the others, and nobody can take
+    /// one while the map's lock is held), and the log of a channel with
+    /// members here (its members may recover from it, a recovery may be
+    /// under way: their number is the application's to bound, `on_join`).
+    fn evict(&self, logs: &mut HashMap<String, Arc<Mutex<Log>>>, keep: usize, has_members: impl Fn(&str) -> bool) {
         let now = Instant::now();
         let mut idle: Vec<(bool, Instant, String)> = logs
             .iter()
-            .filter(|(_, log)| Arc::strong_count(log) == 1)
+            .filter(|(name, log)| Arc::strong_count(log) == 1 && !has_members(name))
             .map(|(name, log)| {
                 let mut log = lock(log);
                 log.trim(self, now);
@@ -223,20 +235,20 @@ mod tests {
 
     /// Found in review: a client joining channel after channel (each
     /// `@join` makes a log) grew the map without bound. At the bound the
-    /// least recently used go, empty ones first, never one in use; the
-    /// counters follow what is removed.
+    /// least recently used go, empty ones first, never one in use or of a
+    /// channel with members; the counters follow what is removed.
     #[tokio::test(start_paused = true)]
     async fn regression_logs_are_bounded_lru_empty_first_never_one_in_use() {
         let memory = Memory::default();
         let options = opts(10, 60);
         // Two logs with messages, used long ago; one held by a publication.
         for name in ["kept-1", "kept-2"] {
-            lock(&memory.log(name, options, 8)).append(&memory, Bytes::from_static(b"abc"), false);
+            lock(&memory.log(name, options, 8, |_| false)).append(&memory, Bytes::from_static(b"abc"), false);
         }
-        let held = memory.log("held", options, 8);
+        let held = memory.log("held", options, 8, |_| false);
         for n in 0..100 {
             tokio::time::advance(Duration::from_millis(10)).await;
-            memory.log(&format!("empty-{n}"), options, 8);
+            memory.log(&format!("empty-{n}"), options, 8, |_| false);
             assert!(memory.usage().channels <= 8, "{n}: {:?}", memory.usage());
         }
         let names: Vec<String> = lock(&memory.logs).keys().cloned().collect();
@@ -249,26 +261,31 @@ mod tests {
         drop(held);
         tokio::time::advance(Duration::from_secs(61)).await;
         for n in 0..8 {
-            memory.log(&format!("new-{n}"), options, 8);
+            memory.log(&format!("new-{n}"), options, 8, |_| false);
         }
         let names: Vec<String> = lock(&memory.logs).keys().cloned().collect();
         assert!(!names.iter().any(|n| n.starts_with("kept") || n == "held"), "{names:?}");
         assert_eq!((memory.usage().messages, memory.usage().bytes), (0, 0));
-        // A recent read keeps a log: `since` and `recent` count as use.
-        let read = memory.log("read", options, 8);
+        // A recent read keeps a log: `since` and `recent` count as use; so
+        // do members: the oldest log, empty, stays while its channel has
+        // members here.
+        let member = |n: &str| n == "member";
+        memory.log("member", options, 8, member);
+        let read = memory.log("read", options, 8, member);
         drop(read);
         for n in 0..30 {
             tokio::time::advance(Duration::from_millis(10)).await;
             if let Some(log) = memory.existing("read") {
                 lock(&log).recent(&memory, 1);
             }
-            memory.log(&format!("more-{n}"), options, 8);
+            memory.log(&format!("more-{n}"), options, 8, member);
         }
         assert!(memory.existing("read").is_some());
+        assert!(memory.existing("member").is_some());
         // A bound under 1 counts as 1.
         let one = Memory::default();
-        one.log("a", options, 0);
-        one.log("b", options, 0);
+        one.log("a", options, 0, |_| false);
+        one.log("b", options, 0, |_| false);
         assert_eq!(one.usage().channels, 1);
     }
 
@@ -279,7 +296,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn trims_by_size_and_age() {
         let memory = Memory::default();
-        let log = memory.log("c", opts(3, 10), 100);
+        let log = memory.log("c", opts(3, 10), 100, |_| false);
         for i in 0..5u8 {
             assert_eq!(lock(&log).append(&memory, Bytes::from(vec![i]), true).offset, u64::from(i) + 1);
         }

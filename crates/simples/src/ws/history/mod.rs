@@ -149,7 +149,7 @@ pub(crate) fn publish_local(
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let log = host.history.memory.log(name, options, host.options.max_history_channels);
+    let log = host.history.memory.log(name, options, host.options.max_history_channels, |n| host.rooms.has(n));
     let mut slow = Vec::new();
     let queued = {
         let mut log = lock(&log);
@@ -177,7 +177,7 @@ pub(crate) async fn read_since(
     if let Some(store) = host.history.store(host) {
         return store::since(host, &store, name, options, since).await;
     }
-    let log = host.history.memory.log(name, options, host.options.max_history_channels);
+    let log = host.history.memory.log(name, options, host.options.max_history_channels, |n| host.rooms.has(n));
     let mut log = lock(&log);
     log.set_options(options);
     Ok(match since {

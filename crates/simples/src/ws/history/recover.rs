@@ -79,43 +79,48 @@ impl Recovering {
         self.active.load(Ordering::SeqCst) > 0
     }
 
-    fn register(&self, key: (u64, String), cap: usize) -> bool {
+    /// Registers a recovery of `key`: its number, or `None` if one runs.
+    fn register(&self, key: (u64, String), cap: usize) -> Option<u64> {
         let mut buffers = lock(&self.buffers);
         if buffers.contains_key(&key) {
-            return false;
+            return None;
         }
-        buffers.insert(key, Buffer { frames: Vec::new(), overflowed: false, cap, floor: None });
+        let recovery = self.numbered.fetch_add(1, Ordering::Relaxed) + 1;
+        buffers.insert(key, Buffer { recovery, frames: Vec::new(), overflowed: false, cap, floor: None });
         self.active.fetch_add(1, Ordering::SeqCst);
-        true
+        Some(recovery)
     }
 
-    /// Removes `key`'s entry; with `buffering_only`, unless it is a floor.
-    fn unregister(&self, key: &(u64, String), buffering_only: bool) {
+    /// Removes `key`'s entry if `keep` does not keep it.
+    fn unregister(&self, key: &(u64, String), keep: impl FnOnce(&Buffer) -> bool) {
         let mut buffers = lock(&self.buffers);
-        if buffers.get(key).is_some_and(|b| !buffering_only || b.floor.is_none()) {
+        if buffers.get(key).is_some_and(|b| !keep(b)) {
             buffers.remove(key);
             self.active.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// `conn` left channel `name`: its entry (a floor) goes.
+    /// `conn` left channel `name`: its entry (a floor, or a recovery's
+    /// buffer: that recovery then ends) goes.
     pub(crate) fn forget(&self, conn: u64, name: &str) {
         if self.any() {
-            self.unregister(&(conn, name.to_string()), false);
+            self.unregister(&(conn, name.to_string()), |_| false);
         }
     }
 }
 
 /// Removes the registration however the recovery ends (also when its
-/// future is dropped).
+/// future is dropped), unless it has become a floor or is another
+/// recovery's.
 struct Registration<'a> {
     recovering: &'a Recovering,
     key: (u64, String),
+    recovery: u64,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.recovering.unregister(&self.key, true);
+        self.recovering.unregister(&self.key, |b| b.floor.is_some() || b.recovery != self.recovery);
     }
 }
 
@@ -178,10 +183,10 @@ pub(crate) async fn recover(
     }
     let key = (conn.id(), name.to_string());
     let recovering = &host.history.recovering;
-    if !recovering.register(key.clone(), host.limits.messages) {
+    let Some(recovery) = recovering.register(key.clone(), host.limits.messages) else {
         return Err(WsError::Remote(format!("already joining {name:?}")));
-    }
-    let _registration = Registration { recovering, key: key.clone() };
+    };
+    let _registration = Registration { recovering, key: key.clone(), recovery };
     if !channel.bind(conn) {
         return Err(WsError::Closed);
     }
@@ -218,8 +223,11 @@ pub(crate) async fn recover(
             // The entry goes before the registration's end only with the
             // membership (`forget`): the connection left the channel
             // meanwhile (an unbind, possibly by a hook of its own bind,
-            // or `Channel::close`). The join ends; the connection goes on.
-            let Some(buffer) = buffers.get_mut(&key) else { return Err(WsError::Unbound(name.to_string())) };
+            // or `Channel::close`), and an entry there now is a later
+            // join's. This join ends; the connection goes on.
+            let Some(buffer) = buffers.get_mut(&key).filter(|b| b.recovery == recovery) else {
+                return Err(WsError::Unbound(name.to_string()));
+            };
             let gap = buffer.overflowed || buffer.frames.first().is_some_and(|(o, _)| *o > last + 1);
             if gap {
                 buffer.frames.clear();
@@ -343,4 +351,31 @@ async fn leave(conn: WsConn, data: Value) -> Result<Value, String> {
     let request: LeaveRequest = serde_json::from_value(data).map_err(|e| format!("@leave: {e}"))?;
     let left = conn.unbind(&request.channel);
     Ok(json!({ "channel": request.channel, "left": left }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found in review: a recovery whose entry went with an unbind, and a
+    /// later join of the same connection and channel that registered
+    /// again: the first recovery's end removed the second one's entry (and
+    /// its loop would have drained it). Each entry now carries its
+    /// recovery's number.
+    #[test]
+    fn a_recovery_never_takes_a_later_recoverys_entry() {
+        let recovering = Recovering::default();
+        let key = (7, "room".to_string());
+        let first = recovering.register(key.clone(), 16).unwrap();
+        let registration = Registration { recovering: &recovering, key: key.clone(), recovery: first };
+        assert_eq!(recovering.register(key.clone(), 16), None, "one recovery at a time");
+        recovering.forget(7, "room"); // unbound
+        let second = recovering.register(key.clone(), 16).unwrap();
+        assert_ne!(first, second);
+        drop(registration);
+        assert_eq!(lock(&recovering.buffers).get(&key).map(|b| b.recovery), Some(second));
+        assert!(recovering.any());
+        drop(Registration { recovering: &recovering, key: key.clone(), recovery: second });
+        assert!(!recovering.any());
+    }
 }
