@@ -288,3 +288,36 @@ async fn regression_joining_channel_after_channel_keeps_history_bounded() {
     drop((b, churn));
     running.stop().await;
 }
+
+/// A client joining channel after channel without leaving: each
+/// membership holds memory, so past `max_channels_per_connection` a join
+/// fails with the reason (with or without history); leaving one makes
+/// room. Server-side binds stop there too.
+#[tokio::test]
+async fn joins_past_the_channel_limit_fail_with_the_reason() {
+    let mut server = common::server();
+    let options = WsOptions { max_channels_per_connection: 3, ..WsOptions::object() };
+    let host = server.ws("/h", options, |_| async {});
+    host.history(|ch| ch.starts_with("h:").then_some(HistoryOptions::default()));
+    host.on_join(|_, _| async { Ok(()) });
+    let running = common::start(server).await;
+    let mut a = connect(running.local_addr(), "/h").await;
+    for (id, name) in [(1, "h:1"), (2, "plain"), (3, "h:2")] {
+        assert!(join(&mut a, name, None, id).await.1.get("data").is_some(), "{name}");
+    }
+    let full = json!("the connection is in 3 channels already, the most it may join");
+    for (id, name) in [(4, "h:3"), (5, "more")] {
+        assert_eq!(join(&mut a, name, None, id).await.1["error"], full, "{name}");
+    }
+    // Joining one it is in is no new membership: fine.
+    assert_eq!(join(&mut a, "plain", None, 6).await.1["data"]["recovered"], true);
+    let conn = host.connections().pop().unwrap();
+    assert_eq!(conn.channels().len(), 3);
+    assert!(!conn.bind("server-side"), "a bind past the limit");
+    send_json(&mut a, json!({ "event": "@leave", "data": { "channel": "plain" }, "id": 7 })).await;
+    assert_eq!(json(&mut a).await["data"]["left"], true);
+    assert!(join(&mut a, "h:3", None, 8).await.1.get("data").is_some());
+    assert_eq!(conn.channels().len(), 3);
+    drop(a);
+    running.stop().await;
+}

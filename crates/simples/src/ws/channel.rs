@@ -90,6 +90,30 @@ impl Rooms {
     }
 }
 
+/// What became of a bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    Added,
+    /// Already a member.
+    Already,
+    /// The connection is closed (or of another host).
+    Closed,
+    /// The connection is in `max_channels_per_connection` channels.
+    Full,
+}
+
+impl Binding {
+    /// The error a join reports for a connection not added (`Already`:
+    /// none).
+    pub(crate) fn error(self, host: &WsShared) -> Option<WsError> {
+        match self {
+            Binding::Added | Binding::Already => None,
+            Binding::Closed => Some(WsError::Closed),
+            Binding::Full => Some(WsError::ChannelLimit(host.options.max_channels_per_connection)),
+        }
+    }
+}
+
 /// A named group of connections of one host: bind, unbind, broadcast,
 /// close. A handle: cheap to create with [`WsHost::channel`](crate::WsHost::channel);
 /// the channel exists while it has members.
@@ -110,32 +134,42 @@ impl Channel {
     }
 
     /// Adds `conn` (a connection of this host that is still open); `false`
-    /// if it was already a member, closed, or of another host.
+    /// if it was already a member, closed, of another host, or in
+    /// [`WsOptions::max_channels_per_connection`](crate::ws::WsOptions::max_channels_per_connection)
+    /// channels already.
     pub fn bind(&self, conn: &WsConn) -> bool {
+        self.bind_as(conn) == Binding::Added
+    }
+
+    /// [`bind`](Channel::bind), telling why a connection was not added.
+    pub(crate) fn bind_as(&self, conn: &WsConn) -> Binding {
         if !Arc::ptr_eq(&conn.inner.host, &self.host) || !conn.is_open() {
-            return false;
+            return Binding::Closed;
         }
         let rooms = &self.host.rooms;
-        let added = loop {
+        let limit = self.host.options.max_channels_per_connection;
+        let binding = loop {
             let room = rooms.get_or_create(&self.name, || self.host.room_appeared(&self.name));
             // The connection's list is updated under the room's lock, and a
             // connection that has ended (its outbox is finished, which its
             // driver does before it leaves the channels) is refused there:
-            // an ended connection is never left behind in a room.
-            match room.insert(conn, || conn.inner.join_channel(&self.name)) {
-                Inserted::Added { .. } => break true,
+            // an ended connection is never left behind in a room. So is one
+            // at its limit of channels (counted there, so concurrent binds
+            // cannot pass it).
+            match room.insert(conn, || conn.inner.join_channel(&self.name, limit)) {
+                Inserted::Added { .. } => break Binding::Added,
                 Inserted::Retired => continue,
-                Inserted::Already => break false,
+                Inserted::Already => break Binding::Already,
                 Inserted::Refused => {
                     rooms.remove_if_empty(&self.name, &room, || self.host.room_disappeared(&self.name));
-                    break false;
+                    break if conn.inner.ended() { Binding::Closed } else { Binding::Full };
                 }
             }
         };
-        if added {
+        if binding == Binding::Added {
             self.host.announce(conn);
         }
-        added
+        binding
     }
 
     /// Removes `conn`; `false` if it was not a member.

@@ -55,10 +55,11 @@ impl ConnInner {
 
     /// Records channel `name` and queues its `Bound` change (called under
     /// the room's lock) unless the connection is in a room of that name
-    /// already (see `Used::present`); `false` once it has ended.
-    pub(crate) fn join_channel(&self, name: &str) -> bool {
+    /// already (see `Used::present`); `false` once it has ended, or when
+    /// it is in `limit` channels.
+    pub(crate) fn join_channel(&self, name: &str, limit: usize) -> bool {
         let mut extras = lock(&self.extras);
-        if self.ended() {
+        if self.ended() || extras.used.as_ref().is_some_and(|u| u.names.len() >= limit) {
             return false;
         }
         let used = extras.used();
@@ -369,7 +370,9 @@ impl WsConn {
     }
 
     /// Binds this connection to channel `name` of its host (creating it);
-    /// `false` if it was already bound.
+    /// `false` if it was already bound, is closed, or is in
+    /// [`WsOptions::max_channels_per_connection`](crate::ws::WsOptions::max_channels_per_connection)
+    /// channels already.
     pub fn bind(&self, name: &str) -> bool {
         self.host().channel(name).bind(self)
     }
@@ -503,9 +506,9 @@ mod tests {
     #[tokio::test]
     async fn once_the_outbox_is_finished_no_channel_is_joined_and_no_request_waits() {
         let conn = conn();
-        assert!(conn.inner.join_channel("before"));
+        assert!(conn.inner.join_channel("before", usize::MAX));
         conn.inner.outbox().finish();
-        assert!(!conn.inner.join_channel("after"), "joined after the driver ended");
+        assert!(!conn.inner.join_channel("after", usize::MAX), "joined after the driver ended");
         assert_eq!(conn.inner.leave_all_channels(), ["before"]);
         let asked = conn.request_timeout("ask", &(), Duration::from_secs(5)).await;
         assert_eq!(asked, Err(WsError::Closed));

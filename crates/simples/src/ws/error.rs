@@ -32,6 +32,10 @@ pub enum WsError {
     /// the channel closed) while [`Channel::join`](crate::ws::Channel::join)
     /// was recovering it: the join ended, the connection stays open.
     Unbound(String),
+    /// The connection is in as many channels as
+    /// [`WsOptions::max_channels_per_connection`](crate::ws::WsOptions::max_channels_per_connection)
+    /// allows (the limit): a join was refused.
+    ChannelLimit(usize),
 }
 
 impl fmt::Display for WsError {
@@ -47,6 +51,7 @@ impl fmt::Display for WsError {
             WsError::Backplane(e) => write!(f, "{e}"),
             WsError::Connect(e) => write!(f, "cannot connect: {e}"),
             WsError::Unbound(channel) => write!(f, "left channel {channel:?} while joining it"),
+            WsError::ChannelLimit(n) => write!(f, "the connection is in {n} channels already, the most it may join"),
         }
     }
 }

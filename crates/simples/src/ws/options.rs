@@ -145,6 +145,11 @@ pub struct WsOptions {
     /// Redis backend is bounded by its keys' expiry instead. Values under 1
     /// count as 1. Default: `10_000`.
     pub max_history_channels: usize,
+    /// Most channels one connection is in at once: a bind past it returns
+    /// `false`, a client's `@join` fails with the reason (each membership
+    /// holds memory: its room's entry, the connection's list). Default:
+    /// `1024`.
+    pub max_channels_per_connection: usize,
     /// Most control frames (pings and pongs) accepted from a client per
     /// second; a ping flood over it closes the connection with 1008
     /// (policy violation). Default: `Some(1000)` (a browser sends none; a
@@ -201,6 +206,7 @@ impl Default for WsOptions {
             relay: None,
             presence: false,
             max_history_channels: 10_000,
+            max_channels_per_connection: 1024,
             max_control_frames_per_second: Some(1000),
             max_connections: None,
             max_connections_per_ip: None,

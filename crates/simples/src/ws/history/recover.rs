@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use simples_ws::PreparedFrame;
 
 use super::{lock, push_frame, read_since, wire_message, Position, Recovery};
-use crate::ws::channel::Channel;
+use crate::ws::channel::{Binding, Channel};
 use crate::ws::error::WsError;
 use crate::ws::options::SlowAction;
 use crate::ws::outbox::{Out, Pushed};
@@ -171,8 +171,8 @@ pub(crate) async fn recover(
 ) -> Result<Recovery, WsError> {
     let channel = Channel::new(host.clone(), name);
     let Some(options) = host.history.options_for(name) else {
-        if !channel.bind(conn) && !channel.contains(conn) {
-            return Err(WsError::Closed);
+        if let Some(e) = channel.bind_as(conn).error(host) {
+            return Err(e);
         }
         return Ok(Recovery { recovered: since.is_none(), position: None, replayed: 0 });
     };
@@ -187,8 +187,11 @@ pub(crate) async fn recover(
         return Err(WsError::Remote(format!("already joining {name:?}")));
     };
     let _registration = Registration { recovering, key: key.clone(), recovery };
-    if !channel.bind(conn) {
-        return Err(WsError::Closed);
+    match channel.bind_as(conn) {
+        Binding::Added => {}
+        // Bound meanwhile by the application (it is not recovering).
+        Binding::Already => return Err(WsError::Closed),
+        refused => return Err(refused.error(host).unwrap_or(WsError::Closed)),
     }
     if host.history.store(host).is_some() {
         super::store::subscribed(host, name).await;
