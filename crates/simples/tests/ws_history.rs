@@ -31,6 +31,16 @@ async fn start(size: usize, queue: usize) -> (Running, WsHost) {
     (running, host)
 }
 
+/// A server whose `/h` host (with `options`) keeps history by `policy`
+/// and lets clients join any channel.
+async fn start_open(options: WsOptions, policy: impl Fn(&str) -> Option<HistoryOptions> + Send + Sync + 'static) -> (Running, WsHost) {
+    let mut server = common::server();
+    let host = server.ws("/h", options, |_| async {});
+    host.history(policy);
+    host.on_join(|_, _| async { Ok(()) });
+    (common::start(server).await, host)
+}
+
 #[tokio::test]
 async fn positions_history_and_recovery() {
     let (running, host) = start(5, 1024).await;
@@ -250,12 +260,8 @@ async fn regression_unbound_while_joining_ends_the_join_not_the_connection() {
 /// and its members still recover.
 #[tokio::test]
 async fn regression_joining_channel_after_channel_keeps_history_bounded() {
-    let mut server = common::server();
     let options = WsOptions { max_history_channels: 16, ..WsOptions::object() };
-    let host = server.ws("/h", options, |_| async {});
-    host.history(|_| Some(HistoryOptions { size: 10, ttl: Duration::from_secs(3600) }));
-    host.on_join(|_, _| async { Ok(()) });
-    let running = common::start(server).await;
+    let (running, host) = start_open(options, |_| Some(HistoryOptions { size: 10, ttl: Duration::from_secs(3600) })).await;
     let addr = running.local_addr();
     let mut a = connect(addr, "/h").await;
     let (_, ack) = join(&mut a, "busy", None, 1).await;
@@ -295,12 +301,8 @@ async fn regression_joining_channel_after_channel_keeps_history_bounded() {
 /// room. Server-side binds stop there too.
 #[tokio::test]
 async fn joins_past_the_channel_limit_fail_with_the_reason() {
-    let mut server = common::server();
     let options = WsOptions { max_channels_per_connection: 3, ..WsOptions::object() };
-    let host = server.ws("/h", options, |_| async {});
-    host.history(|ch| ch.starts_with("h:").then_some(HistoryOptions::default()));
-    host.on_join(|_, _| async { Ok(()) });
-    let running = common::start(server).await;
+    let (running, host) = start_open(options, |ch| ch.starts_with("h:").then_some(HistoryOptions::default())).await;
     let mut a = connect(running.local_addr(), "/h").await;
     for (id, name) in [(1, "h:1"), (2, "plain"), (3, "h:2")] {
         assert!(join(&mut a, name, None, id).await.1.get("data").is_some(), "{name}");
