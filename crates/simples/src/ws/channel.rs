@@ -138,11 +138,13 @@ impl Channel {
     /// [`WsOptions::max_channels_per_connection`](crate::ws::WsOptions::max_channels_per_connection)
     /// channels already.
     pub fn bind(&self, conn: &WsConn) -> bool {
-        self.bind_as(conn) == Binding::Added
+        self.bind_as(conn, |_| {}) == Binding::Added
     }
 
-    /// [`bind`](Channel::bind), telling why a connection was not added.
-    pub(crate) fn bind_as(&self, conn: &WsConn) -> Binding {
+    /// [`bind`](Channel::bind), telling why a connection was not added;
+    /// `added` runs with the room under its lock once it is.
+    pub(crate) fn bind_as(&self, conn: &WsConn, added: impl FnOnce(&Arc<Members>)) -> Binding {
+        let mut added = Some(added);
         if !Arc::ptr_eq(&conn.inner.host, &self.host) || !conn.is_open() {
             return Binding::Closed;
         }
@@ -156,7 +158,14 @@ impl Channel {
             // an ended connection is never left behind in a room. So is one
             // at its limit of channels (counted there, so concurrent binds
             // cannot pass it).
-            match room.insert(conn, || conn.inner.join_channel(&self.name, limit)) {
+            let admit = || {
+                let joined = conn.inner.join_channel(&self.name, limit);
+                if let (true, Some(added)) = (joined, added.take()) {
+                    added(&room);
+                }
+                joined
+            };
+            match room.insert(conn, admit) {
                 Inserted::Added { .. } => break Binding::Added,
                 Inserted::Retired => continue,
                 Inserted::Already => break Binding::Already,
@@ -187,15 +196,8 @@ impl Channel {
         let Some(room) = self.host.rooms.remove(&self.name, || self.host.room_disappeared(&self.name)) else {
             return 0;
         };
-        let members = room.retire(|c| c.inner.leave_channel(Change::Closed(self.name.clone()), true));
-        for conn in &members {
-            self.host.history.recovering.forget(conn.id(), &self.name);
-            self.host.announce(conn);
-        }
-        if !members.is_empty() {
-            self.host.channel_event(&ChannelEvent::Close { channel: self.name.clone(), members: members.len() });
-        }
-        members.len()
+        // Binds from here on make a new room (they may race the rest).
+        empty_room(&self.host, &self.name, &room)
     }
 
     /// The members on this node.
@@ -307,6 +309,20 @@ impl std::fmt::Debug for Channel {
     }
 }
 
+/// The rest of [`Channel::close`], once `room` is out of the table: its
+/// members leave it (each announced), one `Close` event; how many.
+fn empty_room(host: &WsShared, name: &str, room: &Arc<Members>) -> usize {
+    let members = room.retire(|c| c.inner.leave_channel(Change::Closed(name.to_string()), true));
+    for conn in &members {
+        host.history.recovering.forget(conn.id(), name, room);
+        host.announce(conn);
+    }
+    if !members.is_empty() {
+        host.channel_event(&ChannelEvent::Close { channel: name.to_string(), members: members.len() });
+    }
+    members.len()
+}
+
 /// Takes `conn` out of room `name` (and, with `update_list`, out of the
 /// connection's list); removes the room if it became empty. `false` if it
 /// was not a member.
@@ -314,7 +330,7 @@ fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> 
     let Some(room) = host.rooms.get(name) else { return false };
     let left = room.remove(conn.id(), |c| c.inner.leave_channel(Change::Unbound(name.to_string()), update_list));
     if left.is_some() {
-        host.history.recovering.forget(conn.id(), name);
+        host.history.recovering.forget(conn.id(), name, &room);
     }
     match left {
         None => false,
@@ -366,12 +382,9 @@ mod tests {
     /// `Channel::close`'s two steps with something in between: it takes
     /// the room out of the table, then empties it.
     fn close_in_two_steps(host: &WsHost, name: &str, between: impl FnOnce()) {
-        let shared = &host.shared;
-        let room = shared.rooms.remove(name, || {}).expect("the room");
+        let room = host.shared.rooms.remove(name, || {}).expect("the room");
         between();
-        for conn in room.retire(|c| c.inner.leave_channel(Change::Closed(name.to_string()), true)) {
-            shared.announce(&conn);
-        }
+        assert_eq!(empty_room(&host.shared, name, &room), 1);
     }
 
     /// Found in review: a member bound again between those two steps was
@@ -387,6 +400,31 @@ mod tests {
         assert_eq!(conn.channels(), ["room"]);
         assert!(conn.unbind("room"));
         assert_eq!(*events.lock().unwrap(), ["join ana", "leave ana"]);
+    }
+
+    /// Found in review: a `@join` recovery that bound the connection into
+    /// the new room between those two steps lost its entry to the close's
+    /// clean-up of the old room (the join then failed, its buffered live
+    /// messages dropped, though the connection was in the channel). The
+    /// entry goes with the membership of the room it bound into. And a
+    /// connection at its limit of channels may still be bound again to a
+    /// name it is in.
+    #[test]
+    fn a_recovery_binding_during_close_keeps_its_entry() {
+        let host = WsHost::new("/t", WsOptions { max_channels_per_connection: 1, ..WsOptions::object() });
+        let conn = WsConn::new(1, host.shared.clone(), RequestInfo::for_tests("/t", [2, 2, 2]), Signal::default());
+        let recovering = &host.shared.history.recovering;
+        let key = (1, "room".to_string());
+        assert!(conn.bind("room"));
+        close_in_two_steps(&host, "room", || {
+            let recovery = recovering.register_for_tests(&key);
+            let bound = host.channel("room").bind_as(&conn, |room| recovering.bound_for_tests(&key, recovery, room));
+            assert_eq!(bound, Binding::Added, "refused at the limit for a name it is in");
+        });
+        assert!(recovering.any(), "the close took the new membership's recovery");
+        assert!(conn.unbind("room"));
+        assert!(!recovering.any(), "the unbind left the recovery's entry");
+        assert_eq!(conn.channels(), Vec::<String>::new());
     }
 
     /// Found in review: the connection's end between those two steps

@@ -56,10 +56,12 @@ impl ConnInner {
     /// Records channel `name` and queues its `Bound` change (called under
     /// the room's lock) unless the connection is in a room of that name
     /// already (see `Used::present`); `false` once it has ended, or when
-    /// it is in `limit` channels.
+    /// it is in `limit` other channels (a room of a name it is in already
+    /// is no new channel).
     pub(crate) fn join_channel(&self, name: &str, limit: usize) -> bool {
         let mut extras = lock(&self.extras);
-        if self.ended() || extras.used.as_ref().is_some_and(|u| u.names.len() >= limit) {
+        let present = extras.used.as_ref().map_or(&[][..], |u| &u.present[..]);
+        if self.ended() || (present.len() >= limit && !present.iter().any(|p| p == name)) {
             return false;
         }
         let used = extras.used();

@@ -147,8 +147,8 @@ pub struct WsOptions {
     pub max_history_channels: usize,
     /// Most channels one connection is in at once: a bind past it returns
     /// `false`, a client's `@join` fails with the reason (each membership
-    /// holds memory: its room's entry, the connection's list). Default:
-    /// `1024`.
+    /// holds memory: its room's entry, the connection's list). `0`: no
+    /// channel at all. Default: `1024`.
     pub max_channels_per_connection: usize,
     /// Most control frames (pings and pongs) accepted from a client per
     /// second; a ping flood over it closes the connection with 1008

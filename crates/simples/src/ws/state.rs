@@ -386,6 +386,11 @@ pub(crate) struct Buffer {
     /// and channel may be another recovery's (the first one's entry went
     /// with an unbind, and a new join registered again).
     pub(crate) recovery: u64,
+    /// The room the recovery bound the connection into (set under that
+    /// room's lock): the entry goes when that membership ends, not when
+    /// another room of the same name loses the connection (a bind racing
+    /// `Channel::close`).
+    pub(crate) room: Option<Arc<Members>>,
     pub(crate) frames: Vec<(u64, Arc<PreparedFrame>)>,
     pub(crate) overflowed: bool,
     pub(crate) cap: usize,

@@ -16,7 +16,8 @@
 //! first, down to seven eighths of it (one sweep per eighth of the bound:
 //! amortised O(log n) per new log; a sweep of 10,000 logs holds the map's
 //! lock about a millisecond). Logs of channels with members are never
-//! evicted: past the bound, the logs are as many as those channels.
+//! evicted: past the bound, the logs are as many as those channels plus
+//! an eighth of the bound (the next sweep waits for that many new logs).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,9 +32,22 @@ use super::{lock, new_epoch, HistoryEntry, HistoryOptions, Position, Usage};
 /// The logs of a host's history channels, and what they hold in total.
 #[derive(Default)]
 pub(crate) struct Memory {
-    logs: Mutex<HashMap<String, Arc<Mutex<Log>>>>,
+    logs: Mutex<Logs>,
     messages: AtomicUsize,
     bytes: AtomicUsize,
+}
+
+/// The logs by channel, and when to sweep next.
+#[derive(Default)]
+struct Logs {
+    by_name: HashMap<String, Arc<Mutex<Log>>>,
+    /// A new log sweeps once there are this many (at least the bound;
+    /// more after a sweep that could not get under it: the logs of
+    /// channels with members stay, and sweeping again at each new log
+    /// would cost O(n) each).
+    sweep_at: usize,
+    /// Sweeps so far (tests look).
+    sweeps: u64,
 }
 
 struct Stored {
@@ -78,16 +92,18 @@ impl Memory {
         has_members: impl Fn(&str) -> bool,
     ) -> Arc<Mutex<Log>> {
         let mut logs = lock(&self.logs);
-        if let Some(log) = logs.get(name) {
+        if let Some(log) = logs.by_name.get(name) {
             return log.clone();
         }
         let max_logs = max_logs.max(1);
-        if logs.len() >= max_logs {
-            self.evict(&mut logs, max_logs - 1 - max_logs / 8, has_members);
+        if logs.by_name.len() >= logs.sweep_at.max(max_logs) {
+            self.evict(&mut logs.by_name, max_logs - 1 - max_logs / 8, has_members);
+            logs.sweep_at = logs.by_name.len() + 1 + max_logs / 8;
+            logs.sweeps += 1;
         }
         let log = Log { epoch: new_epoch(), last: 0, entries: VecDeque::new(), options, touched: Instant::now() };
         let log = Arc::new(Mutex::new(log));
-        logs.insert(name.to_string(), log.clone());
+        logs.by_name.insert(name.to_string(), log.clone());
         log
     }
 
@@ -129,13 +145,13 @@ impl Memory {
 
     /// Channel `name`'s log if it exists.
     pub(crate) fn existing(&self, name: &str) -> Option<Arc<Mutex<Log>>> {
-        lock(&self.logs).get(name).cloned()
+        lock(&self.logs).by_name.get(name).cloned()
     }
 
     /// What the logs hold now.
     pub(crate) fn usage(&self) -> Usage {
         Usage {
-            channels: lock(&self.logs).len(),
+            channels: lock(&self.logs).by_name.len(),
             messages: self.messages.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }
@@ -251,7 +267,7 @@ mod tests {
             memory.log(&format!("empty-{n}"), options, 8, |_| false);
             assert!(memory.usage().channels <= 8, "{n}: {:?}", memory.usage());
         }
-        let names: Vec<String> = lock(&memory.logs).keys().cloned().collect();
+        let names: Vec<String> = lock(&memory.logs).by_name.keys().cloned().collect();
         for name in ["kept-1", "kept-2", "held", "empty-99"] {
             assert!(names.iter().any(|n| n == name), "{name} evicted: {names:?}");
         }
@@ -263,7 +279,7 @@ mod tests {
         for n in 0..8 {
             memory.log(&format!("new-{n}"), options, 8, |_| false);
         }
-        let names: Vec<String> = lock(&memory.logs).keys().cloned().collect();
+        let names: Vec<String> = lock(&memory.logs).by_name.keys().cloned().collect();
         assert!(!names.iter().any(|n| n.starts_with("kept") || n == "held"), "{names:?}");
         assert_eq!((memory.usage().messages, memory.usage().bytes), (0, 0));
         // A recent read keeps a log: `since` and `recent` count as use; so
@@ -282,6 +298,20 @@ mod tests {
         }
         assert!(memory.existing("read").is_some());
         assert!(memory.existing("member").is_some());
+        // Channels with members past the bound: kept, and a sweep only
+        // every eighth of the bound (8 here: every new log), not at each.
+        let busy = Memory::default();
+        for n in 0..400 {
+            busy.log(&format!("busy-{n}"), options, 64, |_| true);
+        }
+        assert_eq!(busy.usage().channels, 400);
+        let sweeps = lock(&busy.logs).sweeps;
+        assert!(sweeps <= (400 - 64) / 8 + 1, "{sweeps} sweeps for 336 logs past the bound");
+        // Once they have no members, a sweep brings them under the bound.
+        for n in 0..9 {
+            busy.log(&format!("after-{n}"), options, 64, |_| false);
+        }
+        assert!(busy.usage().channels <= 64, "{:?}", busy.usage());
         // A bound under 1 counts as 1.
         let one = Memory::default();
         one.log("a", options, 0, |_| false);

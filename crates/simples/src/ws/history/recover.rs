@@ -31,7 +31,7 @@ use crate::ws::channel::{Binding, Channel};
 use crate::ws::error::WsError;
 use crate::ws::options::SlowAction;
 use crate::ws::outbox::{Out, Pushed};
-use crate::ws::state::{read, Buffer, EventFn, Recovering, WsConn, WsShared};
+use crate::ws::state::{read, Buffer, EventFn, Members, Recovering, WsConn, WsShared};
 
 /// How many times a recovery reads history again (its buffer overflowed
 /// or had a gap) before it gives up and closes the connection (1013).
@@ -86,7 +86,7 @@ impl Recovering {
             return None;
         }
         let recovery = self.numbered.fetch_add(1, Ordering::Relaxed) + 1;
-        buffers.insert(key, Buffer { recovery, frames: Vec::new(), overflowed: false, cap, floor: None });
+        buffers.insert(key, Buffer { recovery, room: None, frames: Vec::new(), overflowed: false, cap, floor: None });
         self.active.fetch_add(1, Ordering::SeqCst);
         Some(recovery)
     }
@@ -100,12 +100,34 @@ impl Recovering {
         }
     }
 
-    /// `conn` left channel `name`: its entry (a floor, or a recovery's
-    /// buffer: that recovery then ends) goes.
-    pub(crate) fn forget(&self, conn: u64, name: &str) {
-        if self.any() {
-            self.unregister(&(conn, name.to_string()), |_| false);
+    /// Recovery `recovery` of `key` bound its connection into `room`
+    /// (called under the room's lock, with the membership).
+    fn bound(&self, key: &(u64, String), recovery: u64, room: &Arc<Members>) {
+        if let Some(buffer) = lock(&self.buffers).get_mut(key).filter(|b| b.recovery == recovery) {
+            buffer.room = Some(room.clone());
         }
+    }
+
+    /// `conn` left room `room` of channel `name`: the entry of a recovery
+    /// that bound it there (a floor, or a recovery's buffer: that recovery
+    /// then ends) goes.
+    pub(crate) fn forget(&self, conn: u64, name: &str, room: &Arc<Members>) {
+        if self.any() {
+            let ended = |b: &Buffer| b.room.as_ref().is_some_and(|r| Arc::ptr_eq(r, room));
+            self.unregister(&(conn, name.to_string()), |b| !ended(b));
+        }
+    }
+}
+
+#[cfg(test)]
+impl Recovering {
+    /// Registers a recovery of `key` (none may run): its number.
+    pub(crate) fn register_for_tests(&self, key: &(u64, String)) -> u64 {
+        self.register(key.clone(), 16).expect("no recovery of that key runs")
+    }
+
+    pub(crate) fn bound_for_tests(&self, key: &(u64, String), recovery: u64, room: &Arc<Members>) {
+        self.bound(key, recovery, room);
     }
 }
 
@@ -171,7 +193,7 @@ pub(crate) async fn recover(
 ) -> Result<Recovery, WsError> {
     let channel = Channel::new(host.clone(), name);
     let Some(options) = host.history.options_for(name) else {
-        if let Some(e) = channel.bind_as(conn).error(host) {
+        if let Some(e) = channel.bind_as(conn, |_| {}).error(host) {
             return Err(e);
         }
         return Ok(Recovery { recovered: since.is_none(), position: None, replayed: 0 });
@@ -187,7 +209,7 @@ pub(crate) async fn recover(
         return Err(WsError::Remote(format!("already joining {name:?}")));
     };
     let _registration = Registration { recovering, key: key.clone(), recovery };
-    match channel.bind_as(conn) {
+    match channel.bind_as(conn, |room| recovering.bound(&key, recovery, room)) {
         Binding::Added => {}
         // Bound meanwhile by the application (it is not recovering).
         Binding::Already => return Err(WsError::Closed),
@@ -372,7 +394,11 @@ mod tests {
         let first = recovering.register(key.clone(), 16).unwrap();
         let registration = Registration { recovering: &recovering, key: key.clone(), recovery: first };
         assert_eq!(recovering.register(key.clone(), 16), None, "one recovery at a time");
-        recovering.forget(7, "room"); // unbound
+        let room = Arc::new(Members::new());
+        recovering.bound(&key, first, &room);
+        recovering.forget(7, "room", &Arc::new(Members::new())); // another room of that name
+        assert!(recovering.any(), "forgotten for another room's membership");
+        recovering.forget(7, "room", &room); // unbound
         let second = recovering.register(key.clone(), 16).unwrap();
         assert_ne!(first, second);
         drop(registration);
