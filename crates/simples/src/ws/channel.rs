@@ -10,7 +10,8 @@
 //! (or even bind to) any channel.
 //!
 //! Lock order: the table, then a room, then a connection's channel list
-//! (its `Extras`); no path holds two of them except in that order.
+//! (its `Extras`) or the recovery buffers (a `@join` records the room it
+//! bound into); no path holds two of them except in that order.
 //!
 //! Announcements (the `on_channel` and `on_presence` hooks, the
 //! backplane's presence) follow the memberships: each change is queued on
