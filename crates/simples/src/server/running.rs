@@ -51,8 +51,13 @@ struct Active {
 /// e.g. `::1` with IPv6 off, is skipped), with `SO_REUSEADDR` (a restart
 /// binds again at once) and `backlog` (`ServerOptions::backlog`).
 async fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    listen_any(tokio::net::lookup_host(addr).await?, backlog)
+}
+
+/// The first of `addrs` a listener can be made on (the last error if none).
+fn listen_any(addrs: impl IntoIterator<Item = SocketAddr>, backlog: u32) -> std::io::Result<TcpListener> {
     let mut last = None;
-    for addr in tokio::net::lookup_host(addr).await? {
+    for addr in addrs {
         match listen_on(addr, backlog) {
             Ok(listener) => return Ok(listener),
             Err(e) => last = Some(e),
@@ -204,5 +209,24 @@ impl Running {
     pub async fn wait(&self) {
         let mut rx = self.inner.closed.subscribe();
         let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As `TcpListener::bind`: an address that cannot be listened on (in
+    /// use here) is skipped for the next one; none left, the last error.
+    #[tokio::test]
+    async fn listen_takes_the_first_address_that_works() {
+        let taken = listen_any([SocketAddr::from(([127, 0, 0, 1], 0))], 16).unwrap();
+        let busy = taken.local_addr().unwrap();
+        let listener = listen_any([busy, SocketAddr::from(([127, 0, 0, 1], 0))], 16).unwrap();
+        assert_ne!(listener.local_addr().unwrap(), busy);
+        let e = listen_any([busy], 16).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+        let e = listen_any([], 16).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
 }

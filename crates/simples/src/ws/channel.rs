@@ -346,7 +346,12 @@ fn leave(host: &Arc<WsShared>, name: &str, conn: &WsConn, update_list: bool) -> 
 /// A closed connection leaves all its channels (with `Unbind` events),
 /// then its presence info goes.
 pub(crate) fn leave_all(host: &Arc<WsShared>, conn: &WsConn) {
-    let names = conn.inner.leave_all_channels();
+    let Some(names) = conn.inner.leave_all_channels() else {
+        // Never in a channel (most connections): nothing was or will be
+        // queued; one lock, as before the queue.
+        host.forget_presence_info(conn.id());
+        return;
+    };
     for name in names {
         leave(host, &name, conn, false);
     }

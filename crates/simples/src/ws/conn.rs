@@ -152,10 +152,12 @@ impl ConnInner {
 
     /// The connection ended (its outbox is finished, so it joins no
     /// channel any more); returns the channels it was in.
-    pub(crate) fn leave_all_channels(&self) -> Vec<String> {
+    /// `None` if it never joined a channel nor made a request (nothing to
+    /// leave or announce).
+    pub(crate) fn leave_all_channels(&self) -> Option<Vec<String>> {
         let mut extras = lock(&self.extras);
         debug_assert!(self.ended(), "the driver finishes the outbox before it leaves the channels");
-        extras.used.as_mut().map(|used| std::mem::take(&mut used.names)).unwrap_or_default()
+        extras.used.as_mut().map(|used| std::mem::take(&mut used.names))
     }
 }
 
@@ -511,7 +513,7 @@ mod tests {
         assert!(conn.inner.join_channel("before", usize::MAX));
         conn.inner.outbox().finish();
         assert!(!conn.inner.join_channel("after", usize::MAX), "joined after the driver ended");
-        assert_eq!(conn.inner.leave_all_channels(), ["before"]);
+        assert_eq!(conn.inner.leave_all_channels(), Some(vec!["before".to_string()]));
         let asked = conn.request_timeout("ask", &(), Duration::from_secs(5)).await;
         assert_eq!(asked, Err(WsError::Closed));
         let used = lock(&conn.inner.extras).used.as_ref().map(|u| u.waiting.is_some());

@@ -624,7 +624,7 @@ impl WsShared {
 
     /// The connection ended and its leaves were announced (with its info):
     /// forget the info.
-    fn forget_presence_info(&self, conn: u64) {
+    pub(crate) fn forget_presence_info(&self, conn: u64) {
         if self.options.presence {
             self.presence_info.lock().unwrap_or_else(|e| e.into_inner()).remove(&conn);
         }

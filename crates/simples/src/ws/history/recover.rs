@@ -199,9 +199,7 @@ pub(crate) async fn recover(
         return Ok(Recovery { recovered: since.is_none(), position: None, replayed: 0 });
     };
     if channel.contains(conn) {
-        let top = read_since(host, name, options, None).await?.top;
-        let recovered = since.as_ref().map_or(true, |p| *p == top);
-        return Ok(Recovery { recovered, position: Some(top), replayed: 0 });
+        return already_member(host, name, options, since).await;
     }
     let key = (conn.id(), name.to_string());
     let recovering = &host.history.recovering;
@@ -211,8 +209,8 @@ pub(crate) async fn recover(
     let _registration = Registration { recovering, key: key.clone(), recovery };
     match channel.bind_as(conn, |room| recovering.bound(&key, recovery, room)) {
         Binding::Added => {}
-        // Bound meanwhile by the application (it is not recovering).
-        Binding::Already => return Err(WsError::Closed),
+        // Bound meanwhile by the application: as if it had been before.
+        Binding::Already => return already_member(host, name, options, since).await,
         refused => return Err(refused.error(host).unwrap_or(WsError::Closed)),
     }
     if host.history.store(host).is_some() {
@@ -299,6 +297,19 @@ pub(crate) async fn recover(
     tracing::warn!(id = conn.id(), channel = name, "recovery could not catch up with the channel; closing");
     conn.close(simples_ws::CloseCode::TRY_AGAIN_LATER, "recovery could not catch up");
     Err(WsError::Closed)
+}
+
+/// The join of a member (nothing replayed: it receives the channel
+/// already): the latest position, `recovered` if it is the one given.
+async fn already_member(
+    host: &Arc<WsShared>,
+    name: &str,
+    options: super::HistoryOptions,
+    since: Option<Position>,
+) -> Result<Recovery, WsError> {
+    let top = read_since(host, name, options, None).await?.top;
+    let recovered = since.as_ref().map_or(true, |p| *p == top);
+    Ok(Recovery { recovered, position: Some(top), replayed: 0 })
 }
 
 /// Queues history entries newer than `last` on `conn`; returns how many.
